@@ -1,0 +1,96 @@
+# dcache: build, test, install. `make` builds both libraries; `make test` runs every test;
+# `make install PREFIX=... DESTDIR=...` installs them with the header and a pkg-config file.
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR    ?=
+CARGO      ?= cargo
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
+
+BUILD_DIR := target/release
+SHARED    := $(BUILD_DIR)/libdcache.so
+STATIC    := $(BUILD_DIR)/libdcache.a
+
+# What the Makefile fragments (c-tests/, examples/) build against.
+DCACHE_CFLAGS        := -I$(CURDIR)/include
+DCACHE_LDLIBS        := -L$(CURDIR)/$(BUILD_DIR) -ldcache -Wl,-rpath,$(CURDIR)/$(BUILD_DIR)
+DCACHE_STATIC_LDLIBS := $(CURDIR)/$(STATIC) -lpthread -ldl -lm
+
+.PHONY: all lib header test test-rust test-exports test-install install uninstall clean
+
+all: lib
+
+# Both libraries and the command-line tool. The soname link lets programs linked against
+# the build tree run from it.
+lib:
+	$(CARGO) build --release --lib --bins
+	ln -sf libdcache.so $(BUILD_DIR)/libdcache.so.$(MAJOR)
+
+# Regenerates the committed header from src/ffi.
+header:
+	DCACHE_WRITE_HEADER=1 $(CARGO) build --release --lib
+
+# Rust unit and integration tests, including the check that include/dcache.h is current.
+test-rust:
+	$(CARGO) test --release
+
+# The shared library exports only dcache_* symbols and carries its soname.
+test-exports: lib
+	@bad=$$(nm -D --defined-only $(SHARED) | awk '{print $$3}' | grep -v '^dcache_' || true); \
+	if [ -n "$$bad" ]; then echo "FAIL: symbols outside dcache_*: $$bad"; exit 1; fi
+	@readelf -d $(SHARED) | grep -q 'SONAME.*libdcache.so.$(MAJOR)' || { echo "FAIL: soname"; exit 1; }
+	@echo "test-exports: 2 passed, 0 failed"
+
+# Installs into a staging directory, then builds and runs a C program with pkg-config
+# against the installed copy only.
+STAGE := $(CURDIR)/build/stage
+test-install: lib
+	rm -rf $(STAGE)
+	$(MAKE) --no-print-directory install DESTDIR=$(STAGE) PREFIX=/usr/local
+	cc -std=c99 -Wall -Wextra -Werror -o build/installed-check tests/install/installed_check.c \
+	  $$(PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_LIBDIR=$(STAGE)/usr/local/lib/pkgconfig pkg-config --cflags --libs dcache)
+	LD_LIBRARY_PATH=$(STAGE)/usr/local/lib ./build/installed-check
+	@! ldd build/installed-check | grep -q '$(CURDIR)/target' || { echo "FAIL: linked against the build tree"; exit 1; }
+	@echo "test-install: 1 passed, 0 failed"
+
+install: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libdcache.a
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libdcache.so.$(VERSION)
+	ln -sf libdcache.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdcache.so.$(MAJOR)
+	ln -sf libdcache.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libdcache.so
+	install -m 644 include/dcache.h $(DESTDIR)$(INCLUDEDIR)/dcache.h
+	[ ! -f include/dcache.hpp ] || install -m 644 include/dcache.hpp $(DESTDIR)$(INCLUDEDIR)/dcache.hpp
+	install -m 755 $(BUILD_DIR)/dcache $(DESTDIR)$(BINDIR)/dcache
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' dcache.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/dcache.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libdcache.a $(DESTDIR)$(LIBDIR)/libdcache.so* \
+	      $(DESTDIR)$(INCLUDEDIR)/dcache.h $(DESTDIR)$(INCLUDEDIR)/dcache.hpp \
+	      $(DESTDIR)$(PKGCONFIGDIR)/dcache.pc $(DESTDIR)$(BINDIR)/dcache
+
+clean:
+	$(CARGO) clean
+	rm -rf build
+
+# Tests, examples and benchmarks that live beside their code.
+FRAGMENTS := $(wildcard c-tests/c-tests.mk examples/bindings.mk examples/ats/ats.mk bench/bench.mk)
+include $(FRAGMENTS)
+
+TEST_TARGETS := test-rust test-exports test-install \
+  $(if $(wildcard c-tests/c-tests.mk),test-c) \
+  $(if $(wildcard examples/bindings.mk),test-bindings) \
+  $(if $(wildcard examples/ats/ats.mk),test-ats)
+
+test: lib
+	@for t in $(TEST_TARGETS); do \
+	  echo "==> make $$t"; \
+	  $(MAKE) --no-print-directory $$t || exit 1; \
+	done
+	@echo "==> all test targets passed: $(TEST_TARGETS)"

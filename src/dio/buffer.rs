@@ -1,0 +1,173 @@
+//! Memory aligned for O_DIRECT. Allocated and freed with the same `Layout`, never through a
+//! `Vec` (whose pointer has only the element's alignment), and reused per thread for bounce
+//! copies so that hot paths do not allocate.
+
+use crate::error::{Error, ErrorKind, Result};
+use std::alloc::{self, Layout};
+use std::cell::RefCell;
+use std::ptr::NonNull;
+
+/// An owned, zero-initialised byte buffer whose address is a multiple of its alignment.
+pub struct AlignedBuf {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: AlignedBuf owns its allocation exclusively, like a Box<[u8]>.
+unsafe impl Send for AlignedBuf {}
+unsafe impl Sync for AlignedBuf {}
+
+impl AlignedBuf {
+    /// Allocates `len` bytes (at least one alignment unit) aligned to `align`, a power of two.
+    pub fn new(len: usize, align: usize) -> Result<Self> {
+        let layout = Layout::from_size_align(len.max(align).max(1), align).map_err(|_| {
+            Error::invalid(format!("bad buffer layout: {len} bytes aligned to {align}"))
+        })?;
+        Self::with_layout(layout)
+    }
+
+    /// The layout of a buffer handed to a caller who gives back only its length
+    /// (`dcache_buffer_free`): it depends on `len` alone.
+    pub fn export_layout(len: usize) -> Layout {
+        let size = len.max(1).div_ceil(EXPORT_ALIGN) * EXPORT_ALIGN;
+        Layout::from_size_align(size, EXPORT_ALIGN).expect("export layout")
+    }
+
+    pub fn for_export(len: usize) -> Result<Self> {
+        if len > isize::MAX as usize - EXPORT_ALIGN {
+            return Err(Error::new(
+                ErrorKind::OutOfMemory,
+                format!("cannot allocate {len} bytes"),
+            ));
+        }
+        Self::with_layout(Self::export_layout(len))
+    }
+
+    fn with_layout(layout: Layout) -> Result<Self> {
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(raw).ok_or_else(|| {
+            Error::new(
+                ErrorKind::OutOfMemory,
+                format!("cannot allocate {} bytes", layout.size()),
+            )
+        })?;
+        Ok(AlignedBuf { ptr, layout })
+    }
+
+    /// Gives up ownership; the memory must come back through [`AlignedBuf::from_exported`].
+    pub fn into_raw(self) -> *mut u8 {
+        let ptr = self.ptr.as_ptr();
+        std::mem::forget(self);
+        ptr
+    }
+
+    /// Takes back a buffer made by [`AlignedBuf::for_export`] and released by `into_raw`.
+    ///
+    /// # Safety
+    /// `ptr` must come from `for_export(len).into_raw()` with this same `len`, and not be used
+    /// after this call.
+    pub unsafe fn from_exported(ptr: *mut u8, len: usize) -> Option<Self> {
+        NonNull::new(ptr).map(|ptr| AlignedBuf {
+            ptr,
+            layout: Self::export_layout(len),
+        })
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.layout.size()
+    }
+
+    pub fn align(&self) -> usize {
+        self.layout.align()
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the allocation is `capacity` initialised bytes owned by self.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and &mut self guarantees exclusivity.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in with_layout with exactly this layout.
+        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// Alignment of buffers given to C callers: a page, which satisfies O_DIRECT on every device
+/// this library has met.
+pub const EXPORT_ALIGN: usize = 4096;
+
+/// Bounce buffers larger than this are freed after use instead of kept by the thread.
+const MAX_KEPT_BOUNCE: usize = 16 << 20;
+const MIN_BOUNCE: usize = 256 << 10;
+
+thread_local! {
+    static BOUNCE: RefCell<Option<AlignedBuf>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's bounce buffer, at least `len` bytes aligned to `align`. The
+/// buffer is reused by later calls on the same thread; its contents on entry are unspecified.
+pub fn with_bounce<R>(len: usize, align: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
+    let kept = BOUNCE.with(|b| b.borrow_mut().take());
+    let mut buf = match kept {
+        Some(buf) if buf.capacity() >= len && buf.align() >= align => buf,
+        _ => AlignedBuf::new(len.max(MIN_BOUNCE), align.max(EXPORT_ALIGN))?,
+    };
+    let result = f(&mut buf.as_mut_slice()[..len]);
+    if buf.capacity() <= MAX_KEPT_BOUNCE {
+        BOUNCE.with(|b| *b.borrow_mut() = Some(buf));
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_aligned_and_zeroed() {
+        for align in [512usize, 4096, 65536] {
+            for len in [0usize, 1, 511, 512, 4097, 1 << 20] {
+                let buf = AlignedBuf::new(len, align).unwrap();
+                assert_eq!(buf.as_slice().as_ptr() as usize % align, 0);
+                assert!(buf.capacity() >= len.max(1));
+                assert!(buf.as_slice().iter().all(|&b| b == 0));
+            }
+        }
+    }
+
+    #[test]
+    fn bad_alignment_is_an_error() {
+        assert_eq!(
+            AlignedBuf::new(10, 3).err().unwrap().kind(),
+            ErrorKind::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn exported_buffers_round_trip() {
+        for len in [0usize, 1, 4096, 4097] {
+            let mut buf = AlignedBuf::for_export(len).unwrap();
+            buf.as_mut_slice()[0] = 7;
+            let raw = buf.into_raw();
+            let back = unsafe { AlignedBuf::from_exported(raw, len) }.unwrap();
+            assert_eq!(back.as_slice()[0], 7);
+        }
+        assert!(unsafe { AlignedBuf::from_exported(std::ptr::null_mut(), 5) }.is_none());
+    }
+
+    #[test]
+    fn bounce_is_reused_on_a_thread() {
+        let first = with_bounce(1000, 512, |b| b.as_ptr() as usize).unwrap();
+        let second = with_bounce(2000, 4096, |b| b.as_ptr() as usize).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first % 4096, 0);
+    }
+}

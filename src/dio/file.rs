@@ -1,0 +1,515 @@
+//! A file or block device read and written at any offset and length while bypassing the page
+//! cache. The aligned middle of a transfer goes straight between the caller's memory and the
+//! device; unaligned edges go through a per-thread bounce buffer, and writes to partial blocks
+//! are read-modify-write under a lock on those blocks.
+
+use super::align::{self, round_down, round_up, Alignment, Detected};
+use super::buffer::with_bounce;
+use super::range_lock::RangeLock;
+use super::sys;
+use crate::error::{Error, ErrorKind, Result};
+use crate::log;
+use parking_lot::RwLock;
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// How a file is opened: shared by the file layer and the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoMode {
+    /// O_DIRECT where the file system takes it, else buffered with one logged warning.
+    Auto,
+    /// O_DIRECT or fail with `ErrorKind::Unsupported`.
+    Direct,
+    /// Ordinary page-cache I/O.
+    Buffered,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub io_mode: IoMode,
+    pub create: bool,
+    /// Create, failing if the path exists (O_EXCL).
+    pub create_new: bool,
+    pub truncate: bool,
+    pub read_only: bool,
+    /// O_DSYNC: each write is durable when it returns.
+    pub sync_writes: bool,
+    /// Overrides detection; a power of two of at least 512.
+    pub alignment: Option<usize>,
+    /// Transfers shorter than this go through the page cache.
+    pub min_io_size: u64,
+    /// Permission bits for a created file.
+    pub mode: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            io_mode: IoMode::Auto,
+            create: false,
+            create_new: false,
+            truncate: false,
+            read_only: false,
+            sync_writes: false,
+            alignment: None,
+            min_io_size: 0,
+            mode: 0o644,
+        }
+    }
+}
+
+/// Transfers whose aligned extent is at most this go through the bounce buffer in one system
+/// call, which beats splitting them into several device round trips.
+const SMALL_TRANSFER: u64 = 256 << 10;
+/// Bounce windows of large unaligned transfers.
+const BOUNCE_CHUNK: usize = 4 << 20;
+/// Direct transfers are issued in pieces of at most this.
+const DIRECT_CHUNK: usize = 64 << 20;
+
+pub struct DirectFile {
+    path: PathBuf,
+    fd: OwnedFd,
+    /// A buffered descriptor for transfers under `min_io_size`, when `fd` is direct.
+    small_fd: Option<OwnedFd>,
+    direct: bool,
+    alignment: Alignment,
+    block_device: bool,
+    read_only: bool,
+    min_io_size: u64,
+    /// The logical size: what a buffered writer would have left. Writes that extend the file
+    /// hold it exclusively, so that trimming an aligned tail never cuts another write.
+    size: RwLock<u64>,
+    /// Blocks under read-modify-write.
+    blocks: RangeLock,
+}
+
+fn open_raw(path: &Path, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    loop {
+        // SAFETY: c_path is NUL-terminated; open returns a new descriptor or -1.
+        let fd = unsafe {
+            libc::open(
+                c_path.as_ptr(),
+                flags | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: fd is a new descriptor that nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+fn checked_end(offset: u64, len: usize) -> Result<u64> {
+    offset
+        .checked_add(len as u64)
+        .filter(|&end| end <= i64::MAX as u64 && len <= isize::MAX as usize)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "offset {offset} + length {len} is past the largest file offset"
+            ))
+        })
+}
+
+fn is_aligned_ptr(ptr: *const u8, align: usize) -> bool {
+    ptr as usize % align == 0
+}
+
+impl DirectFile {
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<DirectFile> {
+        if let Some(a) = opts.alignment {
+            if !align::valid_explicit(a as u64) {
+                return Err(Error::invalid(format!(
+                    "alignment {a} is not a power of two of at least 512"
+                )));
+            }
+        }
+        if opts.read_only && (opts.create || opts.create_new || opts.truncate) {
+            return Err(Error::invalid("a read-only open cannot create or truncate"));
+        }
+        let access = if opts.read_only {
+            libc::O_RDONLY
+        } else {
+            libc::O_RDWR
+        };
+        let sync = if opts.sync_writes { libc::O_DSYNC } else { 0 };
+        let mut flags = access | sync;
+        if opts.create {
+            flags |= libc::O_CREAT;
+        }
+        if opts.create_new {
+            flags |= libc::O_CREAT | libc::O_EXCL;
+        }
+        if opts.truncate {
+            flags |= libc::O_TRUNC;
+        }
+        // Open once without O_DIRECT, so that creation, truncation and permission errors come
+        // from an ordinary open; then reopen the same inode with O_DIRECT.
+        let plain = open_raw(path, flags, opts.mode)
+            .map_err(|e| Error::os(format!("open {}", path.display()), e))?;
+        let st = sys::fstat(plain.as_fd())
+            .map_err(|e| Error::os(format!("fstat {}", path.display()), e))?;
+        let block_device = sys::is_block_device(&st);
+        if !block_device && st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(Error::invalid(format!(
+                "{} is neither a regular file nor a block device",
+                path.display()
+            )));
+        }
+
+        let (fd, small_fd, direct, detected) = match opts.io_mode {
+            IoMode::Buffered => {
+                let detected = align::detect(plain.as_fd(), block_device);
+                (plain, None, false, detected)
+            }
+            IoMode::Auto | IoMode::Direct => {
+                match Self::reopen_direct(path, &plain, access | sync, block_device) {
+                    Ok((direct_fd, detected)) => {
+                        let small = if opts.min_io_size > 0 {
+                            Some(plain)
+                        } else {
+                            None
+                        };
+                        (direct_fd, small, true, detected)
+                    }
+                    Err(reason) if opts.io_mode == IoMode::Direct => {
+                        return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!("{}: O_DIRECT is refused here ({reason}) and DCACHE_IO_DIRECT was required", path.display()),
+                    ));
+                    }
+                    Err(reason) => {
+                        log::warn(&format!(
+                        "{}: O_DIRECT is refused here ({reason}); falling back to buffered I/O through the page cache",
+                        path.display()
+                    ));
+                        (plain, None, false, Detected::NoDirectIo)
+                    }
+                }
+            }
+        };
+        let alignment = match (opts.alignment, detected) {
+            (Some(a), _) => Alignment::uniform(a),
+            (None, Detected::Aligned(a, _)) => a,
+            (None, Detected::NoDirectIo) => Alignment::uniform(align::FALLBACK_ALIGNMENT),
+        };
+        let size = if block_device {
+            sys::block_device_size(fd.as_fd())
+                .map_err(|e| Error::os(format!("BLKGETSIZE64 {}", path.display()), e))?
+        } else {
+            st.st_size as u64
+        };
+        Ok(DirectFile {
+            path: path.to_path_buf(),
+            fd,
+            small_fd,
+            direct,
+            alignment,
+            block_device,
+            read_only: opts.read_only,
+            min_io_size: opts.min_io_size,
+            size: RwLock::new(size),
+            blocks: RangeLock::default(),
+        })
+    }
+
+    /// Opens the inode behind `plain` again with O_DIRECT, and checks that the file system
+    /// really takes it: statx may say it does not, and some refuse only the first transfer.
+    fn reopen_direct(
+        path: &Path,
+        plain: &OwnedFd,
+        flags: libc::c_int,
+        block_device: bool,
+    ) -> std::result::Result<(OwnedFd, Detected), String> {
+        let proc_path = PathBuf::from(format!("/proc/self/fd/{}", plain.as_raw_fd()));
+        let reopen_path = if proc_path.exists() {
+            proc_path.as_path()
+        } else {
+            path
+        };
+        let fd = match open_raw(reopen_path, flags | libc::O_DIRECT, 0) {
+            Ok(fd) => fd,
+            Err(e) => return Err(format!("open with O_DIRECT: {e}")),
+        };
+        let detected = align::detect(fd.as_fd(), block_device);
+        let unit = match detected {
+            Detected::NoDirectIo => return Err("statx reports no direct I/O support".into()),
+            Detected::Aligned(a, _) => a.offset.max(a.memory),
+        };
+        let probe = with_bounce(unit, unit, |buf| sys::pread_full(fd.as_fd(), buf, 0, unit))
+            .map_err(|e| e.to_string())?;
+        match probe {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                Err(format!("first aligned read: {e}"))
+            }
+            _ => Ok((fd, detected)),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    pub fn alignment(&self) -> Alignment {
+        self.alignment
+    }
+
+    pub fn is_block_device(&self) -> bool {
+        self.block_device
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The size a buffered writer would see: bytes for a file, capacity for a block device.
+    pub fn size(&self) -> u64 {
+        *self.size.read()
+    }
+
+    fn io_error(&self, what: &str, offset: u64, err: io::Error) -> Error {
+        let hint = if err.raw_os_error() == Some(libc::EINVAL) && self.direct {
+            format!(
+                " (O_DIRECT needs memory aligned to {} and offsets to {})",
+                self.alignment.memory, self.alignment.offset
+            )
+        } else {
+            String::new()
+        };
+        Error::os(
+            format!("{what} {} at offset {offset}{hint}", self.path.display()),
+            err,
+        )
+    }
+
+    /// True when this transfer goes through the page cache.
+    fn buffered(&self, len: usize) -> bool {
+        !self.direct || (len as u64) < self.min_io_size
+    }
+
+    fn buffered_fd(&self) -> BorrowedFd<'_> {
+        self.small_fd.as_ref().unwrap_or(&self.fd).as_fd()
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; fewer only at end of file.
+    pub fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        checked_end(offset, buf.len())?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.buffered(buf.len()) {
+            return sys::pread_full(self.buffered_fd(), buf, offset, 1)
+                .map_err(|e| self.io_error("pread", offset, e));
+        }
+        let a = self.alignment.offset;
+        let extent = round_up(offset + buf.len() as u64, a) - round_down(offset, a);
+        if extent <= SMALL_TRANSFER && !self.is_direct_able(buf.as_ptr(), offset, buf.len()) {
+            return self.read_bounced(buf, offset);
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let rest = &mut buf[done..];
+            let (want, got) = if self.is_direct_able(rest.as_ptr(), pos, a) {
+                let n = round_down(rest.len().min(DIRECT_CHUNK) as u64, a) as usize;
+                (n, self.read_aligned(&mut rest[..n], pos)?)
+            } else {
+                let n = self.bounce_window(pos, rest.len());
+                (n, self.read_bounced(&mut rest[..n], pos)?)
+            };
+            done += got;
+            if got < want {
+                break; // end of file
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes all of `data` at `offset`. The file ends up exactly as a buffered write would
+    /// leave it, size included.
+    pub fn pwrite(&self, data: &[u8], offset: u64) -> Result<()> {
+        let end = checked_end(offset, data.len())?;
+        if self.read_only {
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                format!("{} was opened read-only", self.path.display()),
+            ));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let a = self.alignment.offset;
+        let (first, last) = (round_down(offset, a), round_up(end, a));
+        // Lock the blocks for every write, buffered ones included: a buffered write of bytes
+        // in a block that a direct writer is read-modify-writing would otherwise be lost.
+        let _blocks = self.blocks.lock(first / a as u64, last / a as u64);
+        if self.block_device {
+            return self.write_range(data, offset);
+        }
+        let physical_end = if self.buffered(data.len()) { end } else { last };
+        {
+            let size = self.size.read();
+            if physical_end <= *size {
+                return self.write_range(data, offset);
+            }
+        }
+        let mut size = self.size.write();
+        let result = self.write_range(data, offset).and_then(|()| {
+            let new_size = (*size).max(end);
+            if physical_end > new_size {
+                sys::ftruncate(self.fd(), new_size)
+                    .map_err(|e| self.io_error("ftruncate", new_size, e))?;
+            }
+            *size = new_size;
+            Ok(())
+        });
+        if result.is_err() {
+            // Whatever part of the write landed, the kernel's size is now the truth.
+            if let Ok(st) = sys::fstat(self.fd()) {
+                *size = st.st_size as u64;
+            }
+        }
+        result
+    }
+
+    /// Makes every completed write durable.
+    pub fn sync(&self) -> Result<()> {
+        sys::fdatasync(self.fd()).map_err(|e| self.io_error("fdatasync", 0, e))
+    }
+
+    fn is_direct_able(&self, ptr: *const u8, offset: u64, len: usize) -> bool {
+        let a = self.alignment.offset;
+        offset % a as u64 == 0
+            && len >= a
+            && len % a == 0
+            && is_aligned_ptr(ptr, self.alignment.memory)
+    }
+
+    /// How much of a large unaligned transfer to bounce at `pos`: the rest of a partial head
+    /// block, so the aligned middle can go direct, or a window when the memory is unaligned.
+    fn bounce_window(&self, pos: u64, rest: usize) -> usize {
+        let a = self.alignment.offset as u64;
+        let into_block = pos % a;
+        if into_block != 0 {
+            rest.min((a - into_block) as usize)
+        } else if rest < a as usize {
+            rest
+        } else {
+            rest.min(BOUNCE_CHUNK)
+        }
+    }
+
+    fn read_aligned(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        sys::pread_full(self.fd(), buf, offset, self.alignment.offset)
+            .map_err(|e| self.io_error("pread", offset, e))
+    }
+
+    fn read_bounced(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let a = self.alignment.offset;
+        let start = round_down(offset, a);
+        let extent = (round_up(offset + buf.len() as u64, a) - start) as usize;
+        let skip = (offset - start) as usize;
+        with_bounce(extent, self.alignment.memory, |bounce| {
+            let got = self.read_aligned(bounce, start)?;
+            let n = got.saturating_sub(skip).min(buf.len());
+            buf[..n].copy_from_slice(&bounce[skip..skip + n]);
+            Ok(n)
+        })?
+    }
+
+    fn write_range(&self, data: &[u8], offset: u64) -> Result<()> {
+        if self.buffered(data.len()) {
+            return sys::pwrite_full(self.buffered_fd(), data, offset)
+                .map_err(|e| self.io_error("pwrite", offset, e));
+        }
+        let a = self.alignment.offset;
+        let extent = round_up(offset + data.len() as u64, a) - round_down(offset, a);
+        if extent <= SMALL_TRANSFER && !self.is_direct_able(data.as_ptr(), offset, data.len()) {
+            return self.write_bounced(data, offset);
+        }
+        let mut done = 0;
+        while done < data.len() {
+            let pos = offset + done as u64;
+            let rest = &data[done..];
+            if self.is_direct_able(rest.as_ptr(), pos, a) {
+                let n = round_down(rest.len().min(DIRECT_CHUNK) as u64, a) as usize;
+                sys::pwrite_full(self.fd(), &rest[..n], pos)
+                    .map_err(|e| self.io_error("pwrite", pos, e))?;
+                done += n;
+            } else {
+                let n = self.bounce_window(pos, rest.len());
+                self.write_bounced(&rest[..n], pos)?;
+                done += n;
+            }
+        }
+        Ok(())
+    }
+
+    /// Read-modify-write of the blocks covering `data`. The caller holds their block lock.
+    fn write_bounced(&self, data: &[u8], offset: u64) -> Result<()> {
+        let a = self.alignment.offset;
+        let start = round_down(offset, a);
+        let end = offset + data.len() as u64;
+        let extent = (round_up(end, a) - start) as usize;
+        let skip = (offset - start) as usize;
+        let head_partial = skip != 0;
+        let tail_partial = end % a as u64 != 0;
+        with_bounce(extent, self.alignment.memory, |bounce| {
+            if head_partial || tail_partial {
+                if extent <= 2 * a {
+                    self.read_block_into(&mut bounce[..extent], start)?;
+                } else {
+                    if head_partial {
+                        self.read_block_into(&mut bounce[..a], start)?;
+                    }
+                    if tail_partial {
+                        self.read_block_into(
+                            &mut bounce[extent - a..],
+                            start + (extent - a) as u64,
+                        )?;
+                    }
+                }
+            }
+            bounce[skip..skip + data.len()].copy_from_slice(data);
+            sys::pwrite_full(self.fd(), bounce, start)
+                .map_err(|e| self.io_error("pwrite", start, e))
+        })?
+    }
+
+    /// Reads whole blocks for read-modify-write; what lies past end of file reads as zeros.
+    fn read_block_into(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let got = self.read_aligned(buf, offset)?;
+        buf[got..].fill(0);
+        Ok(())
+    }
+}
+
+/// The descriptor for callers that need one (locking, reserving space).
+impl AsFd for DirectFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Removes a file, ignoring "not found": for cleaning up after a failed create.
+pub fn remove_quietly(path: &Path) {
+    let _ = fs::remove_file(path);
+}

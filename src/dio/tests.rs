@@ -1,0 +1,217 @@
+//! Read-modify-write edge cases against a real O_DIRECT file in the work tree (not /tmp,
+//! which may be tmpfs, where O_DIRECT proves nothing about alignment).
+
+use super::*;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+pub(crate) fn scratch_dir() -> tempfile::TempDir {
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("test-scratch");
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::tempdir_in(base).unwrap()
+}
+
+fn open_new(dir: &tempfile::TempDir, alignment: Option<usize>) -> (DirectFile, PathBuf) {
+    let path = dir.path().join("f");
+    let opts = OpenOptions {
+        create: true,
+        truncate: true,
+        alignment,
+        io_mode: IoMode::Direct,
+        ..Default::default()
+    };
+    (DirectFile::open(&path, &opts).unwrap(), path)
+}
+
+/// Checks the file's bytes and size with ordinary buffered reads.
+fn assert_matches(path: &PathBuf, mirror: &[u8]) {
+    let on_disk = std::fs::read(path).unwrap();
+    assert_eq!(on_disk.len(), mirror.len(), "size");
+    assert!(on_disk == mirror, "content differs");
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn apply(mirror: &mut Vec<u8>, data: &[u8], offset: usize) {
+    if mirror.len() < offset + data.len() {
+        mirror.resize(offset + data.len(), 0);
+    }
+    mirror[offset..offset + data.len()].copy_from_slice(data);
+}
+
+#[test]
+fn direct_io_is_in_effect_on_the_work_tree() {
+    let dir = scratch_dir();
+    let (f, _) = open_new(&dir, None);
+    assert!(f.is_direct());
+    assert!(f.alignment().offset >= 512 && f.alignment().offset.is_power_of_two());
+}
+
+#[test]
+fn edge_cases_of_read_modify_write() {
+    for alignment in [None, Some(4096)] {
+        let dir = scratch_dir();
+        let (f, path) = open_new(&dir, alignment);
+        let a = f.alignment().offset;
+        let mut mirror = Vec::new();
+        let cases: Vec<(usize, usize)> = vec![
+            (0, 1),             // offset 0, one byte
+            (a - 1, 1),         // last byte of a block
+            (a - 1, 2),         // straddles a block boundary
+            (3, 10 * a + 7),    // spans many blocks, unaligned at both ends
+            (5 * a, 0),         // zero length
+            (40 * a + 3, 100),  // past the end of the file: a hole, then data
+            (2 * a, a),         // aligned, inside
+            (1, (1 << 20) + 3), // large and unaligned: the chunked path
+        ];
+        for (i, &(offset, len)) in cases.iter().enumerate() {
+            let data = pattern(len, i as u8);
+            f.pwrite(&data, offset as u64).unwrap();
+            apply(&mut mirror, &data, offset);
+            assert_matches(&path, &mirror);
+            assert_eq!(f.size(), mirror.len() as u64);
+            let mut back = vec![0u8; len];
+            assert_eq!(f.pread(&mut back, offset as u64).unwrap(), len);
+            assert_eq!(back, data);
+        }
+    }
+}
+
+#[test]
+fn reads_are_short_only_at_end_of_file() {
+    let dir = scratch_dir();
+    let (f, _) = open_new(&dir, None);
+    let data = pattern(10_000, 9);
+    f.pwrite(&data, 0).unwrap();
+    let mut buf = vec![0u8; 5000];
+    assert_eq!(f.pread(&mut buf, 8000).unwrap(), 2000);
+    assert_eq!(&buf[..2000], &data[8000..]);
+    assert_eq!(f.pread(&mut buf, 10_000).unwrap(), 0);
+    assert_eq!(f.pread(&mut buf, 1 << 30).unwrap(), 0);
+    let mut big = vec![0u8; 3 << 20];
+    assert_eq!(f.pread(&mut big, 1).unwrap(), 9999);
+}
+
+#[test]
+fn aligned_buffers_go_direct_and_match() {
+    let dir = scratch_dir();
+    let (f, path) = open_new(&dir, None);
+    let mut buf = AlignedBuf::new(1 << 20, 4096).unwrap();
+    buf.as_mut_slice().copy_from_slice(&pattern(1 << 20, 3));
+    f.pwrite(buf.as_slice(), 1 << 20).unwrap();
+    let mut back = AlignedBuf::new(1 << 20, 4096).unwrap();
+    assert_eq!(f.pread(back.as_mut_slice(), 1 << 20).unwrap(), 1 << 20);
+    assert!(back.as_slice() == buf.as_slice());
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 << 20);
+}
+
+#[test]
+fn neighbouring_writers_lose_nothing() {
+    let dir = scratch_dir();
+    let (f, path) = open_new(&dir, None);
+    let f = std::sync::Arc::new(f);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let f = f.clone();
+            std::thread::spawn(move || {
+                for i in (t..2000).step_by(4) {
+                    f.pwrite(&[i as u8 ^ 0x5a; 100], i as u64 * 100).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), 200_000);
+    for i in 0..2000 {
+        assert!(
+            bytes[i * 100..i * 100 + 100]
+                .iter()
+                .all(|&b| b == i as u8 ^ 0x5a),
+            "record {i}"
+        );
+    }
+}
+
+#[test]
+fn random_writes_match_a_mirror() {
+    let dir = scratch_dir();
+    let path = dir.path().join("f");
+    let opts = OpenOptions {
+        create: true,
+        min_io_size: 300,
+        ..Default::default()
+    };
+    let f = DirectFile::open(&path, &opts).unwrap();
+    let mut mirror = Vec::new();
+    let mut seed = 0x1234_5678_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..400 {
+        let offset = (next() % 300_000) as usize;
+        let len = (next() % 20_000) as usize;
+        let data = pattern(len, i as u8);
+        f.pwrite(&data, offset as u64).unwrap();
+        apply(&mut mirror, &data, offset);
+    }
+    assert_matches(&path, &mirror);
+    let raw = std::fs::File::open(&path).unwrap();
+    let mut check = vec![0u8; 1000];
+    raw.read_exact_at(&mut check, 1234).unwrap();
+    assert_eq!(&check[..], &mirror[1234..2234]);
+}
+
+#[test]
+fn whole_files_round_trip_atomically() {
+    let dir = scratch_dir();
+    let path = dir.path().join("object");
+    for len in [0usize, 1, 4097, 3 << 20] {
+        let data = pattern(len, len as u8);
+        write_all(&path, &data, &OpenOptions::default()).unwrap();
+        let (buf, got) = read_all(&path, &OpenOptions::default()).unwrap();
+        assert_eq!(got, len);
+        assert!(&buf.as_slice()[..got] == &data[..]);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let dir = scratch_dir();
+    let (f, _) = open_new(&dir, None);
+    let err = f.pwrite(&[1], u64::MAX).unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+    let opts = OpenOptions {
+        alignment: Some(1000),
+        ..Default::default()
+    };
+    assert_eq!(
+        DirectFile::open(&dir.path().join("x"), &opts)
+            .err()
+            .unwrap()
+            .kind(),
+        crate::ErrorKind::InvalidArgument
+    );
+    let missing = DirectFile::open(&dir.path().join("missing"), &OpenOptions::default())
+        .err()
+        .unwrap();
+    assert_eq!(missing.kind(), crate::ErrorKind::Io);
+    assert!(
+        missing.message().contains("missing"),
+        "{}",
+        missing.message()
+    );
+}

@@ -1,0 +1,406 @@
+//! `dcache_*`: the cache for C.
+
+use super::args;
+use super::boundary;
+use super::file::{alignment, io_mode};
+use super::result::dcache_result;
+use crate::cache::{Cache, CacheOptions, Fetched};
+use crate::error::{Error, ErrorKind, Result};
+use std::ffi::c_char;
+
+/// Create the file if it is missing, and format it; a file that exists but is empty (size 0,
+/// or holes only) is formatted too. A file or device holding other data is never formatted
+/// by this flag.
+pub const DCACHE_OPEN_CREATE: u32 = 1;
+/// Format even if the path holds other data: destroys it. Required for a block device that
+/// does not hold a dcache yet.
+pub const DCACHE_OPEN_FORMAT: u32 = 2;
+/// Every completed put is durable before it returns (each put is followed by a flush).
+pub const DCACHE_OPEN_SYNC_WRITES: u32 = 4;
+/// Lookups only: puts, deletes and writers give `DCACHE_READ_ONLY`. Several read-only
+/// handles may share a cache; none may while a writable handle has it.
+pub const DCACHE_OPEN_READ_ONLY: u32 = 8;
+
+const OPEN_FLAGS: u32 =
+    DCACHE_OPEN_CREATE | DCACHE_OPEN_FORMAT | DCACHE_OPEN_SYNC_WRITES | DCACHE_OPEN_READ_ONLY;
+
+/// The longest key, in bytes. Longer keys give `DCACHE_TOO_LARGE`.
+pub const DCACHE_MAX_KEY_LEN: u32 = crate::cache::MAX_KEY_LEN as u32;
+
+/// Options for `dcache_open`. Initialise with `dcache_options_init`, then change fields.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct dcache_options {
+    /// Set by `dcache_options_init` to sizeof(dcache_options); lets the struct grow.
+    pub struct_size: u32,
+    /// `DCACHE_IO_*`.
+    pub io_mode: u32,
+    /// `DCACHE_OPEN_*` flags, or-ed.
+    pub flags: u32,
+    /// 0 = ask the file or device; else a power of two of at least 512.
+    pub alignment: u32,
+    /// Bytes. 0 = the existing cache's, file's or block device's size. Needed (at least
+    /// 8 MiB) to create a new file. Must match an existing cache's capacity if not 0.
+    pub capacity: u64,
+    /// Lifetime of entries put with ttl_secs = 0; 0 = they do not expire by age.
+    pub default_ttl_secs: u64,
+    /// Largest value accepted; 0 = the library default: 16 MiB, or what one region holds on
+    /// caches under 256 MiB. More than a region can hold gives `DCACHE_INVALID_ARGUMENT`.
+    pub max_value_size: u64,
+}
+
+impl Default for dcache_options {
+    fn default() -> Self {
+        dcache_options {
+            struct_size: std::mem::size_of::<dcache_options>() as u32,
+            io_mode: 0,
+            flags: 0,
+            alignment: 0,
+            capacity: 0,
+            default_ttl_secs: 0,
+            max_value_size: 0,
+        }
+    }
+}
+
+/// Counters and sizes of a cache, filled by `dcache_get_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct dcache_stats {
+    /// The caller sets it to sizeof(dcache_stats); at most that many bytes are written.
+    pub struct_size: u32,
+    /// 1 when O_DIRECT is in effect.
+    pub direct_io: u32,
+    /// The alignment in bytes.
+    pub alignment: u32,
+    /// The bytes of the file or device the cache uses.
+    pub capacity: u64,
+    /// The bytes of live entries (headers and padding included); at most `capacity`.
+    pub used_bytes: u64,
+    /// Live entries in the index (expired ones count until a lookup finds them expired).
+    pub entries: u64,
+    /// Gets and range reads that returned data.
+    pub hits: u64,
+    /// Lookups that found nothing usable (absent, expired, evicted or failed verification).
+    pub misses: u64,
+    /// Completed puts (writer commits included).
+    pub puts: u64,
+    /// Deletes that removed an entry.
+    pub deletes: u64,
+    /// Entries dropped because their region was reclaimed for new writes.
+    pub evictions: u64,
+    /// Lookups that found their entry past its TTL.
+    pub expirations: u64,
+    /// Bytes written to the device.
+    pub bytes_written: u64,
+    /// Bytes read from the device.
+    pub bytes_read: u64,
+    /// Entries that failed their checksum or key check (read, or dropped at recovery).
+    pub checksum_failures: u64,
+    /// I/O errors reported by the operating system.
+    pub io_errors: u64,
+}
+
+/// An open cache. Safe to use from many threads at once.
+pub struct dcache {
+    pub(crate) inner: Cache,
+}
+
+/// # Safety
+/// `opts` is NULL or points to a `dcache_options` of at least its `struct_size`.
+unsafe fn cache_options(opts: *const dcache_options) -> Result<CacheOptions> {
+    let o = args::versioned_struct(opts, dcache_options::default(), "options")?;
+    if o.flags & !OPEN_FLAGS != 0 {
+        return Err(Error::invalid(format!(
+            "unknown open flags {:#x}",
+            o.flags & !OPEN_FLAGS
+        )));
+    }
+    Ok(CacheOptions {
+        io_mode: io_mode(o.io_mode)?,
+        create: o.flags & DCACHE_OPEN_CREATE != 0,
+        format: o.flags & DCACHE_OPEN_FORMAT != 0,
+        sync_writes: o.flags & DCACHE_OPEN_SYNC_WRITES != 0,
+        read_only: o.flags & DCACHE_OPEN_READ_ONLY != 0,
+        alignment: alignment(o.alignment)?,
+        capacity: o.capacity,
+        default_ttl_secs: o.default_ttl_secs,
+        max_value_size: o.max_value_size,
+    })
+}
+
+/// The handle behind a pointer.
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`.
+pub(crate) unsafe fn cache_ref<'a>(c: *const dcache) -> Result<&'a Cache> {
+    Ok(&args::get_ref(c, "cache")?.inner)
+}
+
+/// # Safety
+/// A non-NULL `key` points to `key_len` readable bytes.
+pub(crate) unsafe fn key<'a>(key: *const u8, key_len: usize) -> Result<&'a [u8]> {
+    if key_len > crate::cache::MAX_KEY_LEN {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "key of {key_len} bytes is longer than the limit of {}",
+                crate::cache::MAX_KEY_LEN
+            ),
+        ));
+    }
+    let key = args::bytes(key, key_len, "key")?;
+    if key.is_empty() {
+        return Err(Error::invalid("key is empty"));
+    }
+    Ok(key)
+}
+
+/// Fills `*opts` with the defaults: `DCACHE_IO_AUTO`, no flags, detected alignment, the
+/// existing capacity, no default TTL, the default `max_value_size`. NULL is ignored.
+#[no_mangle]
+pub extern "C" fn dcache_options_init(opts: *mut dcache_options) {
+    boundary::quietly(|| {
+        if !opts.is_null() {
+            // SAFETY: the caller gives a writable dcache_options.
+            unsafe { opts.write(dcache_options::default()) }
+        }
+    })
+}
+
+/// Opens the cache at `path`, a regular file or a block device. `opts` may be NULL for the
+/// defaults (which open an existing cache only).
+///
+/// A path is formatted only when it is missing or empty and `DCACHE_OPEN_CREATE` is given
+/// (a new file gets mode 0600 and its whole capacity reserved now), or when
+/// `DCACHE_OPEN_FORMAT` is given. After a clean close the index is loaded from the persisted
+/// summaries; after a crash it is rebuilt from region summaries and the headers of the last
+/// region. On `DCACHE_OK`, `*out` is a handle the caller owns and frees with `dcache_close`.
+///
+/// Returns `DCACHE_OK`; `DCACHE_INVALID_ARGUMENT` (NULL path or out, unknown flag or mode,
+/// bad alignment, capacity missing or under 8 MiB for a new cache, max_value_size over what a
+/// region holds); `DCACHE_NOT_A_CACHE` (other data, left untouched); `DCACHE_INCOMPATIBLE`
+/// (another format version, or a capacity or alignment other than the cache's);
+/// `DCACHE_LOCKED` (another handle, in this process or another, has it open);
+/// `DCACHE_NO_SPACE` (the capacity cannot be reserved); `DCACHE_UNSUPPORTED`
+/// (`DCACHE_IO_DIRECT` and O_DIRECT is refused); `DCACHE_READ_ONLY` (a read-only device
+/// without `DCACHE_OPEN_READ_ONLY`); `DCACHE_IO_ERROR` (missing path without
+/// `DCACHE_OPEN_CREATE`, and other system errors).
+#[no_mangle]
+pub unsafe extern "C" fn dcache_open(
+    path: *const c_char,
+    opts: *const dcache_options,
+    out: *mut *mut dcache,
+) -> dcache_result {
+    ffi!({
+        let out = args::out(out, "out")?;
+        let path = args::path(path)?;
+        let opts = cache_options(opts)?;
+        let inner = Cache::open(&path, &opts)?;
+        *out = Box::into_raw(Box::new(dcache { inner }));
+        Ok(())
+    })
+}
+
+/// Flushes every put, persists the index summaries, marks the cache clean, releases the
+/// lock and frees `c`, whatever it returns. NULL is fine. Open writers stay usable until
+/// freed, but their commits then fail.
+///
+/// Returns `DCACHE_OK` or `DCACHE_IO_ERROR` (the final flush failed: puts since the last
+/// successful flush may be lost).
+#[no_mangle]
+pub unsafe extern "C" fn dcache_close(c: *mut dcache) -> dcache_result {
+    ffi!({
+        if c.is_null() {
+            return Ok(());
+        }
+        // SAFETY: c came from dcache_open and is not used after this call.
+        let cache = Box::from_raw(c);
+        cache.inner.close()
+    })
+}
+
+/// Makes every put that returned before this call durable: writes the pending buffer and
+/// syncs the device. Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_READ_ONLY`,
+/// `DCACHE_IO_ERROR`.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_flush(c: *mut dcache) -> dcache_result {
+    ffi!({ cache_ref(c)?.flush() })
+}
+
+/// Stores `value_len` bytes under the key, replacing any earlier value. `ttl_secs` = 0 uses
+/// the cache's default TTL. The value is visible to gets when this returns, and durable after
+/// the next `dcache_flush` (at once with `DCACHE_OPEN_SYNC_WRITES`). `(NULL, 0)` stores an
+/// empty value.
+///
+/// Returns `DCACHE_OK`; `DCACHE_INVALID_ARGUMENT` (NULL c, NULL or empty key, NULL value with
+/// a length); `DCACHE_TOO_LARGE` (key over `DCACHE_MAX_KEY_LEN`, value over max_value_size:
+/// checked before the value is read); `DCACHE_READ_ONLY`; `DCACHE_IO_ERROR`.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_put(
+    c: *mut dcache,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl_secs: u64,
+) -> dcache_result {
+    ffi!({
+        let cache = cache_ref(c)?;
+        let key = self::key(key, key_len)?;
+        cache.check_value_len(value_len as u64)?;
+        let value = args::bytes(value, value_len, "value")?;
+        cache.put(key, value, ttl_secs)
+    })
+}
+
+/// Copies the value stored under the key into `buf` and sets `*value_len` to its length.
+/// Every byte is verified (full key and checksums) before it is returned.
+///
+/// Returns `DCACHE_OK`; `DCACHE_NOT_FOUND` (absent, expired, deleted, evicted or failed
+/// verification); `DCACHE_BUFFER_TOO_SMALL` (the value is longer than `buf_len`: `*value_len`
+/// holds the size needed, and `buf` is untouched; `(NULL, 0)` asks for the size this way);
+/// `DCACHE_INVALID_ARGUMENT`; `DCACHE_TOO_LARGE` (key too long); `DCACHE_IO_ERROR`.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_get(
+    c: *mut dcache,
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    buf_len: usize,
+    value_len: *mut usize,
+) -> dcache_result {
+    ffi!({
+        let cache = cache_ref(c)?;
+        let value_len = args::out(value_len, "value_len")?;
+        let key = self::key(key, key_len)?;
+        let buf = args::bytes_mut(buf, buf_len, "buf")?;
+        match cache.get(key, buf)? {
+            Fetched::Copied(n) => {
+                *value_len = n;
+                Ok(())
+            }
+            Fetched::TooSmall(needed) => {
+                *value_len = needed as usize;
+                Err(Error::new(
+                    ErrorKind::BufferTooSmall,
+                    format!("the value is {needed} bytes and the buffer {buf_len}"),
+                ))
+            }
+        }
+    })
+}
+
+/// Reads `min(len, size - offset)` bytes of the value, from `offset`, into `buf`, and sets
+/// `*read_len`. Only the part of the entry that holds the range is read from the device, and
+/// the checksums of the chunks it touches are verified. `offset == size` reads 0 bytes.
+///
+/// Returns `DCACHE_OK`; `DCACHE_NOT_FOUND` (as for `dcache_get`, or the range failed
+/// verification); `DCACHE_RANGE` (offset past the end of the value);
+/// `DCACHE_INVALID_ARGUMENT`; `DCACHE_TOO_LARGE`; `DCACHE_IO_ERROR`.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_get_range(
+    c: *mut dcache,
+    key: *const u8,
+    key_len: usize,
+    offset: u64,
+    buf: *mut u8,
+    len: usize,
+    read_len: *mut usize,
+) -> dcache_result {
+    ffi!({
+        let cache = cache_ref(c)?;
+        let read_len = args::out(read_len, "read_len")?;
+        let key = self::key(key, key_len)?;
+        let buf = args::bytes_mut(buf, len, "buf")?;
+        *read_len = cache.get_range(key, offset, buf)?;
+        Ok(())
+    })
+}
+
+/// `*size` = the length of the value stored under the key (its header is read and verified).
+/// Returns `DCACHE_OK`, `DCACHE_NOT_FOUND`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE`,
+/// `DCACHE_IO_ERROR`.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_value_size(
+    c: *mut dcache,
+    key: *const u8,
+    key_len: usize,
+    size: *mut u64,
+) -> dcache_result {
+    ffi!({
+        let cache = cache_ref(c)?;
+        let size = args::out(size, "size")?;
+        let key = self::key(key, key_len)?;
+        *size = cache.value_size(key)?;
+        Ok(())
+    })
+}
+
+/// Deletes the key. The delete is logged (a tombstone), so it survives a reopen once flushed.
+/// Returns `DCACHE_OK` (it was there), `DCACHE_NOT_FOUND` (it was not),
+/// `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE`, `DCACHE_READ_ONLY`, `DCACHE_IO_ERROR`.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_delete(
+    c: *mut dcache,
+    key: *const u8,
+    key_len: usize,
+) -> dcache_result {
+    ffi!({
+        let cache = cache_ref(c)?;
+        let key = self::key(key, key_len)?;
+        cache.delete(key)
+    })
+}
+
+/// 1 when O_DIRECT is in effect for the cache, 0 when it is buffered (or `c` is NULL).
+#[no_mangle]
+pub unsafe extern "C" fn dcache_is_direct_io(c: *const dcache) -> u32 {
+    boundary::query(0, || {
+        c.as_ref().map_or(0, |c| c.inner.is_direct_io() as u32)
+    })
+}
+
+/// The alignment in bytes, as detected or given (0 if `c` is NULL).
+#[no_mangle]
+pub unsafe extern "C" fn dcache_alignment(c: *const dcache) -> u32 {
+    boundary::query(0, || c.as_ref().map_or(0, |c| c.inner.alignment() as u32))
+}
+
+/// The largest value the cache accepts, in bytes (0 if `c` is NULL).
+#[no_mangle]
+pub unsafe extern "C" fn dcache_max_value_size(c: *const dcache) -> u64 {
+    boundary::query(0, || c.as_ref().map_or(0, |c| c.inner.max_value_size()))
+}
+
+/// Fills `*out` with the cache's counters. The caller sets `out->struct_size` to
+/// sizeof(dcache_stats); at most that many bytes are written.
+/// Returns `DCACHE_OK` or `DCACHE_INVALID_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_get_stats(
+    c: *const dcache,
+    out: *mut dcache_stats,
+) -> dcache_result {
+    ffi!({
+        let s = cache_ref(c)?.stats();
+        let stats = dcache_stats {
+            struct_size: 0,
+            direct_io: s.direct_io as u32,
+            alignment: s.alignment,
+            capacity: s.capacity,
+            used_bytes: s.used_bytes,
+            entries: s.entries,
+            hits: s.hits,
+            misses: s.misses,
+            puts: s.puts,
+            deletes: s.deletes,
+            evictions: s.evictions,
+            expirations: s.expirations,
+            bytes_written: s.bytes_written,
+            bytes_read: s.bytes_read,
+            checksum_failures: s.checksum_failures,
+            io_errors: s.io_errors,
+        };
+        args::write_versioned_struct(out, &stats, "stats")
+    })
+}
