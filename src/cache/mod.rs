@@ -1,98 +1,377 @@
-//! STUB: replaced by the engine in the next commit.
-use crate::dio::IoMode;
+//! The cache engine. It knows nothing of C: a file or block device formatted as a circular
+//! log of large regions (docs/FORMAT.md), an in-memory index from keyed hashes to entries,
+//! and reads that verify the full key and every checksum before returning a byte.
+
+mod format;
+mod index;
+mod log;
+mod open;
+mod read;
+mod recovery;
+mod stats;
+mod writer;
+
+pub use format::{Geometry, FORMAT_VERSION};
+pub use read::Fetched;
+pub use recovery::RecoveryReport;
+pub use stats::Stats;
+pub use writer::Writer;
+
+use crate::dio::{DirectFile, IoMode};
 use crate::error::{Error, ErrorKind, Result};
+use format::{SummaryRecord, Trailer, CHUNK_SIZE, FLAG_TOMBSTONE, SUMMARY_RECORD_LEN};
+use index::Index;
+use log::{LogState, NewEntry};
+use parking_lot::Mutex;
+use stats::Counters;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The longest key in bytes.
 pub const MAX_KEY_LEN: usize = 4096;
+/// The default largest value, on caches whose regions can hold it.
+pub const DEFAULT_MAX_VALUE: u64 = 16 << 20;
+
+#[derive(Debug, Clone)]
 pub struct CacheOptions {
     pub io_mode: IoMode,
+    /// Create and format a missing or empty path.
     pub create: bool,
+    /// Format whatever the path holds.
     pub format: bool,
+    /// Every put is durable when it returns.
     pub sync_writes: bool,
     pub read_only: bool,
     pub alignment: Option<usize>,
+    /// 0 = the existing cache's or device's size.
     pub capacity: u64,
     pub default_ttl_secs: u64,
+    /// 0 = the default.
     pub max_value_size: u64,
 }
-pub enum Fetched {
-    Copied(usize),
-    TooSmall(u64),
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions {
+            io_mode: IoMode::Auto,
+            create: false,
+            format: false,
+            sync_writes: false,
+            read_only: false,
+            alignment: None,
+            capacity: 0,
+            default_ttl_secs: 0,
+            max_value_size: 0,
+        }
+    }
 }
-#[derive(Default)]
-pub struct Stats {
-    pub direct_io: bool,
-    pub alignment: u32,
-    pub capacity: u64,
-    pub used_bytes: u64,
-    pub entries: u64,
-    pub hits: u64,
-    pub misses: u64,
-    pub puts: u64,
-    pub deletes: u64,
-    pub evictions: u64,
-    pub expirations: u64,
-    pub bytes_written: u64,
-    pub bytes_read: u64,
-    pub checksum_failures: u64,
-    pub io_errors: u64,
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
-pub struct Cache;
-pub struct Writer;
-fn todo<T>() -> Result<T> {
-    Err(Error::new(ErrorKind::Unsupported, "not yet"))
+
+/// What every part of the engine shares; a `Writer` keeps it alive past `close`.
+pub(crate) struct Shared {
+    dev: DirectFile,
+    geometry: Geometry,
+    cache_id: u64,
+    index: Index,
+    stats: Counters,
+    used_bytes: AtomicU64,
+    log: Mutex<LogState>,
+    superblock: Mutex<format::Superblock>,
+    read_only: bool,
+    sync_writes: bool,
+    default_ttl_secs: u64,
+    max_value_size: u64,
+    closed: AtomicBool,
+    recovery: Mutex<RecoveryReport>,
 }
+
+impl Shared {
+    fn hash(&self, key: &[u8]) -> u64 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(key, self.cache_id)
+    }
+
+    fn count_io<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.stats.io_errors.fetch_add(1, Relaxed);
+        }
+        r
+    }
+
+    fn write(&self, data: &[u8], offset: u64) -> Result<()> {
+        self.count_io(self.dev.pwrite(data, offset))?;
+        self.stats
+            .bytes_written
+            .fetch_add(data.len() as u64, Relaxed);
+        Ok(())
+    }
+
+    fn read(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let n = self.count_io(self.dev.pread(buf, offset))?;
+        self.stats.bytes_read.fetch_add(n as u64, Relaxed);
+        Ok(n)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.count_io(self.dev.sync())
+    }
+
+    /// A region's trailer and summary, if both are intact.
+    fn read_summary(&self, region: u32) -> Option<(Trailer, Vec<SummaryRecord>)> {
+        let g = &self.geometry;
+        let unit = g.unit as usize;
+        let end = g.region_offset(region) + g.region_size;
+        let mut tail = crate::dio::AlignedBuf::new(unit, unit).ok()?;
+        self.read(tail.as_mut_slice(), end - unit as u64).ok()?;
+        let t =
+            Trailer::decode(tail.as_slice(), self.cache_id, g).filter(|t| t.region == region)?;
+        let tail_len = g.tail_len(t.record_count as usize) as usize;
+        let mut summary = crate::dio::AlignedBuf::new(tail_len - unit, unit).ok()?;
+        if tail_len > unit {
+            self.read(
+                &mut summary.as_mut_slice()[..tail_len - unit],
+                end - tail_len as u64,
+            )
+            .ok()?;
+        }
+        let bytes = &summary.as_slice()[..t.summary_len()];
+        if format::crc(self.cache_id, &[bytes]) != t.summary_crc {
+            return None;
+        }
+        Some((
+            t,
+            bytes
+                .chunks_exact(SUMMARY_RECORD_LEN)
+                .map(SummaryRecord::decode)
+                .collect(),
+        ))
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                "the cache was opened with DCACHE_OPEN_READ_ONLY",
+            ));
+        }
+        if self.closed.load(Relaxed) {
+            return Err(Error::new(ErrorKind::Io, "the cache is closed"));
+        }
+        Ok(())
+    }
+
+    fn check_value_len(&self, len: u64) -> Result<()> {
+        if len > self.max_value_size {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "value of {len} bytes is larger than max_value_size ({})",
+                    self.max_value_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn expiry(&self, ttl_secs: u64, now: u64) -> u64 {
+        match if ttl_secs == 0 {
+            self.default_ttl_secs
+        } else {
+            ttl_secs
+        } {
+            0 => 0,
+            ttl => now.saturating_add(ttl),
+        }
+    }
+
+    /// Stores a value. Checksums are computed before the log lock is taken; the copy into
+    /// the region buffer and the index update happen under it, so that the index and the
+    /// log agree on which of two puts of a key came last.
+    fn put(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
+        self.writable()?;
+        self.check_value_len(value.len() as u64)?;
+        let hash = self.hash(key);
+        let chunk_crcs: Vec<u32> = value
+            .chunks(CHUNK_SIZE as usize)
+            .map(crc32c::crc32c)
+            .collect();
+        let now = now_secs();
+        let entry = NewEntry {
+            hash,
+            key,
+            value,
+            chunk_crcs: &chunk_crcs,
+            flags: 0,
+            expiry: self.expiry(ttl_secs, now),
+            created: now,
+        };
+        let mut log = self.log.lock();
+        let loc = log.append(self, &entry)?;
+        let unit = self.geometry.unit as u64;
+        self.used_bytes
+            .fetch_add(loc.len_units as u64 * unit, Relaxed);
+        if let Some(old) = self.index.insert(hash, loc) {
+            self.used_bytes
+                .fetch_sub(old.len_units as u64 * unit, Relaxed);
+        }
+        if self.sync_writes {
+            log.flush(self)?;
+        }
+        drop(log);
+        self.stats.puts.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<()> {
+        self.writable()?;
+        let hash = self.hash(key);
+        let mut log = self.log.lock();
+        if self.index.get(hash).is_none() {
+            return Err(Error::new(ErrorKind::NotFound, "key not found"));
+        }
+        let now = now_secs();
+        let tombstone = NewEntry {
+            hash,
+            key,
+            value: &[],
+            chunk_crcs: &[],
+            flags: FLAG_TOMBSTONE,
+            expiry: 0,
+            created: now,
+        };
+        log.append(self, &tombstone)?;
+        if let Some(old) = self.index.remove(hash) {
+            self.used_bytes
+                .fetch_sub(old.len_units as u64 * self.geometry.unit as u64, Relaxed);
+        }
+        if self.sync_writes {
+            log.flush(self)?;
+        }
+        drop(log);
+        self.stats.deletes.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.writable()?;
+        self.log.lock().flush(self)
+    }
+
+    /// Flushes, writes the active region's summary, and marks the superblock clean.
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Relaxed) || self.read_only {
+            return Ok(());
+        }
+        let mut log = self.log.lock();
+        log.write_tail(self, false)?;
+        self.sync()?;
+        let mut sb = self.superblock.lock();
+        sb.clean = true;
+        sb.active_region = log.region;
+        sb.active_seq = log.region_seq;
+        sb.active_fill = log.fill;
+        sb.next_entry_seq = log.next_entry_seq;
+        open::write_superblock(self, &mut sb)
+    }
+}
+
+/// An open cache. Cheap to share between threads by reference; `close` (or drop) flushes.
+pub struct Cache {
+    shared: Arc<Shared>,
+}
+
 impl Cache {
-    pub fn open(_: &Path, _: &CacheOptions) -> Result<Cache> {
-        todo()
+    /// Opens, creates or formats the cache at `path` as `opts` say (see `dcache_open`).
+    pub fn open(path: &Path, opts: &CacheOptions) -> Result<Cache> {
+        Ok(Cache {
+            shared: Arc::new(open::open(path, opts)?),
+        })
     }
+
+    /// Flushes everything, persists the summaries and marks the cache clean.
     pub fn close(&self) -> Result<()> {
-        todo()
+        self.shared.close()
     }
+
     pub fn flush(&self) -> Result<()> {
-        todo()
+        self.shared.flush()
     }
-    pub fn check_value_len(&self, _: u64) -> Result<()> {
-        todo()
+
+    /// `TooLarge` if a value of `len` bytes would be refused: lets callers check a length
+    /// before touching the memory behind it.
+    pub fn check_value_len(&self, len: u64) -> Result<()> {
+        self.shared.check_value_len(len)
     }
-    pub fn put(&self, _: &[u8], _: &[u8], _: u64) -> Result<()> {
-        todo()
+
+    pub fn put(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
+        self.shared.put(key, value, ttl_secs)
     }
-    pub fn get(&self, _: &[u8], _: &mut [u8]) -> Result<Fetched> {
-        todo()
+
+    pub fn get(&self, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {
+        self.shared.get(key, buf)
     }
-    pub fn get_range(&self, _: &[u8], _: u64, _: &mut [u8]) -> Result<usize> {
-        todo()
+
+    pub fn get_range(&self, key: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.shared.get_range(key, offset, buf)
     }
-    pub fn value_size(&self, _: &[u8]) -> Result<u64> {
-        todo()
+
+    pub fn value_size(&self, key: &[u8]) -> Result<u64> {
+        self.shared.value_size(key)
     }
-    pub fn delete(&self, _: &[u8]) -> Result<()> {
-        todo()
+
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        self.shared.delete(key)
     }
-    pub fn writer(&self, _: &[u8], _: u64) -> Result<Writer> {
-        todo()
+
+    pub fn writer(&self, key: &[u8], ttl_secs: u64) -> Result<Writer> {
+        self.shared.writable()?;
+        Ok(Writer::new(self.shared.clone(), key, ttl_secs))
     }
+
     pub fn is_direct_io(&self) -> bool {
-        false
+        self.shared.dev.is_direct()
     }
+
     pub fn alignment(&self) -> usize {
-        0
+        self.shared.geometry.alignment as usize
     }
+
+    pub fn geometry(&self) -> Geometry {
+        self.shared.geometry
+    }
+
     pub fn max_value_size(&self) -> u64 {
-        0
+        self.shared.max_value_size
     }
+
+    /// Bytes of memory the index occupies.
+    pub fn index_memory_bytes(&self) -> usize {
+        self.shared.index.memory_bytes()
+    }
+
     pub fn stats(&self) -> Stats {
-        Stats::default()
+        self.shared.stats()
+    }
+
+    /// How this open found the cache: clean or not, and what rebuilding the index cost.
+    pub fn recovery(&self) -> RecoveryReport {
+        self.shared.recovery.lock().clone()
     }
 }
-impl Writer {
-    pub fn check_len(&self, _: u64) -> Result<()> {
-        todo()
-    }
-    pub fn write(&mut self, _: &[u8]) -> Result<()> {
-        todo()
-    }
-    pub fn commit(self) -> Result<()> {
-        todo()
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        if let Err(e) = self.shared.close() {
+            crate::log::log(
+                crate::log::Level::Error,
+                &format!("closing the cache failed: {e}"),
+            );
+        }
     }
 }

@@ -390,6 +390,35 @@ impl DirectFile {
         result
     }
 
+    /// Reserves the first `len` bytes on the device (fallocate), growing the file to at least
+    /// `len`. Where the file system cannot reserve (ramfs), the file is extended instead.
+    pub fn allocate(&self, len: u64) -> Result<()> {
+        if self.block_device {
+            return Ok(());
+        }
+        let mut size = self.size.write();
+        match sys::fallocate(self.fd(), len) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                if *size < len {
+                    sys::ftruncate(self.fd(), len)
+                        .map_err(|e| self.io_error("ftruncate", len, e))?;
+                }
+            }
+            Err(e) => {
+                return Err(Error::os(
+                    format!(
+                        "reserving {len} bytes for {} (fallocate)",
+                        self.path.display()
+                    ),
+                    e,
+                ));
+            }
+        }
+        *size = (*size).max(len);
+        Ok(())
+    }
+
     /// Makes every completed write durable.
     pub fn sync(&self) -> Result<()> {
         sys::fdatasync(self.fd()).map_err(|e| self.io_error("fdatasync", 0, e))

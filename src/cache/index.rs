@@ -1,0 +1,300 @@
+//! The in-memory index: key hash → where the entry is. Compact on purpose (12 bytes a slot):
+//! it holds no key, only 50 bits of the key's hash, because every read checks the full key on
+//! disk anyway; a rare tag collision costs a miss, never a wrong value.
+//!
+//! 64 shards, each an open-addressing table with linear probing behind its own RwLock, so
+//! that lookups run in parallel with each other and with inserts.
+
+use parking_lot::RwLock;
+
+const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 1 << SHARD_BITS;
+/// Grow past this load; grow by half. Keeps the table between 57% and 85% full.
+const MAX_LOAD_NUM: usize = 85;
+const MAX_LOAD_DEN: usize = 100;
+const MIN_SLOTS: usize = 64;
+
+/// Where an entry is, in units from the start of the data area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub unit: u32,
+    pub len_units: u32,
+}
+
+const LEN_BITS: u32 = 20;
+const LEN_MASK: u32 = (1 << LEN_BITS) - 1;
+pub const MAX_LEN_UNITS: u32 = LEN_MASK;
+
+/// [tag, unit, len_units | extra tag << 20]; len_units == 0 marks an empty slot.
+type Slot = [u32; 3];
+
+fn tag_of(hash: u64) -> u32 {
+    hash as u32
+}
+
+fn extra_of(hash: u64) -> u32 {
+    ((hash >> 40) as u32) & 0xfff
+}
+
+fn shard_of(hash: u64) -> usize {
+    (hash >> (64 - SHARD_BITS)) as usize
+}
+
+struct Table {
+    slots: Vec<Slot>,
+    len: usize,
+}
+
+impl Table {
+    fn new() -> Table {
+        Table {
+            slots: vec![[0; 3]; MIN_SLOTS],
+            len: 0,
+        }
+    }
+
+    /// The home slot of a tag: the tag scaled onto the table (works for any table size).
+    fn home(&self, tag: u32) -> usize {
+        ((tag as u64 * self.slots.len() as u64) >> 32) as usize
+    }
+
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.slots.len() {
+            0
+        } else {
+            i + 1
+        }
+    }
+
+    fn find(&self, hash: u64) -> Option<usize> {
+        let (tag, extra) = (tag_of(hash), extra_of(hash));
+        let mut i = self.home(tag);
+        loop {
+            let s = &self.slots[i];
+            if s[2] & LEN_MASK == 0 {
+                return None;
+            }
+            if s[0] == tag && s[2] >> LEN_BITS == extra {
+                return Some(i);
+            }
+            i = self.next(i);
+        }
+    }
+
+    fn location(s: &Slot) -> Location {
+        Location {
+            unit: s[1],
+            len_units: s[2] & LEN_MASK,
+        }
+    }
+
+    fn insert(&mut self, hash: u64, loc: Location) -> Option<Location> {
+        if let Some(i) = self.find(hash) {
+            let old = Self::location(&self.slots[i]);
+            self.slots[i][1] = loc.unit;
+            self.slots[i][2] = loc.len_units | extra_of(hash) << LEN_BITS;
+            return Some(old);
+        }
+        if (self.len + 1) * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
+            self.grow();
+        }
+        let mut i = self.home(tag_of(hash));
+        while self.slots[i][2] & LEN_MASK != 0 {
+            i = self.next(i);
+        }
+        self.slots[i] = [
+            tag_of(hash),
+            loc.unit,
+            loc.len_units | extra_of(hash) << LEN_BITS,
+        ];
+        self.len += 1;
+        None
+    }
+
+    fn grow(&mut self) {
+        let new_len = (self.slots.len() + self.slots.len() / 2).max(MIN_SLOTS);
+        let old = std::mem::replace(&mut self.slots, vec![[0; 3]; new_len]);
+        for s in old.into_iter().filter(|s| s[2] & LEN_MASK != 0) {
+            let mut i = self.home(s[0]);
+            while self.slots[i][2] & LEN_MASK != 0 {
+                i = self.next(i);
+            }
+            self.slots[i] = s;
+        }
+    }
+
+    /// Removes slot `i`, shifting later members of its probe run back (no tombstones).
+    fn remove_at(&mut self, mut i: usize) -> Location {
+        let removed = Self::location(&self.slots[i]);
+        self.slots[i] = [0; 3];
+        self.len -= 1;
+        let mut j = self.next(i);
+        while self.slots[j][2] & LEN_MASK != 0 {
+            let home = self.home(self.slots[j][0]);
+            // Move j back to i if i lies cyclically within [home, j).
+            let movable = if i <= j {
+                home <= i || home > j
+            } else {
+                home <= i && home > j
+            };
+            if movable {
+                self.slots[i] = self.slots[j];
+                self.slots[j] = [0; 3];
+                i = j;
+            }
+            j = self.next(j);
+        }
+        removed
+    }
+}
+
+pub struct Index {
+    shards: Box<[RwLock<Table>]>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            shards: (0..SHARDS).map(|_| RwLock::new(Table::new())).collect(),
+        }
+    }
+}
+
+impl Index {
+    pub fn get(&self, hash: u64) -> Option<Location> {
+        let t = self.shards[shard_of(hash)].read();
+        t.find(hash).map(|i| Table::location(&t.slots[i]))
+    }
+
+    /// Points `hash` at `loc`; returns what it pointed at before.
+    pub fn insert(&self, hash: u64, loc: Location) -> Option<Location> {
+        debug_assert!(loc.len_units > 0 && loc.len_units <= MAX_LEN_UNITS);
+        self.shards[shard_of(hash)].write().insert(hash, loc)
+    }
+
+    pub fn remove(&self, hash: u64) -> Option<Location> {
+        let mut t = self.shards[shard_of(hash)].write();
+        t.find(hash).map(|i| t.remove_at(i))
+    }
+
+    /// Removes `hash` only if it still points at `loc` (a newer put may have moved it).
+    pub fn remove_if_at(&self, hash: u64, loc: Location) -> bool {
+        let mut t = self.shards[shard_of(hash)].write();
+        match t.find(hash) {
+            Some(i) if Table::location(&t.slots[i]) == loc => {
+                t.remove_at(i);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes every entry whose location satisfies `pred`; returns their locations.
+    pub fn remove_where(&self, pred: impl Fn(Location) -> bool) -> Vec<Location> {
+        let mut removed = Vec::new();
+        for shard in self.shards.iter() {
+            let mut t = shard.write();
+            let mut i = 0;
+            while i < t.slots.len() {
+                let s = t.slots[i];
+                if s[2] & LEN_MASK != 0 && pred(Table::location(&s)) {
+                    removed.push(t.remove_at(i));
+                    // remove_at may have shifted another member into slot i: look again.
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        removed
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len).sum()
+    }
+
+    /// Bytes the tables occupy.
+    pub fn memory_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().slots.capacity() * std::mem::size_of::<Slot>())
+            .sum::<usize>()
+            + std::mem::size_of::<Self>()
+            + SHARDS * std::mem::size_of::<RwLock<Table>>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn mix(i: u64) -> u64 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(&i.to_le_bytes(), 7)
+    }
+
+    #[test]
+    fn behaves_like_a_map() {
+        let index = Index::default();
+        let mut model = HashMap::new();
+        for i in 0..200_000u64 {
+            let h = mix(i % 50_000);
+            match i % 7 {
+                0 | 1 => {
+                    assert_eq!(index.remove(h), model.remove(&h));
+                }
+                _ => {
+                    let loc = Location {
+                        unit: i as u32,
+                        len_units: (i % 1000 + 1) as u32,
+                    };
+                    assert_eq!(index.insert(h, loc), model.insert(h, loc));
+                }
+            }
+        }
+        assert_eq!(index.len(), model.len());
+        for (h, loc) in &model {
+            assert_eq!(index.get(*h), Some(*loc));
+        }
+        let removed = index.remove_where(|l| l.unit % 2 == 0);
+        let expect = model.values().filter(|l| l.unit % 2 == 0).count();
+        assert_eq!(removed.len(), expect);
+        for (h, loc) in &model {
+            assert_eq!(index.get(*h), (loc.unit % 2 == 1).then_some(*loc));
+        }
+    }
+
+    #[test]
+    fn remove_if_at_respects_newer_locations() {
+        let index = Index::default();
+        let a = Location {
+            unit: 1,
+            len_units: 1,
+        };
+        let b = Location {
+            unit: 2,
+            len_units: 1,
+        };
+        index.insert(5, a);
+        index.insert(5, b);
+        assert!(!index.remove_if_at(5, a));
+        assert!(index.remove_if_at(5, b));
+        assert_eq!(index.len(), 0);
+    }
+
+    #[test]
+    fn memory_per_entry_is_compact() {
+        let index = Index::default();
+        let n = 1_000_000u64;
+        for i in 0..n {
+            index.insert(
+                mix(i),
+                Location {
+                    unit: i as u32,
+                    len_units: 1,
+                },
+            );
+        }
+        let per_entry = index.memory_bytes() as f64 / n as f64;
+        assert!(per_entry <= 32.0, "{per_entry} bytes per entry");
+    }
+}

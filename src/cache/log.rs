@@ -1,0 +1,227 @@
+//! The write side: the active region, filled in memory and written to the device in large
+//! aligned writes when it fills or at a flush. When a region is full, its summary and trailer
+//! go at its end (sealing it), and the next region, the oldest, is reclaimed whole (FIFO).
+
+use super::format::{EntryHeader, SummaryRecord, Trailer, SUMMARY_RECORD_LEN, TRAILER_LEN};
+use super::index::Location;
+use super::Shared;
+use crate::dio::AlignedBuf;
+use crate::error::Result;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// The region being written, and what the log needs to continue.
+pub(crate) struct LogState {
+    pub region: u32,
+    /// Which lap of the log this region holds: one more than the region before it.
+    pub region_seq: u64,
+    pub buf: AlignedBuf,
+    /// Bytes of entries in the region.
+    pub fill: u64,
+    /// Bytes of the region already written to the device.
+    pub flushed: u64,
+    /// The buffer holds the region's bytes from here on (after recovery, earlier ones are
+    /// only on the device).
+    pub mem_from: u64,
+    pub records: Vec<SummaryRecord>,
+    pub max_entry_seq: u64,
+    pub next_entry_seq: u64,
+    /// Regions that may have entries in the index: reclaiming others costs nothing.
+    pub region_has_entries: Vec<bool>,
+}
+
+/// What to append: an entry header with its key, and the value with its chunk checksums.
+pub(crate) struct NewEntry<'a> {
+    pub hash: u64,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub chunk_crcs: &'a [u32],
+    pub flags: u16,
+    pub expiry: u64,
+    pub created: u64,
+}
+
+impl LogState {
+    fn region_start(&self, sh: &Shared) -> u64 {
+        sh.geometry.region_offset(self.region)
+    }
+
+    fn fits(&self, sh: &Shared, entry_len: u64) -> bool {
+        self.fill + entry_len + sh.geometry.tail_len(self.records.len() + 1)
+            <= sh.geometry.region_size
+    }
+
+    /// Whether the buffer holds the entry at `loc`; if so, copies `out.len()` bytes of it
+    /// from `rel` on into `out`.
+    pub fn copy_if_buffered(&self, sh: &Shared, loc: Location, rel: u64, out: &mut [u8]) -> bool {
+        let unit = sh.geometry.unit as u64;
+        let upr = sh.geometry.units_per_region();
+        if loc.unit as u64 / upr != self.region as u64 {
+            return false;
+        }
+        let off = (loc.unit as u64 % upr) * unit;
+        let end = off + loc.len_units as u64 * unit;
+        if off < self.mem_from || end > self.fill || rel + out.len() as u64 > end - off {
+            return false;
+        }
+        let start = (off + rel) as usize;
+        out.copy_from_slice(&self.buf.as_slice()[start..start + out.len()]);
+        true
+    }
+
+    /// Appends an entry to the active region (sealing and moving on first if it does not
+    /// fit) and returns where it is. The caller has checked that it fits an empty region.
+    pub fn append(&mut self, sh: &Shared, e: &NewEntry<'_>) -> Result<Location> {
+        let g = &sh.geometry;
+        let (value_offset, entry_len) = g.entry_layout(e.key.len(), e.value.len() as u64);
+        if !self.fits(sh, entry_len) {
+            self.seal_and_advance(sh)?;
+        }
+        let header = EntryHeader {
+            flags: e.flags,
+            key_len: e.key.len() as u16,
+            value_offset: value_offset as u32,
+            value_len: e.value.len() as u64,
+            entry_seq: self.next_entry_seq,
+            region_seq: self.region_seq,
+            expiry: e.expiry,
+            created: e.created,
+        };
+        let off = self.fill as usize;
+        let dst = &mut self.buf.as_mut_slice()[off..off + entry_len as usize];
+        let header_len = header.header_len();
+        header.encode(sh.cache_id, e.key, e.chunk_crcs, dst);
+        let (voff, vend) = (value_offset as usize, value_offset as usize + e.value.len());
+        dst[header_len..voff].fill(0);
+        dst[voff..vend].copy_from_slice(e.value);
+        dst[vend..].fill(0);
+
+        let unit = g.unit as u64;
+        let offset_units = (self.fill / unit) as u32;
+        let len_units = (entry_len / unit) as u32;
+        self.records.push(SummaryRecord {
+            hash: e.hash,
+            offset_units,
+            len_units,
+            tombstone: header.is_tombstone(),
+        });
+        self.fill += entry_len;
+        self.max_entry_seq = self.next_entry_seq;
+        self.next_entry_seq += 1;
+        self.region_has_entries[self.region as usize] = true;
+        Ok(Location {
+            unit: (self.region as u64 * g.units_per_region()) as u32 + offset_units,
+            len_units,
+        })
+    }
+
+    /// Writes what the device does not have yet of the region's entries.
+    fn write_pending(&mut self, sh: &Shared) -> Result<()> {
+        if self.fill > self.flushed {
+            let (from, to) = (self.flushed as usize, self.fill as usize);
+            sh.write(
+                &self.buf.as_slice()[from..to],
+                self.region_start(sh) + self.flushed,
+            )?;
+            self.flushed = self.fill;
+        }
+        Ok(())
+    }
+
+    /// Makes every appended entry durable.
+    pub fn flush(&mut self, sh: &Shared) -> Result<()> {
+        self.write_pending(sh)?;
+        sh.sync()
+    }
+
+    /// Writes the pending entries, then the region's summary and trailer at its end: sealed
+    /// when the region is full, partial (a snapshot of the index for this region) at close.
+    pub fn write_tail(&mut self, sh: &Shared, sealed: bool) -> Result<()> {
+        self.write_pending(sh)?;
+        let g = &sh.geometry;
+        let region_size = g.region_size as usize;
+        let tail_start = region_size - g.tail_len(self.records.len()) as usize;
+        let trailer_start = region_size - g.unit as usize;
+        let buf = self.buf.as_mut_slice();
+        let summary_len = self.records.len() * SUMMARY_RECORD_LEN;
+        for (i, r) in self.records.iter().enumerate() {
+            r.encode(&mut buf[tail_start + i * SUMMARY_RECORD_LEN..]);
+        }
+        buf[tail_start + summary_len..trailer_start].fill(0);
+        let trailer = Trailer {
+            sealed,
+            region_seq: self.region_seq,
+            region: self.region,
+            record_count: self.records.len() as u32,
+            summary_crc: super::format::crc(
+                sh.cache_id,
+                &[&buf[tail_start..tail_start + summary_len]],
+            ),
+            fill: self.fill,
+            max_entry_seq: self.max_entry_seq,
+        };
+        trailer.encode(
+            sh.cache_id,
+            &mut buf[trailer_start..trailer_start + TRAILER_LEN],
+        );
+        buf[trailer_start + TRAILER_LEN..].fill(0);
+        sh.write(
+            &self.buf.as_slice()[tail_start..],
+            self.region_start(sh) + tail_start as u64,
+        )
+    }
+
+    /// Seals the full region and moves to the next, reclaiming it.
+    fn seal_and_advance(&mut self, sh: &Shared) -> Result<()> {
+        self.write_tail(sh, true)?;
+        let next = (self.region + 1) % sh.geometry.region_count;
+        self.reclaim(sh, next, self.region_seq + 1);
+        self.region = next;
+        self.region_seq += 1;
+        self.fill = 0;
+        self.flushed = 0;
+        self.mem_from = 0;
+        self.records.clear();
+        self.max_entry_seq = 0;
+        Ok(())
+    }
+
+    /// Drops from the index every entry of `region` before it is overwritten by lap
+    /// `new_seq`, using its summary where it is intact, else a scan of the index.
+    fn reclaim(&mut self, sh: &Shared, region: u32, new_seq: u64) {
+        if !self.region_has_entries[region as usize] {
+            return;
+        }
+        let g = &sh.geometry;
+        let base = region as u64 * g.units_per_region();
+        let previous_lap = new_seq.checked_sub(g.region_count as u64);
+        let mut evicted = 0u64;
+        match sh.read_summary(region) {
+            Some((t, records)) if t.sealed && Some(t.region_seq) == previous_lap => {
+                for r in records.iter().filter(|r| !r.tombstone) {
+                    let loc = Location {
+                        unit: (base + r.offset_units as u64) as u32,
+                        len_units: r.len_units,
+                    };
+                    if sh.index.remove_if_at(r.hash, loc) {
+                        sh.used_bytes
+                            .fetch_sub(loc.len_units as u64 * g.unit as u64, Relaxed);
+                        evicted += 1;
+                    }
+                }
+            }
+            _ => {
+                let end = base + g.units_per_region();
+                for loc in sh
+                    .index
+                    .remove_where(|l| (l.unit as u64) >= base && (l.unit as u64) < end)
+                {
+                    sh.used_bytes
+                        .fetch_sub(loc.len_units as u64 * g.unit as u64, Relaxed);
+                    evicted += 1;
+                }
+            }
+        }
+        sh.stats.evictions.fetch_add(evicted, Relaxed);
+        self.region_has_entries[region as usize] = false;
+    }
+}

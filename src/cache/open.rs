@@ -1,0 +1,315 @@
+//! Opening a cache: create or refuse, lock, recognise our superblock (or refuse the data as
+//! not ours, untouched), format when told to, and mark the cache in use.
+
+use super::format::{Geometry, SlotContent, Superblock, MIN_CAPACITY};
+use super::log::LogState;
+use super::{now_secs, recovery, CacheOptions, Shared, DEFAULT_MAX_VALUE};
+use crate::dio::{sys, AlignedBuf, DirectFile, OpenOptions};
+use crate::error::{Error, ErrorKind, Result};
+use parking_lot::Mutex;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+/// Where a second superblock copy may start: at `meta_size`, a power of two in this range.
+const SLOT_OFFSETS: [u64; 5] = [4096, 8192, 16384, 32768, 65536];
+
+/// What the start of a file or device holds.
+enum Found {
+    Cache(Superblock),
+    OtherVersion(u32),
+    Damaged,
+    Foreign,
+}
+
+fn read_superblock(dev: &DirectFile) -> Result<Found> {
+    let probe_len = 2 * SLOT_OFFSETS[SLOT_OFFSETS.len() - 1] as usize;
+    let mut buf = AlignedBuf::new(probe_len, 4096)?;
+    let got = dev.pread(buf.as_mut_slice(), 0)?;
+    let b = &buf.as_slice()[..got];
+    let device_size = dev.size();
+    let mut candidates = vec![Superblock::decode(b, device_size)];
+    for off in SLOT_OFFSETS {
+        if (off as usize) < b.len() {
+            match Superblock::decode(&b[off as usize..], device_size) {
+                // A second copy is only where its own geometry puts it.
+                SlotContent::Valid(sb) if sb.geometry.meta_size as u64 != off => {}
+                other => candidates.push(other),
+            }
+        }
+    }
+    let best = candidates
+        .iter()
+        .filter_map(|c| match c {
+            SlotContent::Valid(sb) => Some(sb),
+            _ => None,
+        })
+        .max_by_key(|sb| sb.generation);
+    if let Some(sb) = best {
+        return Ok(Found::Cache(sb.clone()));
+    }
+    if let Some(v) = candidates.iter().find_map(|c| {
+        if let SlotContent::OtherVersion(v) = c {
+            Some(*v)
+        } else {
+            None
+        }
+    }) {
+        return Ok(Found::OtherVersion(v));
+    }
+    if candidates.iter().any(|c| matches!(c, SlotContent::Damaged)) {
+        return Ok(Found::Damaged);
+    }
+    Ok(Found::Foreign)
+}
+
+/// Writes the superblock with the next generation into the copy the previous one is not in,
+/// then syncs: a torn write leaves the other copy intact.
+pub(crate) fn write_superblock(sh: &Shared, sb: &mut Superblock) -> Result<()> {
+    sb.generation += 1;
+    write_superblock_copy(&sh.dev, sb)?;
+    sh.sync()
+}
+
+fn write_superblock_copy(dev: &DirectFile, sb: &Superblock) -> Result<()> {
+    let meta = sb.geometry.meta_size as usize;
+    let mut buf = AlignedBuf::new(meta, meta)?;
+    sb.encode(buf.as_mut_slice());
+    dev.pwrite(buf.as_slice(), (sb.generation % 2) * meta as u64)
+}
+
+fn is_empty(dev: &DirectFile) -> Result<bool> {
+    if dev.is_block_device() {
+        return Ok(false);
+    }
+    if dev.size() == 0 {
+        return Ok(true);
+    }
+    sys::has_no_data(dev.fd())
+        .map_err(|e| Error::os(format!("lseek(SEEK_DATA) {}", dev.path().display()), e))
+}
+
+fn effective_max_value(geometry: &Geometry, asked: u64) -> Result<u64> {
+    let fits = geometry.max_value_capacity();
+    match asked {
+        0 => Ok(DEFAULT_MAX_VALUE.min(fits)),
+        n if n <= fits => Ok(n),
+        n => Err(Error::invalid(format!(
+            "max_value_size {n} is more than one region of this cache holds ({fits} bytes)"
+        ))),
+    }
+}
+
+pub(crate) fn open(path: &Path, opts: &CacheOptions) -> Result<Shared> {
+    if opts.capacity != 0 && opts.capacity < MIN_CAPACITY {
+        return Err(Error::invalid(format!(
+            "capacity {} is below the minimum of {MIN_CAPACITY} bytes",
+            opts.capacity
+        )));
+    }
+    if opts.read_only && (opts.create || opts.format) {
+        return Err(Error::invalid(
+            "DCACHE_OPEN_READ_ONLY cannot be combined with CREATE or FORMAT",
+        ));
+    }
+    let exists = match std::fs::metadata(path) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(Error::os(format!("stat {}", path.display()), e)),
+    };
+    if !exists && !opts.create {
+        return Err(Error::new(
+            ErrorKind::Io,
+            format!(
+                "{}: No such file or directory (DCACHE_OPEN_CREATE creates it)",
+                path.display()
+            ),
+        ));
+    }
+    if !exists && opts.capacity == 0 {
+        return Err(Error::invalid(format!(
+            "{}: a new cache needs a capacity",
+            path.display()
+        )));
+    }
+    let file_opts = OpenOptions {
+        io_mode: opts.io_mode,
+        create_new: !exists,
+        read_only: opts.read_only,
+        alignment: opts.alignment,
+        mode: 0o600,
+        ..OpenOptions::default()
+    };
+    let dev = DirectFile::open(path, &file_opts)?;
+    let result = open_device(dev, opts, !exists);
+    if result.is_err() && !exists {
+        crate::dio::file::remove_quietly(path);
+    }
+    result
+}
+
+fn open_device(dev: DirectFile, opts: &CacheOptions, created: bool) -> Result<Shared> {
+    let path = dev.path().display().to_string();
+    let locked = sys::try_flock(dev.fd(), !opts.read_only)
+        .map_err(|e| Error::os(format!("flock {path}"), e))?;
+    if !locked {
+        return Err(Error::new(
+            ErrorKind::Locked,
+            format!("{path} is open in another handle or process"),
+        ));
+    }
+    if created {
+        return format(dev, opts);
+    }
+    match read_superblock(&dev)? {
+        _ if opts.format => format(dev, opts),
+        Found::Cache(sb) => load(dev, sb, opts),
+        Found::OtherVersion(v) => Err(Error::new(
+            ErrorKind::Incompatible,
+            format!("{path} holds a dcache of format version {v}; this library reads version {}", super::FORMAT_VERSION),
+        )),
+        Found::Damaged => Err(Error::new(
+            ErrorKind::NotACache,
+            format!("{path} holds a dcache whose superblocks are both damaged; DCACHE_OPEN_FORMAT reformats it"),
+        )),
+        Found::Foreign if opts.create && is_empty(&dev)? => format(dev, opts),
+        Found::Foreign => Err(Error::new(
+            ErrorKind::NotACache,
+            format!("{path} holds data that is not a dcache; it was left untouched (DCACHE_OPEN_FORMAT destroys it)"),
+        )),
+    }
+}
+
+fn capacity_for_format(dev: &DirectFile, opts: &CacheOptions) -> Result<u64> {
+    let size = dev.size();
+    let path = dev.path().display();
+    match (dev.is_block_device(), opts.capacity) {
+        (true, 0) => Ok(size),
+        (true, c) if c <= size => Ok(c),
+        (true, c) => Err(Error::new(
+            ErrorKind::NoSpace,
+            format!("{path} holds {size} bytes, not the {c} asked"),
+        )),
+        (false, 0) if size == 0 => Err(Error::invalid(format!(
+            "{path}: a new cache needs a capacity"
+        ))),
+        (false, 0) => Ok(size),
+        (false, c) => Ok(c),
+    }
+}
+
+fn new_shared(dev: DirectFile, sb: &Superblock, opts: &CacheOptions) -> Result<Shared> {
+    let g = sb.geometry;
+    let buf_len = if opts.read_only {
+        g.unit as usize
+    } else {
+        g.region_size as usize
+    };
+    let log = LogState {
+        region: sb.active_region,
+        region_seq: sb.active_seq,
+        buf: AlignedBuf::new(buf_len, dev.alignment().memory.max(g.unit as usize))?,
+        fill: 0,
+        flushed: 0,
+        mem_from: if opts.read_only { u64::MAX } else { 0 },
+        records: Vec::new(),
+        max_entry_seq: 0,
+        next_entry_seq: sb.next_entry_seq,
+        region_has_entries: vec![false; g.region_count as usize],
+    };
+    Ok(Shared {
+        max_value_size: effective_max_value(&g, opts.max_value_size)?,
+        dev,
+        geometry: g,
+        cache_id: sb.cache_id,
+        index: Default::default(),
+        stats: Default::default(),
+        used_bytes: AtomicU64::new(0),
+        log: Mutex::new(log),
+        superblock: Mutex::new(sb.clone()),
+        read_only: opts.read_only,
+        sync_writes: opts.sync_writes,
+        default_ttl_secs: opts.default_ttl_secs,
+        closed: AtomicBool::new(false),
+        recovery: Default::default(),
+    })
+}
+
+fn format(dev: DirectFile, opts: &CacheOptions) -> Result<Shared> {
+    if opts.read_only {
+        return Err(Error::new(
+            ErrorKind::ReadOnly,
+            "cannot format a cache opened read-only",
+        ));
+    }
+    let capacity = capacity_for_format(&dev, opts)?;
+    let alignment = dev.alignment().offset as u32;
+    let geometry = Geometry::plan(capacity, alignment).ok_or_else(|| {
+        Error::invalid(format!(
+            "capacity {capacity} is below the minimum of {MIN_CAPACITY} bytes"
+        ))
+    })?;
+    effective_max_value(&geometry, opts.max_value_size)?;
+    dev.allocate(capacity)?;
+    let mut sb = Superblock {
+        generation: 1,
+        cache_id: sys::random_u64(),
+        geometry,
+        created_secs: now_secs(),
+        clean: false,
+        active_region: 0,
+        active_seq: 1,
+        active_fill: 0,
+        next_entry_seq: 1,
+    };
+    // Both copies, so that no copy of an older cache stays behind to be mistaken for ours.
+    write_superblock_copy(&dev, &sb)?;
+    sb.generation += 1;
+    write_superblock_copy(&dev, &sb)?;
+    let sh = new_shared(dev, &sb, opts)?;
+    sh.sync()?;
+    Ok(sh)
+}
+
+fn load(dev: DirectFile, sb: Superblock, opts: &CacheOptions) -> Result<Shared> {
+    let g = sb.geometry;
+    let path = dev.path().display().to_string();
+    if opts.capacity != 0 && opts.capacity != g.capacity {
+        return Err(Error::new(
+            ErrorKind::Incompatible,
+            format!(
+                "{path} holds a cache of {} bytes; the options ask {}",
+                g.capacity, opts.capacity
+            ),
+        ));
+    }
+    if let Some(a) = opts.alignment {
+        if a as u32 != g.alignment {
+            return Err(Error::new(
+                ErrorKind::Incompatible,
+                format!(
+                    "{path} was formatted with alignment {}; the options ask {a}",
+                    g.alignment
+                ),
+            ));
+        }
+    }
+    if dev.is_direct() && dev.alignment().offset as u32 > g.unit {
+        return Err(Error::new(
+            ErrorKind::Incompatible,
+            format!(
+                "{path} now needs alignment {} for direct I/O; the cache was formatted with {}",
+                dev.alignment().offset,
+                g.unit
+            ),
+        ));
+    }
+    let mut sh = new_shared(dev, &sb, opts)?;
+    recovery::recover(&mut sh, &sb)?;
+    if !opts.read_only {
+        let mut sb = sb;
+        sb.clean = false;
+        write_superblock(&sh, &mut sb)?;
+        *sh.superblock.lock() = sb;
+    }
+    Ok(sh)
+}

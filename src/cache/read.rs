@@ -1,0 +1,239 @@
+//! The read side. Every byte returned has been checked: the entry's header checksum, the
+//! full key, the expiry, and the checksum of each value chunk that is returned. Anything that
+//! fails is a miss, never another key's bytes.
+
+use super::format::{Decoded, EntryHeader, CHUNK_SIZE, ENTRY_HEADER_LEN};
+use super::index::Location;
+use super::{now_secs, Shared};
+use crate::dio::align::{round_down, round_up};
+use crate::dio::buffer::with_bounce;
+use crate::error::{Error, ErrorKind, Result};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// What a get found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// The value, this many bytes, is in the caller's buffer.
+    Copied(usize),
+    /// The value is this many bytes: more than the buffer holds. The buffer is untouched.
+    TooSmall(u64),
+}
+
+/// Entries up to this size are read whole, in one system call, even for a range read.
+const WHOLE_READ_MAX: u64 = 256 << 10;
+
+impl Shared {
+    fn miss(&self) -> Error {
+        self.stats.misses.fetch_add(1, Relaxed);
+        Error::new(ErrorKind::NotFound, "key not found")
+    }
+
+    fn entry_len(&self, loc: Location) -> u64 {
+        loc.len_units as u64 * self.geometry.unit as u64
+    }
+
+    /// Reads `out.len()` bytes of the entry at `loc`, from `rel` on: from the region buffer
+    /// if it holds them, else from the device. False if the device had fewer bytes.
+    fn read_entry(&self, loc: Location, rel: u64, out: &mut [u8]) -> Result<bool> {
+        if self.log.lock().copy_if_buffered(self, loc, rel, out) {
+            return Ok(true);
+        }
+        let offset = self.geometry.data_start + loc.unit as u64 * self.geometry.unit as u64 + rel;
+        Ok(self.read(out, offset)? == out.len())
+    }
+
+    fn forget(&self, hash: u64, loc: Location) -> bool {
+        let removed = self.index.remove_if_at(hash, loc);
+        if removed {
+            self.used_bytes.fetch_sub(self.entry_len(loc), Relaxed);
+        }
+        removed
+    }
+
+    /// The entry at `loc` failed verification. If the index still points there it is
+    /// corrupt: count it and forget it. If not, a newer put or a reclaim overtook this read,
+    /// which is an ordinary miss.
+    fn corrupt(&self, hash: u64, loc: Location) -> Error {
+        if self.forget(hash, loc) {
+            self.stats.checksum_failures.fetch_add(1, Relaxed);
+        }
+        self.miss()
+    }
+
+    /// Verifies the header at the start of `b` (read from `loc`) for `key`. `Ok(None)` asks
+    /// for the header's full length when `b` is too short.
+    fn check_header(
+        &self,
+        hash: u64,
+        loc: Location,
+        key: &[u8],
+        b: &[u8],
+    ) -> Result<Option<EntryHeader>> {
+        let unit = self.geometry.unit;
+        let h = match EntryHeader::decode(b, self.cache_id, self.entry_len(loc), unit) {
+            Decoded::Valid(h) if h.entry_len(unit) == self.entry_len(loc) => h,
+            Decoded::Incomplete => return Ok(None),
+            _ => return Err(self.corrupt(hash, loc)),
+        };
+        if h.key(b) != key || h.is_tombstone() {
+            // Another key with the same 50 bits of hash: its entry, not ours.
+            self.stats.checksum_failures.fetch_add(1, Relaxed);
+            return Err(self.miss());
+        }
+        if h.is_expired(now_secs()) {
+            if self.forget(hash, loc) {
+                self.stats.expirations.fetch_add(1, Relaxed);
+            }
+            return Err(self.miss());
+        }
+        Ok(Some(h))
+    }
+
+    fn locate(&self, key: &[u8]) -> Result<(u64, Location)> {
+        let hash = self.hash(key);
+        match self.index.get(hash) {
+            Some(loc) => Ok((hash, loc)),
+            None => Err(self.miss()),
+        }
+    }
+
+    fn bounce_align(&self) -> usize {
+        self.dev.alignment().memory.max(self.geometry.unit as usize)
+    }
+
+    pub(crate) fn get(&self, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {
+        let (hash, loc) = self.locate(key)?;
+        with_bounce(self.entry_len(loc) as usize, self.bounce_align(), |b| {
+            if !self.read_entry(loc, 0, b)? {
+                return Err(self.corrupt(hash, loc));
+            }
+            let Some(h) = self.check_header(hash, loc, key, b)? else {
+                return Err(self.corrupt(hash, loc));
+            };
+            let (voff, vlen) = (h.value_offset as usize, h.value_len as usize);
+            if buf.len() < vlen {
+                return Ok(Fetched::TooSmall(vlen as u64));
+            }
+            let value = &b[voff..voff + vlen];
+            if !h.verify_chunks(b, 0, value) {
+                return Err(self.corrupt(hash, loc));
+            }
+            buf[..vlen].copy_from_slice(value);
+            self.stats.hits.fetch_add(1, Relaxed);
+            Ok(Fetched::Copied(vlen))
+        })?
+    }
+
+    /// How much of an entry to read to have its whole header for `key`: everything, for a
+    /// small entry.
+    fn header_probe_len(&self, loc: Location, key: &[u8]) -> usize {
+        let elen = self.entry_len(loc);
+        if elen <= WHOLE_READ_MAX {
+            return elen as usize;
+        }
+        let longest = ENTRY_HEADER_LEN as u64 + key.len() as u64 + 4 * (elen / CHUNK_SIZE + 1);
+        round_up(longest, self.geometry.unit as usize).min(elen) as usize
+    }
+
+    pub(crate) fn value_size(&self, key: &[u8]) -> Result<u64> {
+        let (hash, loc) = self.locate(key)?;
+        with_bounce(self.header_probe_len(loc, key), self.bounce_align(), |b| {
+            if !self.read_entry(loc, 0, b)? {
+                return Err(self.corrupt(hash, loc));
+            }
+            match self.check_header(hash, loc, key, b)? {
+                Some(h) => Ok(h.value_len),
+                None => Err(self.corrupt(hash, loc)),
+            }
+        })?
+    }
+
+    pub(crate) fn get_range(&self, key: &[u8], offset: u64, out: &mut [u8]) -> Result<usize> {
+        let (hash, loc) = self.locate(key)?;
+        let probe = self.header_probe_len(loc, key);
+        // First the header: the value's place, length and the checksums of the chunks the
+        // range touches. When the probe held the whole range, it is served from there.
+        let plan = with_bounce(probe, self.bounce_align(), |b| -> Result<RangePlan> {
+            if !self.read_entry(loc, 0, b)? {
+                return Err(self.corrupt(hash, loc));
+            }
+            let Some(h) = self.check_header(hash, loc, key, b)? else {
+                return Err(self.corrupt(hash, loc));
+            };
+            if offset > h.value_len {
+                return Err(Error::new(
+                    ErrorKind::Range,
+                    format!(
+                        "offset {offset} is past the end of the {}-byte value",
+                        h.value_len
+                    ),
+                ));
+            }
+            let n = out.len().min((h.value_len - offset) as usize);
+            if n == 0 {
+                return Ok(RangePlan::Done(0));
+            }
+            let (c0, c1) = (offset / CHUNK_SIZE, (offset + n as u64 - 1) / CHUNK_SIZE);
+            let span_start = h.value_offset as u64 + c0 * CHUNK_SIZE;
+            let span_end = h.value_offset as u64 + ((c1 + 1) * CHUNK_SIZE).min(h.value_len);
+            if span_end as usize <= b.len() {
+                if !h.verify_chunks(b, c0, &b[span_start as usize..span_end as usize]) {
+                    return Err(self.corrupt(hash, loc));
+                }
+                let from = (h.value_offset as u64 + offset) as usize;
+                out[..n].copy_from_slice(&b[from..from + n]);
+                return Ok(RangePlan::Done(n));
+            }
+            let crcs = (c0..=c1).map(|i| h.chunk_crc(b, i)).collect();
+            Ok(RangePlan::Read {
+                span_start,
+                span_end,
+                value_offset: h.value_offset as u64,
+                n,
+                crcs,
+            })
+        })??;
+        let n = match plan {
+            RangePlan::Done(n) => n,
+            RangePlan::Read {
+                span_start,
+                span_end,
+                value_offset,
+                n,
+                crcs,
+            } => {
+                let unit = self.geometry.unit as usize;
+                let (start, end) = (round_down(span_start, unit), round_up(span_end, unit));
+                with_bounce((end - start) as usize, self.bounce_align(), |b| {
+                    if !self.read_entry(loc, start, b)? {
+                        return Err(self.corrupt(hash, loc));
+                    }
+                    let span = &b[(span_start - start) as usize..(span_end - start) as usize];
+                    let intact = span
+                        .chunks(CHUNK_SIZE as usize)
+                        .zip(&crcs)
+                        .all(|(c, crc)| crc32c::crc32c(c) == *crc);
+                    if !intact {
+                        return Err(self.corrupt(hash, loc));
+                    }
+                    let from = (value_offset + offset - start) as usize;
+                    out[..n].copy_from_slice(&b[from..from + n]);
+                    Ok(n)
+                })??
+            }
+        };
+        self.stats.hits.fetch_add(1, Relaxed);
+        Ok(n)
+    }
+}
+
+enum RangePlan {
+    Done(usize),
+    Read {
+        span_start: u64,
+        span_end: u64,
+        value_offset: u64,
+        n: usize,
+        crcs: Vec<u32>,
+    },
+}

@@ -1,0 +1,251 @@
+//! Rebuilding the index at open. Each region's trailer says which lap of the log it holds;
+//! the newest one locates the active region. Sealed regions give their summaries (a few
+//! bytes per entry, not the values); the active region gives the partial summary a clean
+//! close wrote, and after a crash its entries past that are found by reading their headers.
+//! Torn or corrupt entries are dropped and counted; nothing unverified enters the index.
+
+use super::format::{Decoded, EntryHeader, SummaryRecord, Superblock, Trailer};
+use super::index::Location;
+use super::Shared;
+use crate::dio::AlignedBuf;
+use crate::error::Result;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+/// How the last open found the cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The previous user closed the cache cleanly.
+    pub was_clean: bool,
+    /// Entries in the index after recovery.
+    pub entries: u64,
+    /// Bytes read from the device to rebuild the index.
+    pub bytes_read: u64,
+    /// Regions whose summary was missing or damaged and whose entries were read one by one.
+    pub regions_scanned: u32,
+    /// Entries dropped because they were torn or failed their checksums.
+    pub entries_dropped: u64,
+    pub micros: u64,
+}
+
+struct Scan {
+    records: Vec<SummaryRecord>,
+    fill: u64,
+    max_entry_seq: u64,
+}
+
+impl Shared {
+    fn read_trailer(&self, region: u32) -> Option<Trailer> {
+        let g = &self.geometry;
+        let unit = g.unit as usize;
+        let mut buf = AlignedBuf::new(unit, unit).ok()?;
+        self.read(
+            buf.as_mut_slice(),
+            g.region_offset(region) + g.region_size - unit as u64,
+        )
+        .ok()?;
+        Trailer::decode(buf.as_slice(), self.cache_id, g).filter(|t| t.region == region)
+    }
+
+    /// Applies a region's summary to the index, in log order.
+    fn apply(&self, region: u32, records: &[SummaryRecord]) {
+        let g = &self.geometry;
+        let base = region as u64 * g.units_per_region();
+        let unit = g.unit as u64;
+        for r in records {
+            if r.tombstone {
+                if let Some(old) = self.index.remove(r.hash) {
+                    self.used_bytes
+                        .fetch_sub(old.len_units as u64 * unit, Relaxed);
+                }
+                continue;
+            }
+            let loc = Location {
+                unit: (base + r.offset_units as u64) as u32,
+                len_units: r.len_units,
+            };
+            self.used_bytes
+                .fetch_add(loc.len_units as u64 * unit, Relaxed);
+            if let Some(old) = self.index.insert(r.hash, loc) {
+                self.used_bytes
+                    .fetch_sub(old.len_units as u64 * unit, Relaxed);
+            }
+        }
+    }
+
+    /// Reads the entries of lap `seq` of `region` from byte `from` into `buf` (a region-sized
+    /// buffer), verifying each; stops at the first header that is not one of them.
+    fn scan(
+        &self,
+        region: u32,
+        seq: u64,
+        from: u64,
+        buf: &mut [u8],
+        dropped: &mut u64,
+    ) -> Result<Scan> {
+        let g = &self.geometry;
+        let end = g.region_size - g.unit as u64;
+        let got = self.read(
+            &mut buf[from as usize..end as usize],
+            g.region_offset(region) + from,
+        )?;
+        let valid_end = from + got as u64;
+        let mut scan = Scan {
+            records: Vec::new(),
+            fill: from,
+            max_entry_seq: 0,
+        };
+        let mut pos = from;
+        while pos < valid_end {
+            let b = &buf[pos as usize..valid_end as usize];
+            let h = match EntryHeader::decode(b, self.cache_id, valid_end - pos, g.unit) {
+                Decoded::Valid(h) if h.region_seq == seq => h,
+                _ => break,
+            };
+            let elen = h.entry_len(g.unit);
+            let value = &b[h.value_offset as usize..(h.value_offset as u64 + h.value_len) as usize];
+            if h.is_tombstone() || h.verify_chunks(b, 0, value) {
+                scan.records.push(SummaryRecord {
+                    hash: self.hash(h.key(b)),
+                    offset_units: (pos / g.unit as u64) as u32,
+                    len_units: (elen / g.unit as u64) as u32,
+                    tombstone: h.is_tombstone(),
+                });
+            } else {
+                *dropped += 1;
+            }
+            scan.max_entry_seq = scan.max_entry_seq.max(h.entry_seq);
+            pos += elen;
+            scan.fill = pos;
+        }
+        Ok(scan)
+    }
+}
+
+pub(crate) fn recover(sh: &mut Shared, sb: &Superblock) -> Result<()> {
+    let started = Instant::now();
+    let read_before = sh.stats.bytes_read.load(Relaxed);
+    let g = sh.geometry;
+    let n = g.region_count;
+    let trailers: Vec<Option<Trailer>> = (0..n).map(|r| sh.read_trailer(r)).collect();
+    let (active, active_seq) = match trailers.iter().flatten().max_by_key(|t| t.region_seq) {
+        None => (sb.active_region, sb.active_seq),
+        Some(t) if t.sealed => ((t.region + 1) % n, t.region_seq + 1),
+        Some(t) => (t.region, t.region_seq),
+    };
+    let mut report = RecoveryReport {
+        was_clean: sb.clean,
+        ..Default::default()
+    };
+    let mut next_entry_seq = sb.next_entry_seq;
+    let mut has_entries = vec![false; n as usize];
+    let mut scratch: Option<AlignedBuf> = None;
+
+    // The sealed regions of the live ring, oldest first.
+    for k in (1..n).rev() {
+        let region = (active + n - k) % n;
+        let Some(seq) = active_seq.checked_sub(k as u64).filter(|&s| s > 0) else {
+            continue; // not written since the cache was formatted
+        };
+        let summary = match trailers[region as usize] {
+            Some(t) if t.sealed && t.region_seq == seq => sh.read_summary(region),
+            _ => None,
+        };
+        let records = match summary {
+            Some((t, records)) => {
+                next_entry_seq = next_entry_seq.max(t.max_entry_seq + 1);
+                records
+            }
+            None => {
+                report.regions_scanned += 1;
+                let buf = match &mut scratch {
+                    Some(b) => b,
+                    None => {
+                        scratch.insert(AlignedBuf::new(g.region_size as usize, g.unit as usize)?)
+                    }
+                };
+                let scan = sh.scan(
+                    region,
+                    seq,
+                    0,
+                    buf.as_mut_slice(),
+                    &mut report.entries_dropped,
+                )?;
+                next_entry_seq = next_entry_seq.max(scan.max_entry_seq + 1);
+                scan.records
+            }
+        };
+        has_entries[region as usize] = !records.is_empty();
+        sh.apply(region, &records);
+    }
+    drop(scratch);
+
+    // The active region: its partial summary, if a clean close left one, then (unless that
+    // close is the last thing that happened) its entries past it.
+    let mut records = Vec::new();
+    let mut from = 0;
+    let mut max_entry_seq = 0;
+    if let Some(t) = trailers[active as usize].filter(|t| !t.sealed && t.region_seq == active_seq) {
+        if let Some((t, partial)) = sh.read_summary(active).filter(|(s, _)| *s == t) {
+            records = partial;
+            from = t.fill;
+            max_entry_seq = t.max_entry_seq;
+        }
+    }
+    let clean = sb.clean
+        && sb.active_region == active
+        && sb.active_seq == active_seq
+        && sb.active_fill == from;
+    let scan_start = from;
+    if !clean {
+        // Read into the region buffer, which then holds the region for gets and appends
+        // (read-only handles have no region buffer and use a scratch one).
+        report.regions_scanned += 1;
+        let mut buf = if sh.read_only {
+            AlignedBuf::new(g.region_size as usize, g.unit as usize)?
+        } else {
+            let placeholder = AlignedBuf::new(g.unit as usize, g.unit as usize)?;
+            std::mem::replace(&mut sh.log.get_mut().buf, placeholder)
+        };
+        let scan = sh.scan(
+            active,
+            active_seq,
+            from,
+            buf.as_mut_slice(),
+            &mut report.entries_dropped,
+        );
+        if !sh.read_only {
+            sh.log.get_mut().buf = buf;
+        }
+        let scan = scan?;
+        records.extend(scan.records);
+        from = scan.fill;
+        max_entry_seq = max_entry_seq.max(scan.max_entry_seq);
+    }
+    let log = sh.log.get_mut();
+    log.region = active;
+    log.region_seq = active_seq;
+    // The buffer holds the region from where the scan started; before that, only the device.
+    log.mem_from = if clean { from } else { scan_start };
+    sh.apply(active, &records);
+    has_entries[active as usize] |= !records.is_empty();
+    let log = sh.log.get_mut();
+    log.fill = from;
+    log.flushed = from;
+    if sh.read_only {
+        log.mem_from = u64::MAX;
+    }
+    log.records = records;
+    log.max_entry_seq = max_entry_seq;
+    log.next_entry_seq = next_entry_seq.max(max_entry_seq + 1);
+    log.region_has_entries = has_entries;
+
+    sh.stats
+        .checksum_failures
+        .fetch_add(report.entries_dropped, Relaxed);
+    report.entries = sh.index.len() as u64;
+    report.bytes_read = sh.stats.bytes_read.load(Relaxed) - read_before;
+    report.micros = started.elapsed().as_micros() as u64;
+    *sh.recovery.get_mut() = report;
+    Ok(())
+}
