@@ -27,7 +27,10 @@ fn op(round: u32, i: u64) -> Op {
     if (r >> 20) % 8 == 0 {
         Op::Delete { key }
     } else {
-        Op::Put { key, len: 12 + ((r >> 32) % 40_000) as usize }
+        Op::Put {
+            key,
+            len: 12 + ((r >> 32) % 40_000) as usize,
+        }
     }
 }
 
@@ -38,19 +41,28 @@ fn key_name(round: u32, key: u64) -> Vec<u8> {
 /// A value naming its version (the operation's index) in its first bytes.
 fn value_for(key: &[u8], version: u64, len: usize) -> Vec<u8> {
     let seed = xxhash_rust::xxh3::xxh3_64_with_seed(key, version);
-    let mut v: Vec<u8> = (0..len).map(|i| (seed >> (i % 57)) as u8 ^ i as u8).collect();
+    let mut v: Vec<u8> = (0..len)
+        .map(|i| (seed >> (i % 57)) as u8 ^ i as u8)
+        .collect();
     v[..8].copy_from_slice(&version.to_le_bytes());
     v
 }
 
 fn options() -> CacheOptions {
-    CacheOptions { create: true, capacity: 256 << 20, ..Default::default() }
+    CacheOptions {
+        create: true,
+        capacity: 256 << 20,
+        ..Default::default()
+    }
 }
 
 /// The child: runs only when re-executed by `crash_recovery_after_sigkill`.
 #[test]
 fn crash_child_process() {
-    let (Ok(path), Ok(round)) = (std::env::var("DCACHE_CRASH_PATH"), std::env::var("DCACHE_CRASH_ROUND")) else {
+    let (Ok(path), Ok(round)) = (
+        std::env::var("DCACHE_CRASH_PATH"),
+        std::env::var("DCACHE_CRASH_ROUND"),
+    ) else {
         return;
     };
     let round: u32 = round.parse().unwrap();
@@ -76,14 +88,21 @@ fn crash_child_process() {
 
 #[test]
 fn crash_recovery_after_sigkill() {
-    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("test-scratch");
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("test-scratch");
     std::fs::create_dir_all(&base).unwrap();
     let dir = tempfile::tempdir_in(base).unwrap();
     let path = dir.path().join("crash.dcache");
     let mut certain_total = 0;
     for round in 0..ROUNDS {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["crash_child_process", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("DCACHE_CRASH_PATH", &path)
             .env("DCACHE_CRASH_ROUND", round.to_string())
             .stdout(Stdio::piped())
@@ -135,19 +154,36 @@ fn crash_recovery_after_sigkill() {
             };
             if let Some(v) = &got {
                 let version = u64::from_le_bytes(v[..8].try_into().unwrap());
-                assert!(versions[key as usize].contains(&version), "round {round} key {key}: version {version} never written");
-                assert_eq!(v, &value_for(&k, version, v.len()), "round {round} key {key}: wrong bytes");
+                assert!(
+                    versions[key as usize].contains(&version),
+                    "round {round} key {key}: version {version} never written"
+                );
+                assert_eq!(
+                    v,
+                    &value_for(&k, version, v.len()),
+                    "round {round} key {key}: wrong bytes"
+                );
             }
             match last[key as usize] {
                 Some((i, Op::Put { len, .. })) => {
                     certain_total += 1;
-                    assert_eq!(got.as_deref(), Some(&value_for(&k, i, len)[..]), "round {round} key {key}: flushed put lost");
+                    assert_eq!(
+                        got.as_deref(),
+                        Some(&value_for(&k, i, len)[..]),
+                        "round {round} key {key}: flushed put lost"
+                    );
                 }
-                Some((_, Op::Delete { .. })) => assert!(got.is_none(), "round {round} key {key}: flushed delete undone"),
+                Some((_, Op::Delete { .. })) => assert!(
+                    got.is_none(),
+                    "round {round} key {key}: flushed delete undone"
+                ),
                 None => {}
             }
         }
         drop(cache);
     }
-    assert!(certain_total > 100, "the kills left too little flushed data to check: {certain_total}");
+    assert!(
+        certain_total > 100,
+        "the kills left too little flushed data to check: {certain_total}"
+    );
 }

@@ -1,1 +1,275 @@
-fn main() {}
+//! `dcache`: look inside and use a cache file or device from a shell.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use dcache::cache::{Cache, CacheOptions, Fetched};
+use dcache::dio::IoMode;
+use dcache::{Error, ErrorKind};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "dcache",
+    version,
+    about = "Inspect, check and use a dcache file or block device"
+)]
+struct Cli {
+    /// I/O mode: auto (O_DIRECT where possible), direct (required) or buffered.
+    #[arg(long, value_enum, default_value_t = Mode::Auto, global = true)]
+    io_mode: Mode,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Auto,
+    Direct,
+    Buffered,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Format version, geometry, I/O mode, entries, fill, and how the last user closed it.
+    Info { path: PathBuf },
+    /// Verify every entry's checksums; exits 1 if any entry is damaged.
+    Check { path: PathBuf },
+    /// Write the value stored under KEY to stdout; exits 3 if it is not there.
+    Get { path: PathBuf, key: String },
+    /// Store stdin under KEY.
+    Put {
+        path: PathBuf,
+        key: String,
+        /// Lifetime in seconds (0 = the cache's default).
+        #[arg(long, default_value_t = 0)]
+        ttl: u64,
+    },
+    /// Delete KEY; exits 3 if it was not there.
+    Delete { path: PathBuf, key: String },
+    /// Create a cache. Refuses a path holding other data unless --force.
+    Format {
+        path: PathBuf,
+        /// Bytes, with an optional K, M, G or T suffix (powers of 1024). Default: the device's size.
+        #[arg(long, value_parser = parse_size)]
+        capacity: Option<u64>,
+        /// Destroy whatever the path holds, a cache included.
+        #[arg(long)]
+        force: bool,
+        /// Alignment in bytes (a power of two of at least 512); default: ask the device.
+        #[arg(long)]
+        alignment: Option<usize>,
+    },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, shift) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&s[..s.len() - 1], 10),
+        Some('M') => (&s[..s.len() - 1], 20),
+        Some('G') => (&s[..s.len() - 1], 30),
+        Some('T') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("not a size: {s}"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("too large: {s}"))
+}
+
+fn io_mode(m: Mode) -> IoMode {
+    match m {
+        Mode::Auto => IoMode::Auto,
+        Mode::Direct => IoMode::Direct,
+        Mode::Buffered => IoMode::Buffered,
+    }
+}
+
+fn open(path: &PathBuf, mode: Mode, read_only: bool) -> Result<Cache, Error> {
+    let opts = CacheOptions {
+        io_mode: io_mode(mode),
+        read_only,
+        ..Default::default()
+    };
+    Cache::open(path, &opts)
+}
+
+fn human(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+fn info(path: &PathBuf, mode: Mode) -> Result<ExitCode, Error> {
+    let c = open(path, mode, true)?;
+    let g = c.geometry();
+    let s = c.stats();
+    let r = c.recovery();
+    println!("path:            {}", path.display());
+    println!("format version:  {}", dcache::cache::FORMAT_VERSION);
+    println!(
+        "capacity:        {} ({} bytes)",
+        human(g.capacity),
+        g.capacity
+    );
+    println!("alignment:       {} bytes (unit {})", g.alignment, g.unit);
+    println!(
+        "regions:         {} x {}",
+        g.region_count,
+        human(g.region_size)
+    );
+    println!(
+        "I/O mode:        {}",
+        if c.is_direct_io() {
+            "direct (O_DIRECT)"
+        } else {
+            "buffered (page cache)"
+        }
+    );
+    println!("entries:         {}", s.entries);
+    println!(
+        "fill:            {} of {} ({:.1}%)",
+        human(s.used_bytes),
+        human(s.capacity),
+        100.0 * s.used_bytes as f64 / s.capacity as f64
+    );
+    println!("max value size:  {}", human(c.max_value_size()));
+    println!(
+        "last shutdown:   {}",
+        if r.was_clean {
+            "clean"
+        } else {
+            "dirty (crash or still open): index rebuilt from the log"
+        }
+    );
+    println!(
+        "recovery:        {} entries from {} read in {:.1} ms ({} regions read entry by entry, {} torn entries dropped)",
+        r.entries,
+        human(r.bytes_read),
+        r.micros as f64 / 1000.0,
+        r.regions_scanned,
+        r.entries_dropped
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(path: &PathBuf, mode: Mode) -> Result<ExitCode, Error> {
+    let c = open(path, mode, true)?;
+    let bar = ProgressBar::new(c.stats().entries);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} entries {elapsed} (eta {eta})").unwrap(),
+    );
+    let report = c.verify_all(|done, _| bar.set_position(done))?;
+    bar.finish_and_clear();
+    let dropped = c.recovery().entries_dropped;
+    println!(
+        "{} entries, {} verified; {} damaged; {} torn entries dropped at open",
+        report.entries,
+        human(report.bytes),
+        report.damaged,
+        dropped
+    );
+    Ok(if report.damaged == 0 && dropped == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let mode = cli.io_mode;
+    match cli.command {
+        Command::Info { path } => info(&path, mode),
+        Command::Check { path } => check(&path, mode),
+        Command::Get { path, key } => {
+            let c = open(&path, mode, true)?;
+            let size = c.value_size(key.as_bytes())?;
+            let mut buf = vec![0u8; size as usize];
+            match c.get(key.as_bytes(), &mut buf)? {
+                Fetched::Copied(n) => std::io::stdout()
+                    .write_all(&buf[..n])
+                    .map_err(|e| Error::os("writing stdout", e))?,
+                Fetched::TooSmall(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        "the value changed while it was read",
+                    ))
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Put { path, key, ttl } => {
+            let c = open(&path, mode, false)?;
+            let mut value = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut value)
+                .map_err(|e| Error::os("reading stdin", e))?;
+            c.put(key.as_bytes(), &value, ttl)?;
+            c.close()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Delete { path, key } => {
+            let c = open(&path, mode, false)?;
+            c.delete(key.as_bytes())?;
+            c.close()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Format {
+            path,
+            capacity,
+            force,
+            alignment,
+        } => {
+            let opts = CacheOptions {
+                io_mode: io_mode(mode),
+                create: !force,
+                format: force,
+                capacity: capacity.unwrap_or(0),
+                alignment,
+                ..Default::default()
+            };
+            let c = Cache::open(&path, &opts)?;
+            if !c.recovery().formatted {
+                eprintln!(
+                    "{} already holds a dcache; it was left as it is (--force reformats it)",
+                    path.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            let g = c.geometry();
+            c.close()?;
+            println!(
+                "formatted {}: {} in {} regions of {}",
+                path.display(),
+                human(g.capacity),
+                g.region_count,
+                human(g.region_size)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            eprintln!("dcache: not found");
+            ExitCode::from(3)
+        }
+        Err(e) => {
+            eprintln!("dcache: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -208,6 +208,21 @@ impl Index {
         removed
     }
 
+    /// A snapshot of every location in the index.
+    pub fn locations(&self) -> Vec<Location> {
+        let mut all = Vec::with_capacity(self.len());
+        for shard in self.shards.iter() {
+            let t = shard.read();
+            all.extend(
+                t.slots
+                    .iter()
+                    .filter(|s| s[2] & LEN_MASK != 0)
+                    .map(Table::location),
+            );
+        }
+        all
+    }
+
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().len).sum()
     }

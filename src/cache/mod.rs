@@ -12,7 +12,7 @@ mod stats;
 mod writer;
 
 pub use format::{Geometry, FORMAT_VERSION};
-pub use read::Fetched;
+pub use read::{Fetched, VerifyReport};
 pub use recovery::RecoveryReport;
 pub use stats::Stats;
 pub use writer::Writer;
@@ -357,6 +357,11 @@ impl Cache {
 
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Reads and verifies every entry; see [`VerifyReport`].
+    pub fn verify_all(&self, progress: impl FnMut(u64, u64)) -> Result<VerifyReport> {
+        self.shared.verify_all(progress)
     }
 
     /// How this open found the cache: clean or not, and what rebuilding the index cost.

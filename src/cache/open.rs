@@ -267,6 +267,7 @@ fn format(dev: DirectFile, opts: &CacheOptions) -> Result<Shared> {
     write_superblock_copy(&dev, &sb)?;
     let sh = new_shared(dev, &sb, opts)?;
     sh.sync()?;
+    sh.recovery.lock().formatted = true;
     Ok(sh)
 }
 

@@ -227,6 +227,56 @@ impl Shared {
     }
 }
 
+/// What `Cache::verify_all` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub bytes: u64,
+    /// Entries whose header, key hash or value checksums did not verify.
+    pub damaged: u64,
+}
+
+impl Shared {
+    /// Reads and verifies every entry in the index: header CRC, that the key it holds hashes
+    /// to this very slot, and every value chunk. `progress(done, total)` is called as it goes.
+    pub(crate) fn verify_all(&self, mut progress: impl FnMut(u64, u64)) -> Result<VerifyReport> {
+        let locations = self.index.locations();
+        let total = locations.len() as u64;
+        let mut report = VerifyReport::default();
+        for (i, loc) in locations.into_iter().enumerate() {
+            let intact = with_bounce(
+                self.entry_len(loc) as usize,
+                self.bounce_align(),
+                |b| -> Result<bool> {
+                    if !self.read_entry(loc, 0, b)? {
+                        return Ok(false);
+                    }
+                    let h = match EntryHeader::decode(
+                        b,
+                        self.cache_id,
+                        self.entry_len(loc),
+                        self.geometry.unit,
+                    ) {
+                        Decoded::Valid(h) => h,
+                        _ => return Ok(false),
+                    };
+                    let value =
+                        &b[h.value_offset as usize..(h.value_offset as u64 + h.value_len) as usize];
+                    Ok(self.index.get(self.hash(h.key(b))) == Some(loc)
+                        && h.verify_chunks(b, 0, value))
+                },
+            )??;
+            report.entries += 1;
+            report.bytes += self.entry_len(loc);
+            if !intact {
+                report.damaged += 1;
+            }
+            progress(i as u64 + 1, total);
+        }
+        Ok(report)
+    }
+}
+
 enum RangePlan {
     Done(usize),
     Read {

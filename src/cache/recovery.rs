@@ -15,6 +15,8 @@ use std::time::Instant;
 /// How the last open found the cache.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// This open formatted the cache (nothing was recovered).
+    pub formatted: bool,
     /// The previous user closed the cache cleanly.
     pub was_clean: bool,
     /// Entries in the index after recovery.
