@@ -238,6 +238,26 @@ typedef struct dcache_stats {
    * I/O errors reported by the operating system.
    */
   uint64_t io_errors;
+  /**
+   * Bytes of memory the in-memory index occupies.
+   */
+  uint64_t index_bytes;
+  /**
+   * What this handle's open read from the device to rebuild the index, in bytes.
+   */
+  uint64_t recovery_bytes_read;
+  /**
+   * How long this handle's open took to rebuild the index, in microseconds.
+   */
+  uint64_t recovery_micros;
+  /**
+   * Entries this handle's open dropped as torn or corrupt.
+   */
+  uint64_t recovery_entries_dropped;
+  /**
+   * 1 when the previous user had closed the cache cleanly.
+   */
+  uint32_t recovery_was_clean;
 } dcache_stats;
 
 /**

@@ -99,6 +99,16 @@ pub struct dcache_stats {
     pub checksum_failures: u64,
     /// I/O errors reported by the operating system.
     pub io_errors: u64,
+    /// Bytes of memory the in-memory index occupies.
+    pub index_bytes: u64,
+    /// What this handle's open read from the device to rebuild the index, in bytes.
+    pub recovery_bytes_read: u64,
+    /// How long this handle's open took to rebuild the index, in microseconds.
+    pub recovery_micros: u64,
+    /// Entries this handle's open dropped as torn or corrupt.
+    pub recovery_entries_dropped: u64,
+    /// 1 when the previous user had closed the cache cleanly.
+    pub recovery_was_clean: u32,
 }
 
 /// An open cache. Safe to use from many threads at once.
@@ -382,7 +392,9 @@ pub unsafe extern "C" fn dcache_get_stats(
     out: *mut dcache_stats,
 ) -> dcache_result {
     ffi!({
-        let s = cache_ref(c)?.stats();
+        let cache = cache_ref(c)?;
+        let s = cache.stats();
+        let r = cache.recovery();
         let stats = dcache_stats {
             struct_size: 0,
             direct_io: s.direct_io as u32,
@@ -400,6 +412,11 @@ pub unsafe extern "C" fn dcache_get_stats(
             bytes_read: s.bytes_read,
             checksum_failures: s.checksum_failures,
             io_errors: s.io_errors,
+            index_bytes: cache.index_memory_bytes() as u64,
+            recovery_bytes_read: r.bytes_read,
+            recovery_micros: r.micros,
+            recovery_entries_dropped: r.entries_dropped,
+            recovery_was_clean: r.was_clean as u32,
         };
         args::write_versioned_struct(out, &stats, "stats")
     })
