@@ -7,7 +7,7 @@ use super::index::Location;
 use super::Shared;
 use crate::dio::AlignedBuf;
 use crate::error::Result;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 
 /// The region being written, and what the log needs to continue.
 pub(crate) struct LogState {
@@ -176,6 +176,8 @@ impl LogState {
         let next = (self.region + 1) % sh.geometry.region_count;
         self.reclaim(sh, next, self.region_seq + 1);
         self.region = next;
+        // Published only now, after the old region is wholly on the device.
+        sh.buffered_region.store(next, Release);
         self.region_seq += 1;
         self.fill = 0;
         self.flushed = 0;

@@ -25,7 +25,7 @@ use log::{LogState, NewEntry};
 use parking_lot::Mutex;
 use stats::Counters;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -83,6 +83,9 @@ pub(crate) struct Shared {
     stats: Counters,
     used_bytes: AtomicU64,
     log: Mutex<LogState>,
+    /// The region whose newest bytes may be only in the log's buffer. Reads of any other
+    /// region go to the device without touching the log's lock. u32::MAX: none.
+    buffered_region: AtomicU32,
     superblock: Mutex<format::Superblock>,
     read_only: bool,
     sync_writes: bool,

@@ -8,7 +8,7 @@ use crate::dio::{sys, AlignedBuf, DirectFile, OpenOptions};
 use crate::error::{Error, ErrorKind, Result};
 use parking_lot::Mutex;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
 /// Where a second superblock copy may start: at `meta_size`, a power of two in this range.
 const SLOT_OFFSETS: [u64; 5] = [4096, 8192, 16384, 32768, 65536];
@@ -224,6 +224,11 @@ fn new_shared(dev: DirectFile, sb: &Superblock, opts: &CacheOptions) -> Result<S
         index: Default::default(),
         stats: Default::default(),
         used_bytes: AtomicU64::new(0),
+        buffered_region: AtomicU32::new(if opts.read_only {
+            u32::MAX
+        } else {
+            sb.active_region
+        }),
         log: Mutex::new(log),
         superblock: Mutex::new(sb.clone()),
         read_only: opts.read_only,

@@ -8,7 +8,7 @@ use super::{now_secs, Shared};
 use crate::dio::align::{round_down, round_up};
 use crate::dio::buffer::with_bounce;
 use crate::error::{Error, ErrorKind, Result};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 /// What a get found.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,7 +35,10 @@ impl Shared {
     /// Reads `out.len()` bytes of the entry at `loc`, from `rel` on: from the region buffer
     /// if it holds them, else from the device. False if the device had fewer bytes.
     fn read_entry(&self, loc: Location, rel: u64, out: &mut [u8]) -> Result<bool> {
-        if self.log.lock().copy_if_buffered(self, loc, rel, out) {
+        let region = (loc.unit as u64 / self.geometry.units_per_region()) as u32;
+        if region == self.buffered_region.load(Acquire)
+            && self.log.lock().copy_if_buffered(self, loc, rel, out)
+        {
             return Ok(true);
         }
         let offset = self.geometry.data_start + loc.unit as u64 * self.geometry.unit as u64 + rel;
