@@ -1,0 +1,3 @@
+module dcache.example/dcache
+
+go 1.19
