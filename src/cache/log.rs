@@ -4,6 +4,7 @@
 
 use super::format::{EntryHeader, SummaryRecord, Trailer, SUMMARY_RECORD_LEN, TRAILER_LEN};
 use super::index::Location;
+use super::sealer::SealJob;
 use super::Shared;
 use crate::dio::AlignedBuf;
 use crate::error::Result;
@@ -127,9 +128,10 @@ impl LogState {
         Ok(())
     }
 
-    /// Makes every appended entry durable.
+    /// Makes every appended entry durable, a region being sealed included.
     pub fn flush(&mut self, sh: &Shared) -> Result<()> {
         self.write_pending(sh)?;
+        sh.sealer.wait_idle()?;
         sh.sync()
     }
 
@@ -137,6 +139,15 @@ impl LogState {
     /// when the region is full, partial (a snapshot of the index for this region) at close.
     pub fn write_tail(&mut self, sh: &Shared, sealed: bool) -> Result<()> {
         self.write_pending(sh)?;
+        let tail_start = self.encode_tail(sh, sealed);
+        sh.write(
+            &self.buf.as_slice()[tail_start..],
+            self.region_start(sh) + tail_start as u64,
+        )
+    }
+
+    /// Encodes the summary and trailer into the end of the buffer; returns where they start.
+    fn encode_tail(&mut self, sh: &Shared, sealed: bool) -> usize {
         let g = &sh.geometry;
         let region_size = g.region_size as usize;
         let tail_start = region_size - g.tail_len(self.records.len()) as usize;
@@ -164,19 +175,27 @@ impl LogState {
             &mut buf[trailer_start..trailer_start + TRAILER_LEN],
         );
         buf[trailer_start + TRAILER_LEN..].fill(0);
-        sh.write(
-            &self.buf.as_slice()[tail_start..],
-            self.region_start(sh) + tail_start as u64,
-        )
+        tail_start
     }
 
-    /// Seals the full region and moves to the next, reclaiming it.
+    /// Seals the full region and moves to the next, reclaiming it. The full buffer is
+    /// written by the sealer thread while puts go on into the spare one.
     fn seal_and_advance(&mut self, sh: &Shared) -> Result<()> {
-        self.write_tail(sh, true)?;
+        let tail_start = self.encode_tail(sh, true);
+        let spare = sh.sealer.take_spare()?;
+        let full = std::mem::replace(&mut self.buf, spare);
+        let job = SealJob {
+            region: self.region,
+            ranges: [
+                (self.flushed as usize, self.fill as usize),
+                (tail_start, sh.geometry.region_size as usize),
+            ],
+            buf: full,
+        };
+        sh.sealer.submit(sh, job);
         let next = (self.region + 1) % sh.geometry.region_count;
         self.reclaim(sh, next, self.region_seq + 1);
         self.region = next;
-        // Published only now, after the old region is wholly on the device.
         sh.buffered_region.store(next, Release);
         self.region_seq += 1;
         self.fill = 0;

@@ -8,6 +8,7 @@ mod log;
 mod open;
 mod read;
 mod recovery;
+mod sealer;
 mod stats;
 mod writer;
 
@@ -86,6 +87,9 @@ pub(crate) struct Shared {
     /// The region whose newest bytes may be only in the log's buffer. Reads of any other
     /// region go to the device without touching the log's lock. u32::MAX: none.
     buffered_region: AtomicU32,
+    /// The region the sealer thread is writing (sealer::NONE when none).
+    sealing_region: AtomicU32,
+    sealer: sealer::Sealer,
     superblock: Mutex<format::Superblock>,
     read_only: bool,
     sync_writes: bool,
@@ -272,7 +276,11 @@ impl Shared {
             return Ok(());
         }
         let mut log = self.log.lock();
-        log.write_tail(self, false)?;
+        let tail = log
+            .write_tail(self, false)
+            .and_then(|()| self.sealer.wait_idle());
+        self.sealer.stop();
+        tail?;
         self.sync()?;
         let mut sb = self.superblock.lock();
         sb.clean = true;
@@ -292,9 +300,11 @@ pub struct Cache {
 impl Cache {
     /// Opens, creates or formats the cache at `path` as `opts` say (see `dcache_open`).
     pub fn open(path: &Path, opts: &CacheOptions) -> Result<Cache> {
-        Ok(Cache {
-            shared: Arc::new(open::open(path, opts)?),
-        })
+        let shared = Arc::new(open::open(path, opts)?);
+        if !opts.read_only {
+            sealer::Sealer::start(&shared)?;
+        }
+        Ok(Cache { shared })
     }
 
     /// Flushes everything, persists the summaries and marks the cache clean.

@@ -204,10 +204,11 @@ fn new_shared(dev: DirectFile, sb: &Superblock, opts: &CacheOptions) -> Result<S
     } else {
         g.region_size as usize
     };
+    let buf_align = dev.alignment().memory.max(g.unit as usize);
     let log = LogState {
         region: sb.active_region,
         region_seq: sb.active_seq,
-        buf: AlignedBuf::new(buf_len, dev.alignment().memory.max(g.unit as usize))?,
+        buf: AlignedBuf::new(buf_len, buf_align)?,
         fill: 0,
         flushed: 0,
         mem_from: if opts.read_only { u64::MAX } else { 0 },
@@ -224,6 +225,12 @@ fn new_shared(dev: DirectFile, sb: &Superblock, opts: &CacheOptions) -> Result<S
         index: Default::default(),
         stats: Default::default(),
         used_bytes: AtomicU64::new(0),
+        sealing_region: AtomicU32::new(super::sealer::NONE),
+        sealer: super::sealer::Sealer::new(if opts.read_only {
+            None
+        } else {
+            Some(AlignedBuf::new(buf_len, buf_align)?)
+        }),
         buffered_region: AtomicU32::new(if opts.read_only {
             u32::MAX
         } else {

@@ -41,6 +41,10 @@ impl Shared {
         {
             return Ok(true);
         }
+        // A region being sealed is on the device once its write is done.
+        if region == self.sealing_region.load(Acquire) {
+            self.sealer.wait_written(self, region);
+        }
         let offset = self.geometry.data_start + loc.unit as u64 * self.geometry.unit as u64 + rel;
         Ok(self.read(out, offset)? == out.len())
     }
