@@ -70,12 +70,17 @@ impl LogState {
     }
 
     /// Appends an entry to the active region (sealing and moving on first if it does not
-    /// fit) and returns where it is. The caller has checked that it fits an empty region.
-    pub fn append(&mut self, sh: &Shared, e: &NewEntry<'_>) -> Result<Location> {
+    /// fit) and returns where it is; None when the region is full and the spare buffer is
+    /// still being written (the caller waits without the lock, then tries again). The caller
+    /// has checked that the entry fits an empty region.
+    pub fn try_append(&mut self, sh: &Shared, e: &NewEntry<'_>) -> Result<Option<Location>> {
         let g = &sh.geometry;
         let (value_offset, entry_len) = g.entry_layout(e.key.len(), e.value.len() as u64);
         if !self.fits(sh, entry_len) {
-            self.seal_and_advance(sh)?;
+            match sh.sealer.try_take_spare()? {
+                Some(spare) => self.seal_and_advance(sh, spare),
+                None => return Ok(None),
+            }
         }
         let header = EntryHeader {
             flags: e.flags,
@@ -109,14 +114,14 @@ impl LogState {
         self.max_entry_seq = self.next_entry_seq;
         self.next_entry_seq += 1;
         self.region_has_entries[self.region as usize] = true;
-        Ok(Location {
+        Ok(Some(Location {
             unit: (self.region as u64 * g.units_per_region()) as u32 + offset_units,
             len_units,
-        })
+        }))
     }
 
     /// Writes what the device does not have yet of the region's entries.
-    fn write_pending(&mut self, sh: &Shared) -> Result<()> {
+    pub fn write_pending(&mut self, sh: &Shared) -> Result<()> {
         if self.fill > self.flushed {
             let (from, to) = (self.flushed as usize, self.fill as usize);
             sh.write(
@@ -180,9 +185,8 @@ impl LogState {
 
     /// Seals the full region and moves to the next, reclaiming it. The full buffer is
     /// written by the sealer thread while puts go on into the spare one.
-    fn seal_and_advance(&mut self, sh: &Shared) -> Result<()> {
+    fn seal_and_advance(&mut self, sh: &Shared, spare: AlignedBuf) {
         let tail_start = self.encode_tail(sh, true);
-        let spare = sh.sealer.take_spare()?;
         let full = std::mem::replace(&mut self.buf, spare);
         let job = SealJob {
             region: self.region,
@@ -190,7 +194,8 @@ impl LogState {
                 (self.flushed as usize, self.fill as usize),
                 (tail_start, sh.geometry.region_size as usize),
             ],
-            buf: full,
+            mem_from: self.mem_from,
+            buf: std::sync::Arc::new(full),
         };
         sh.sealer.submit(sh, job);
         let next = (self.region + 1) % sh.geometry.region_count;
@@ -203,7 +208,6 @@ impl LogState {
         self.mem_from = 0;
         self.records.clear();
         self.max_entry_seq = 0;
-        Ok(())
     }
 
     /// Drops from the index every entry of `region` before it is overwritten by lap

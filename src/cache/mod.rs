@@ -32,6 +32,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The longest key in bytes.
 pub const MAX_KEY_LEN: usize = 4096;
+/// Region writes go to the device in pieces of this size (a multiple of every alignment).
+const WRITE_PIECE: usize = 1 << 20;
+
 /// The default largest value, on caches whose regions can hold it.
 pub const DEFAULT_MAX_VALUE: u64 = 16 << 20;
 
@@ -111,11 +114,15 @@ impl Shared {
         r
     }
 
+    /// Writes in pieces of WRITE_PIECE: one 32 MiB write would queue in the device ahead of
+    /// every read for its whole duration, while reads interleave between 1 MiB writes.
     fn write(&self, data: &[u8], offset: u64) -> Result<()> {
-        self.count_io(self.dev.pwrite(data, offset))?;
-        self.stats
-            .bytes_written
-            .fetch_add(data.len() as u64, Relaxed);
+        for (i, piece) in data.chunks(WRITE_PIECE).enumerate() {
+            self.count_io(self.dev.pwrite(piece, offset + (i * WRITE_PIECE) as u64))?;
+            self.stats
+                .bytes_written
+                .fetch_add(piece.len() as u64, Relaxed);
+        }
         Ok(())
     }
 
@@ -218,8 +225,7 @@ impl Shared {
             expiry: self.expiry(ttl_secs, now),
             created: now,
         };
-        let mut log = self.log.lock();
-        let loc = log.append(self, &entry)?;
+        let (mut log, loc) = self.append(&entry, || Ok(()))?;
         let unit = self.geometry.unit as u64;
         self.used_bytes
             .fetch_add(loc.len_units as u64 * unit, Relaxed);
@@ -238,10 +244,6 @@ impl Shared {
     fn delete(&self, key: &[u8]) -> Result<()> {
         self.writable()?;
         let hash = self.hash(key);
-        let mut log = self.log.lock();
-        if self.index.get(hash).is_none() {
-            return Err(Error::new(ErrorKind::NotFound, "key not found"));
-        }
         let now = now_secs();
         let tombstone = NewEntry {
             hash,
@@ -252,7 +254,12 @@ impl Shared {
             expiry: 0,
             created: now,
         };
-        log.append(self, &tombstone)?;
+        // Only a key that is there gets a tombstone; checked under the log's lock.
+        let present = || match self.index.get(hash) {
+            Some(_) => Ok(()),
+            None => Err(Error::new(ErrorKind::NotFound, "key not found")),
+        };
+        let (mut log, _) = self.append(&tombstone, present)?;
         if let Some(old) = self.index.remove(hash) {
             self.used_bytes
                 .fetch_sub(old.len_units as u64 * self.geometry.unit as u64, Relaxed);
@@ -265,9 +272,32 @@ impl Shared {
         Ok(())
     }
 
+    /// Appends an entry, waiting without the log's lock when the region is full and the
+    /// previous one is still being written. Returns the lock, still held, with the location.
+    /// `check` runs under the lock before the entry is appended.
+    fn append(
+        &self,
+        entry: &NewEntry<'_>,
+        check: impl Fn() -> Result<()>,
+    ) -> Result<(parking_lot::MutexGuard<'_, LogState>, index::Location)> {
+        loop {
+            let mut log = self.log.lock();
+            check()?;
+            if let Some(loc) = log.try_append(self, entry)? {
+                return Ok((log, loc));
+            }
+            drop(log);
+            self.sealer.wait_spare();
+        }
+    }
+
+    /// Writes the active region's pending bytes under the log's lock, then waits for any
+    /// region write and syncs without it, so that gets of the active region go on meanwhile.
     fn flush(&self) -> Result<()> {
         self.writable()?;
-        self.log.lock().flush(self)
+        self.log.lock().write_pending(self)?;
+        self.sealer.wait_idle()?;
+        self.sync()
     }
 
     /// Flushes, writes the active region's summary, and marks the superblock clean.

@@ -41,9 +41,13 @@ impl Shared {
         {
             return Ok(true);
         }
-        // A region being sealed is on the device once its write is done.
-        if region == self.sealing_region.load(Acquire) {
-            self.sealer.wait_written(self, region);
+        // A region being sealed: its buffer holds the bytes until the write is done.
+        let in_region =
+            (loc.unit as u64 % self.geometry.units_per_region()) * self.geometry.unit as u64 + rel;
+        if region == self.sealing_region.load(Acquire)
+            && self.sealer.copy_if_sealing(region, in_region, out)
+        {
+            return Ok(true);
         }
         let offset = self.geometry.data_start + loc.unit as u64 * self.geometry.unit as u64 + rel;
         Ok(self.read(out, offset)? == out.len())

@@ -8,7 +8,7 @@ use super::Shared;
 use crate::dio::AlignedBuf;
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -19,13 +19,17 @@ pub(crate) const NONE: u32 = u32::MAX;
 pub(crate) struct SealJob {
     pub region: u32,
     pub ranges: [(usize, usize); 2],
-    pub buf: AlignedBuf,
+    /// Readers may copy entries from `mem_from` on out of the buffer while it is written;
+    /// before that, the buffer never held the region's bytes (they came from the device).
+    pub mem_from: u64,
+    pub buf: Arc<AlignedBuf>,
 }
 
 #[derive(Default)]
 struct State {
     job: Option<SealJob>,
-    in_flight: bool,
+    /// The region being written, the start of what its buffer holds, and the buffer.
+    in_flight: Option<(u32, u64, Arc<AlignedBuf>)>,
     spare: Option<AlignedBuf>,
     failed: Option<Error>,
     stop: bool,
@@ -72,18 +76,43 @@ impl Sealer {
         Ok(())
     }
 
-    /// The spare buffer, once the previous region's write is done; or that write's error.
-    pub fn take_spare(&self) -> Result<AlignedBuf> {
+    /// The spare buffer if the previous region's write is done (or that write's error).
+    pub fn try_take_spare(&self) -> Result<Option<AlignedBuf>> {
         let mut st = self.state.lock();
-        loop {
-            if let Some(e) = st.failed.take() {
-                return Err(e);
-            }
-            if let Some(buf) = st.spare.take() {
-                return Ok(buf);
-            }
+        match st.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(st.spare.take()),
+        }
+    }
+
+    /// Waits until the spare buffer is back. Called without the log's lock held, so that
+    /// gets of the active region go on while a put waits for the device.
+    pub fn wait_spare(&self) {
+        let mut st = self.state.lock();
+        while st.spare.is_none() && st.failed.is_none() {
             self.changed.wait(&mut st);
         }
+    }
+
+    /// Copies `out.len()` bytes at `offset` of `region` from the buffer being written, if
+    /// that region is being written and its buffer holds those bytes.
+    pub fn copy_if_sealing(&self, region: u32, offset: u64, out: &mut [u8]) -> bool {
+        let buf = {
+            let st = self.state.lock();
+            let pending = st.job.as_ref().map(|j| (j.region, j.mem_from, &j.buf));
+            match st
+                .in_flight
+                .as_ref()
+                .map(|(r, m, b)| (*r, *m, b))
+                .or(pending)
+            {
+                Some((r, mem_from, buf)) if r == region && offset >= mem_from => buf.clone(),
+                _ => return false,
+            }
+        };
+        let start = offset as usize;
+        out.copy_from_slice(&buf.as_slice()[start..start + out.len()]);
+        true
     }
 
     /// Hands a full region to the writer thread, or writes it here if there is no thread.
@@ -100,6 +129,7 @@ impl Sealer {
     }
 
     fn finish(&self, sh: &Shared, job: SealJob, result: Result<()>) {
+        let mut buf = job.buf;
         if result.is_err() {
             // The region never reached the device: its entries must not be read from it.
             let upr = sh.geometry.units_per_region();
@@ -113,30 +143,33 @@ impl Sealer {
             }
         }
         let mut st = self.state.lock();
-        st.in_flight = false;
-        st.spare = Some(job.buf);
+        st.in_flight = None;
+        sh.sealing_region.store(NONE, Release);
         if let Err(e) = result {
             st.failed = Some(e);
         }
-        sh.sealing_region.store(NONE, Release);
+        drop(st);
+        // Readers copying out of the buffer hold it for a memcpy at most.
+        let spare = loop {
+            match Arc::try_unwrap(buf) {
+                Ok(b) => break b,
+                Err(shared) => {
+                    buf = shared;
+                    std::thread::yield_now();
+                }
+            }
+        };
+        self.state.lock().spare = Some(spare);
         self.changed.notify_all();
     }
 
     /// Waits until no region write is pending; returns a failed write's error.
     pub fn wait_idle(&self) -> Result<()> {
         let mut st = self.state.lock();
-        while st.job.is_some() || st.in_flight {
+        while st.job.is_some() || st.in_flight.is_some() {
             self.changed.wait(&mut st);
         }
         st.failed.take().map_or(Ok(()), Err)
-    }
-
-    /// Waits until `region` is no longer being written.
-    pub fn wait_written(&self, sh: &Shared, region: u32) {
-        let mut st = self.state.lock();
-        while sh.sealing_region.load(Acquire) == region {
-            self.changed.wait(&mut st);
-        }
     }
 
     /// Stops the thread after its pending work.
@@ -155,7 +188,7 @@ fn run(sh: &Shared) {
             let mut st = sh.sealer.state.lock();
             loop {
                 if let Some(job) = st.job.take() {
-                    st.in_flight = true;
+                    st.in_flight = Some((job.region, job.mem_from, job.buf.clone()));
                     break job;
                 }
                 if st.stop {
