@@ -226,6 +226,7 @@ typedef struct phase {
 } phase;
 
 static const phase phases[] = {
+    {"file layer", phase_file_layer},
     {"throughput", phase_throughput},
     {"index and reopen", phase_recovery},
     {"buffered residency", phase_buffered_residency},

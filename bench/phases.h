@@ -53,6 +53,9 @@ void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int phase_throughput(const bench_config *cfg);
 /* throughput.c: the 64 KiB pattern on a smaller cache in buffered mode, and its residency. */
 int phase_buffered_residency(const bench_config *cfg);
+/* file_layer.c: dcache_file_pwrite/pread, 1 MiB aligned and 64 KiB+1 unaligned, against raw
+ * O_DIRECT on the same file. */
+int phase_file_layer(const bench_config *cfg);
 /* cache_recovery.c: index bytes per entry, reopen after a clean close and after kill -9. */
 int phase_recovery(const bench_config *cfg);
 

@@ -47,6 +47,14 @@ static const ratio_def ratios[] = {
      "cache.get64k.t1.p99_us"},
     {"ratio.raw_p99_writer", "  the disk's own: raw 64 KiB read p99 beside a writer / alone",
      "raw.mixed.p99_us", "raw.r64k.t1.p99_us"},
+    {"ratio.file.w1m", "file layer: 1 MiB aligned pwrite / raw 1 MiB pwrite (MB/s)",
+     "file.w1m.mbps", "raw.file.w1m.mbps"},
+    {"ratio.file.w64k1", "file layer: 64 KiB+1 unaligned pwrite / raw 64 KiB pwrite (MB/s)",
+     "file.w64k1.mbps", "raw.file.w64k.mbps"},
+    {"ratio.file.r1m", "file layer: 1 MiB aligned pread / raw 1 MiB pread (MB/s)",
+     "file.r1m.mbps", "raw.file.r1m.mbps"},
+    {"ratio.file.r64k1", "file layer: 64 KiB+1 unaligned pread / raw 64 KiB pread (MB/s)",
+     "file.r64k1.mbps", "raw.file.r64k.mbps"},
 };
 
 typedef struct target_def {

@@ -503,7 +503,11 @@ impl DirectFile {
         let tail_partial = end % a as u64 != 0;
         with_bounce(extent, self.alignment.memory, |bounce| {
             if head_partial || tail_partial {
-                if extent <= 2 * a {
+                // Both edges partial and the extent small: one read of it all costs one
+                // device round trip instead of two.
+                if extent <= 2 * a
+                    || (head_partial && tail_partial && extent as u64 <= SMALL_TRANSFER)
+                {
                     self.read_block_into(&mut bounce[..extent], start)?;
                 } else {
                     if head_partial {
