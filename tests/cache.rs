@@ -1,16 +1,10 @@
 //! The cache engine through its Rust API, on real files in the work tree with O_DIRECT.
 
+mod common;
+use common::{get, scratch};
 use dcache::cache::{Cache, CacheOptions, Fetched};
 use dcache::ErrorKind;
-use std::path::{Path, PathBuf};
-
-fn scratch() -> tempfile::TempDir {
-    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("test-scratch");
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::tempdir_in(base).unwrap()
-}
+use std::path::Path;
 
 fn create(path: &Path, capacity: u64) -> Cache {
     let opts = CacheOptions {
@@ -36,16 +30,6 @@ fn value_for(key: &[u8], version: u32, len: usize) -> Vec<u8> {
         v[4..12].copy_from_slice(&seed.to_le_bytes());
     }
     v
-}
-
-fn get(c: &Cache, key: &[u8]) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; c.max_value_size() as usize];
-    match c.get(key, &mut buf) {
-        Ok(Fetched::Copied(n)) => Some(buf[..n].to_vec()),
-        Ok(Fetched::TooSmall(_)) => panic!("buffer of max_value_size too small"),
-        Err(e) if e.kind() == ErrorKind::NotFound => None,
-        Err(e) => panic!("get failed: {e}"),
-    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The `dcache` command-line tool, run as a user runs it.
 
+mod common;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 fn dcache(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
@@ -23,11 +23,7 @@ fn dcache(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
 
 #[test]
 fn format_put_get_delete_info_check() {
-    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("test-scratch");
-    std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::tempdir_in(base).unwrap();
+    let dir = common::scratch();
     let path = dir.path().join("c.dcache");
     let p = path.to_str().unwrap();
 
@@ -59,11 +55,7 @@ fn format_put_get_delete_info_check() {
 
 #[test]
 fn check_fails_on_a_damaged_entry_and_format_refuses_foreign_data() {
-    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("test-scratch");
-    std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::tempdir_in(base).unwrap();
+    let dir = common::scratch();
     let path = dir.path().join("c.dcache");
     let p = path.to_str().unwrap();
     assert_eq!(dcache(&["format", p, "--capacity", "32M"], b"").0, 0);

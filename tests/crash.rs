@@ -5,9 +5,9 @@
 //! every key whose last durable operation was a put is back byte-exact, every key whose last
 //! durable operation was a delete is absent, and anything read is a version written for it.
 
+mod common;
 use dcache::cache::{Cache, CacheOptions, Fetched};
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -88,11 +88,7 @@ fn crash_child_process() {
 
 #[test]
 fn crash_recovery_after_sigkill() {
-    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("test-scratch");
-    std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::tempdir_in(base).unwrap();
+    let dir = common::scratch();
     let path = dir.path().join("crash.dcache");
     let mut certain_total = 0;
     for round in 0..ROUNDS {

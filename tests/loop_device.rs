@@ -3,8 +3,10 @@
 //! with a clear error, gets go on working, nothing is dropped, and once the device is writable
 //! again a flush stores everything. Skipped, with the reason printed, when not root.
 
-use dcache::cache::{Cache, CacheOptions, Fetched};
-use std::path::{Path, PathBuf};
+mod common;
+use common::{get, scratch};
+use dcache::cache::{Cache, CacheOptions};
+use std::path::Path;
 use std::process::Command;
 
 struct LoopDevice {
@@ -56,24 +58,6 @@ fn root_or_skip(test: &str) -> bool {
         eprintln!("SKIP: {test}: needs root for loop devices (CI runs as root)");
     }
     root
-}
-
-fn scratch() -> tempfile::TempDir {
-    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("test-scratch");
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::tempdir_in(base).unwrap()
-}
-
-fn get(c: &Cache, key: &[u8]) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; 1 << 20];
-    match c.get(key, &mut buf) {
-        Ok(Fetched::Copied(n)) => Some(buf[..n].to_vec()),
-        Ok(Fetched::TooSmall(_)) => panic!("too small"),
-        Err(e) if e.kind() == dcache::ErrorKind::NotFound => None,
-        Err(e) => panic!("{e}"),
-    }
 }
 
 fn value(i: u32) -> Vec<u8> {

@@ -16,27 +16,14 @@ fn check(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// Reads until `buf` is full or end of file; returns the bytes read. A short transfer is
-/// retried only while it ends on an `align` boundary: with O_DIRECT an unaligned short count
-/// can only mean end of file, and continuing from there would be refused.
-pub fn pread_full(
-    fd: BorrowedFd<'_>,
-    buf: &mut [u8],
-    offset: u64,
-    align: usize,
-) -> io::Result<usize> {
+/// Calls `step(done)` (one pread or pwrite of the rest, from `done` bytes on) until `len`
+/// bytes have moved, retrying EINTR and short transfers; stops early when a step moves 0
+/// bytes or, with `align`, when a short count leaves an unaligned position: with O_DIRECT
+/// that can only be end of file, and going on from there would be refused.
+fn transfer(len: usize, align: usize, mut step: impl FnMut(usize) -> isize) -> io::Result<usize> {
     let mut done = 0;
-    while done < buf.len() && done % align == 0 {
-        let rest = &mut buf[done..];
-        // SAFETY: `rest` is a valid writable slice for its length.
-        let n = unsafe {
-            libc::pread(
-                fd.as_raw_fd(),
-                rest.as_mut_ptr().cast(),
-                rest.len(),
-                (offset + done as u64) as libc::off_t,
-            )
-        };
+    while done < len && done % align == 0 {
+        let n = step(done);
         if n < 0 {
             let err = last_error();
             if err.kind() == io::ErrorKind::Interrupted {
@@ -52,32 +39,43 @@ pub fn pread_full(
     Ok(done)
 }
 
-/// Writes all of `buf`.
-pub fn pwrite_full(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        let rest = &buf[done..];
-        // SAFETY: `rest` is a valid readable slice for its length.
-        let n = unsafe {
-            libc::pwrite(
+/// Reads until `buf` is full or end of file; returns the bytes read.
+pub fn pread_full(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    offset: u64,
+    align: usize,
+) -> io::Result<usize> {
+    let (ptr, len) = (buf.as_mut_ptr(), buf.len());
+    transfer(len, align, |done| {
+        // SAFETY: [ptr + done, ptr + len) lies inside `buf`, which is writable.
+        unsafe {
+            libc::pread(
                 fd.as_raw_fd(),
-                rest.as_ptr().cast(),
-                rest.len(),
+                ptr.add(done).cast(),
+                len - done,
                 (offset + done as u64) as libc::off_t,
             )
-        };
-        if n < 0 {
-            let err = last_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
         }
-        if n == 0 {
-            // A device that accepts nothing more is full.
-            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+    })
+}
+
+/// Writes all of `buf`; a device that accepts nothing more is full (ENOSPC).
+pub fn pwrite_full(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<()> {
+    let (ptr, len) = (buf.as_ptr(), buf.len());
+    let written = transfer(len, 1, |done| {
+        // SAFETY: [ptr + done, ptr + len) lies inside `buf`.
+        unsafe {
+            libc::pwrite(
+                fd.as_raw_fd(),
+                ptr.add(done).cast(),
+                len - done,
+                (offset + done as u64) as libc::off_t,
+            )
         }
-        done += n as usize;
+    })?;
+    if written < len {
+        return Err(io::Error::from_raw_os_error(libc::ENOSPC));
     }
     Ok(())
 }
