@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Hit throughput and latency for 64 KiB objects, in one run, with wrk:
+
+  1. traffic_server + dcache_ats.so (ATS cache off), dcache with --io-mode=auto
+  2. the same with --io-mode=buffered (page cache), for reference
+  3. traffic_server's own disk cache: RAM cache size 0, a storage file of the same size
+  4. the origin direct (the Python test origin)
+
+Each target is filled (every URL fetched until it is a hit), then traffic_server is
+restarted, so that hits are read from the cache file and not from memory: dcache serves
+reads of the region it is still filling from its write buffer, and the restart empties it.
+Then wrk runs; the origin's request count must not move during a cache run, and dcache's
+bytes_read shows the device reads. Rounds alternate the targets so drift on a noisy machine
+hits them alike. Results: a table on stdout and build/ats/bench.json.
+
+  python3 bench.py --plugin build/ats/dcache_ats.so [--seconds 10] [--connections 32]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "tests"))
+from atsenv import Ats, Client, Origin, mkroot  # noqa: E402
+
+LUA = """
+paths = {%s}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1])
+end
+"""
+
+
+def parse_wrk(out):
+    def num(pat, scale=None):
+        m = re.search(pat, out)
+        if not m:
+            return None
+        v = float(m.group(1))
+        if scale:
+            unit = m.group(2)
+            v *= scale.get(unit, 1.0)
+        return v
+    lat_units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    res = {
+        "rps": num(r"Requests/sec:\s+([\d.]+)"),
+        "avg_ms": num(r"Latency\s+([\d.]+)(us|ms|s)", lat_units),
+    }
+    for p in ("50", "75", "90", "99"):
+        res["p%s_ms" % p] = num(r"\s%s%%\s+([\d.]+)(us|ms|s)" % p, lat_units)
+    m = re.search(r"Transfer/sec:\s+([\d.]+)(KB|MB|GB)", out)
+    if m:
+        res["mb_s"] = float(m.group(1)) * {"KB": 1 / 1024.0, "MB": 1.0, "GB": 1024.0}[m.group(2)]
+    m = re.search(r"(\d+) requests in", out)
+    res["requests"] = int(m.group(1)) if m else None
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    res["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: (.*)", out)
+    res["socket_errors"] = m.group(1).strip() if m else ""
+    return res
+
+
+def proc_cpu_seconds(pid):
+    """user + system CPU time of a process, all its threads."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(port, lua, args):
+    cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", "%ds" % args.seconds,
+           "--latency", "-s", lua, "http://127.0.0.1:%d/" % port]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 60).stdout
+    return parse_wrk(out), out, " ".join(cmd)
+
+
+def warm(port, paths, origin, want_hit):
+    c = Client(port)
+    for _ in range(4):
+        before = origin.total()
+        for p in paths:
+            s, h, b = c.request("GET", p)
+            if s != 200 or len(b) != 65536:
+                raise RuntimeError("warm-up %s: %d, %d bytes" % (p, s, len(b)))
+        if origin.total() == before and all(want_hit(c.request("GET", p)[1]) for p in paths[:5]):
+            c.close()
+            return
+    c.close()
+    raise RuntimeError("port %d: objects do not become hits" % port)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--plugin", required=True)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--objects", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--capacity", default="256M")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(HERE)), "build", "ats", "bench.json"))
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        print("SKIP: wrk is not installed (apt-get install wrk)")
+        return 0
+    plugin = os.path.abspath(args.plugin)
+    root = mkroot("dcache-ats-bench-")
+    paths = ["/o/65536/bench%d" % i for i in range(args.objects)]
+    lua = os.path.join(root, "paths.lua")
+    with open(lua, "w") as f:
+        f.write(LUA % ", ".join('"%s"' % p for p in paths))
+
+    origin = Origin(os.path.join(root, "origin.log")).start()
+    servers = {}
+    results = {}
+    config = {}
+    try:
+        def plugin_line(sub, mode):
+            return "%s --path=%s/%s/cache.dc --capacity=%s --io-mode=%s --max-object-size=16M" % (
+                plugin, root, sub, args.capacity, mode)
+
+        specs = [
+            ("dcache plugin (io-mode=auto)", "dc", dict(plugin_lines=[plugin_line("dc", "auto")])),
+            ("dcache plugin (io-mode=buffered)", "dcb", dict(plugin_lines=[plugin_line("dcb", "buffered")])),
+            ("ATS disk cache (RAM cache 0)", "ats", dict(cache_http=1, ram_cache=0,
+                                                          storage_line="%s/ats/cache %s" % (root, args.capacity))),
+        ]
+        for name, sub, kw in specs:
+            d = os.path.join(root, sub)
+            os.makedirs(os.path.join(d, "cache"), exist_ok=True)
+            a = Ats(d, origin.port, **kw)
+            a.start()
+            servers[name] = a
+            config[name] = {"plugin.config": kw.get("plugin_lines", []),
+                            "storage.config": kw.get("storage_line", ""),
+                            "proxy.config.http.cache.http": kw.get("cache_http", 0),
+                            "proxy.config.cache.ram_cache.size": kw.get("ram_cache", -1)}
+        def is_hit(name):
+            return (lambda h: h.get("x-dcache") == "hit") if "dcache" in name else (lambda h: "age" in h)
+
+        for name, a in servers.items():
+            warm(a.port, paths, origin, is_hit(name))
+            a.stop()                      # flushes dcache's buffer / ATS's directory
+            a.start(port=a.port)
+            warm(a.port, paths, origin, is_hit(name))
+            if "dcache" in name:
+                st = json.loads(Client(a.port).request("GET", "/_dcache_stats")[2])
+                config[name]["direct_io"] = st["direct_io"]
+
+        def dcache_read(a):
+            try:
+                return json.loads(Client(a.port).request("GET", "/_dcache_stats")[2])["dcache"]["bytes_read"]
+            except Exception:
+                return None
+        targets = list(servers.items()) + [("origin direct (Python http.server)", None)]
+        for rnd in range(args.rounds):
+            for name, a in targets:
+                port = a.port if a else origin.port
+                before = origin.total()
+                read0 = dcache_read(a) if a and "dcache" in name else None
+                pid = a.proc.pid if a else origin.proc.pid
+                cpu0 = proc_cpu_seconds(pid)
+                res, out, cmd = run_wrk(port, lua, args)
+                cpu1 = proc_cpu_seconds(pid)
+                if res.get("requests"):
+                    res["server_cpu_us_per_request"] = (cpu1 - cpu0) / res["requests"] * 1e6
+                res["origin_requests_during_run"] = origin.total() - before
+                if read0 is not None:
+                    res["dcache_device_read_mb"] = (dcache_read(a) - read0) / 1e6
+                results.setdefault(name, []).append(res)
+                config.setdefault(name, {})["wrk"] = cmd
+                print("round %d  %-36s %9.0f req/s  %7.1f MB/s  p50 %6.2f ms  p99 %6.2f ms  cpu %5.1f us/req  origin+%d%s%s" % (
+                    rnd + 1, name, res["rps"] or 0, res.get("mb_s") or 0, res["p50_ms"] or 0, res["p99_ms"] or 0,
+                    res.get("server_cpu_us_per_request") or 0,
+                    res["origin_requests_during_run"],
+                    ("  device reads %.0f MB" % res["dcache_device_read_mb"]) if "dcache_device_read_mb" in res else "",
+                    ("  non-2xx %d" % res["non2xx"]) if res["non2xx"] else ""), flush=True)
+    finally:
+        for a in servers.values():
+            a.stop()
+        origin.stop()
+
+    print()
+    print("%-36s %10s %9s %8s %8s %8s %12s" % ("64 KiB hits, mean of rounds", "req/s", "MB/s", "p50 ms", "p90 ms", "p99 ms",
+                                               "cpu us/req"))
+    summary = {}
+    for name, runs in results.items():
+        keys = ("rps", "mb_s", "p50_ms", "p90_ms", "p99_ms", "server_cpu_us_per_request")
+        mean = {k: sum((r.get(k) or 0) for r in runs) / len(runs) for k in keys}
+        summary[name] = mean
+        print("%-36s %10.0f %9.1f %8.2f %8.2f %8.2f %12.1f" % (name, mean["rps"], mean["mb_s"], mean["p50_ms"], mean["p90_ms"],
+                                                                mean["p99_ms"], mean["server_cpu_us_per_request"]))
+    version = subprocess.run(["traffic_server", "-V"], capture_output=True, text=True).stdout.splitlines()
+    doc = {"objects": args.objects, "object_size": 65536, "seconds": args.seconds, "connections": args.connections,
+           "wrk_threads": args.threads, "rounds": args.rounds, "traffic_server": version[0] if version else "",
+           "nproc": os.cpu_count(), "summary": summary, "runs": results, "config": config}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(doc, f, indent=2)
+    print("\nwritten %s" % args.out)
+    shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

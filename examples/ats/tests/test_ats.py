@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""End-to-end tests of dcache_ats.so in a private Traffic Server on 127.0.0.1.
+
+Each test starts its own origin (origin.py) and traffic_server (own runroot in a temp dir,
+free ports), and stops both by PID in a finally block. Prints one line per test and a
+closing "N passed, N failed"; exits non-zero on any failure.
+
+  python3 test_ats.py --plugin build/ats/dcache_ats.so [-k NAME] [--keep]
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import random
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from atsenv import Ats, Client, Origin, mkroot  # noqa: E402
+
+PLUGIN = None
+KEEP = False
+CAPACITY = "256M"
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+class Env:
+    """An origin and a traffic_server with the plugin, stopped by PID on exit."""
+
+    def __init__(self, name, plugin_args=""):
+        self.root = mkroot("dcache-ats-%s-" % name)
+        self.cache_path = os.path.join(self.root, "cache.dc")
+        self.plugin_args = plugin_args
+        self.origin = None
+        self.ats = None
+
+    def plugin_line(self):
+        return "%s --path=%s --capacity=%s --io-mode=auto --max-object-size=16M %s" % (
+            PLUGIN, self.cache_path, CAPACITY, self.plugin_args)
+
+    def __enter__(self):
+        try:
+            self.origin = Origin(os.path.join(self.root, "origin.log")).start()
+            self.ats = Ats(self.root, self.origin.port, [self.plugin_line()])
+            self.ats.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self, failed=False):
+        try:
+            if self.ats is not None:
+                self.ats.stop()
+        finally:
+            if self.origin is not None:
+                self.origin.stop()
+        if failed:
+            sys.stdout.write("    --- diags.log (tail) ---\n")
+            for line in (self.ats.diags if self.ats else "").splitlines()[-15:]:
+                sys.stdout.write("    " + line + "\n")
+            sys.stdout.write("    (kept %s)\n" % self.root)
+        elif not KEEP:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(failed=exc_type is not None)
+        return False
+
+    def client(self):
+        return Client(self.ats.port)
+
+    def stats(self):
+        s, h, b = self.client().request("GET", "/_dcache_stats")
+        check(s == 200, "stats URL answered %d" % s)
+        return json.loads(b)
+
+    def restart(self, kill=False):
+        if kill:
+            self.ats.kill()
+        else:
+            rc = self.ats.stop()
+            check(rc == 0, "traffic_server exited with %s on SIGTERM" % rc)
+        self.ats.start()
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def verify_body(url, status, h, body, expect_status=200):
+    check(status == expect_status, "%s: status %d, expected %d" % (url, status, expect_status))
+    check("x-body-sha256" in h, "%s: no X-Body-SHA256" % url)
+    check(int(h.get("content-length", -1)) == len(body),
+          "%s: Content-Length %s but %d bytes" % (url, h.get("content-length"), len(body)))
+    check(sha(body) == h["x-body-sha256"], "%s: body does not match its checksum header" % url)
+
+
+def get(c, url, headers=None, method="GET"):
+    return c.request(method, url, headers)
+
+
+# ------------------------------------------------------------------------------------------
+# Tests
+# ------------------------------------------------------------------------------------------
+
+def test_plugin_loads():
+    """traffic_server's own preflight: dlopen and TSPluginInit (undefined symbols are fatal)."""
+    import subprocess
+    r = subprocess.run(["traffic_server", "-C", "verify_global_plugin %s" % PLUGIN],
+                       capture_output=True, text=True, timeout=60, cwd=tempfile.gettempdir())
+    check(r.returncode == 0 and "Success" in (r.stdout + r.stderr),
+          "verify_global_plugin failed (%d): %s" % (r.returncode, (r.stdout + r.stderr)[-500:]))
+    return "verify_global_plugin: Success"
+
+
+def test_fill_and_hit():
+    """A miss then a hit for 0 B, 1 B, 100 KB and 10 MB; hits byte-exact; one origin request."""
+    with Env("fill") as env:
+        c = env.client()
+        for size in (0, 1, 100 * 1000, 10 * 1000 * 1000):
+            url = "/o/%d/fill" % size
+            s, h, miss_body = get(c, url)
+            verify_body(url, s, h, miss_body)
+            check(h.get("x-dcache") != "hit", "%s: first request was a hit" % url)
+            check(len(miss_body) == size, "%s: %d bytes" % (url, len(miss_body)))
+            s, h, hit_body = get(c, url)
+            verify_body(url, s, h, hit_body)
+            check(h.get("x-dcache") == "hit", "%s: second request not a hit (%r)" % (url, h))
+            check(hit_body == miss_body, "%s: hit body differs from the origin's" % url)
+            check("age" in h and int(h["age"]) >= 0, "%s: no Age on a hit" % url)
+            check(h.get("cache-control") == "max-age=3600", "%s: stored headers lost" % url)
+            check(env.origin.count(url) == 1, "%s: origin saw %d requests" % (url, env.origin.count(url)))
+        st = env.stats()
+        check(st["hits"] >= 4 and st["stores"] >= 4, "stats %r" % st)
+        return "hits %d, stores %d, direct_io %d" % (st["hits"], st["stores"], st["direct_io"])
+
+
+def test_range_and_head():
+    """Random single ranges on a hit (206 + Content-Range), 416 when unsatisfiable, HEAD."""
+    rnd = random.Random(6)
+    with Env("range") as env:
+        c = env.client()
+        done = 0
+        for size in (1000, 300 * 1024, 3 * 1024 * 1024):
+            url = "/o/%d/range" % size
+            s, h, full = get(c, url)
+            verify_body(url, s, h, full)
+            s, h, _ = get(c, url)
+            check(h.get("x-dcache") == "hit", "%s: not a hit" % url)
+            specs = []
+            for _ in range(12):
+                a = rnd.randrange(size)
+                b = rnd.randrange(a, size)
+                specs.append(("bytes=%d-%d" % (a, b), a, b))
+            specs.append(("bytes=%d-" % (size - 7), size - 7, size - 1))
+            specs.append(("bytes=-%d" % 10, size - 10, size - 1))
+            specs.append(("bytes=-%d" % (size * 2), 0, size - 1))
+            specs.append(("bytes=0-%d" % (size * 5), 0, size - 1))
+            specs.append(("bytes=%d-%d" % (size - 1, size - 1), size - 1, size - 1))
+            for spec, a, b in specs:
+                s, h, part = get(c, url, {"Range": spec})
+                check(s == 206, "%s %s: status %d" % (url, spec, s))
+                check(h.get("x-dcache") == "hit", "%s %s: not served from dcache" % (url, spec))
+                check(h.get("content-range") == "bytes %d-%d/%d" % (a, b, size),
+                      "%s %s: Content-Range %r" % (url, spec, h.get("content-range")))
+                check(part == full[a:b + 1], "%s %s: wrong bytes" % (url, spec))
+                done += 1
+            for spec in ("bytes=%d-" % size, "bytes=%d-%d" % (size + 10, size + 20), "bytes=-0"):
+                s, h, part = get(c, url, {"Range": spec})
+                check(s == 416, "%s %s: status %d, expected 416" % (url, spec, s))
+                check(h.get("content-range") == "bytes */%d" % size,
+                      "%s %s: Content-Range %r" % (url, spec, h.get("content-range")))
+            # HEAD on a hit: the stored headers, no body
+            s, h, body = get(c, url, method="HEAD")
+            check(s == 200 and body == b"", "%s HEAD: %d, %d bytes" % (url, s, len(body)))
+            check(h.get("x-dcache") == "hit", "%s HEAD: not a hit" % url)
+            check(int(h.get("content-length", -1)) == size, "%s HEAD: Content-Length %r" % (url, h.get("content-length")))
+            check(h.get("x-body-sha256") == sha(full), "%s HEAD: checksum header" % url)
+            check(env.origin.count(url) == 1, "%s: origin saw %d requests" % (url, env.origin.count(url)))
+        return "%d ranges checked" % done
+
+
+def test_not_cached_and_expiry():
+    """no-store, private, Set-Cookie and no lifetime are not cached; max-age=2 expires."""
+    with Env("nocache") as env:
+        c = env.client()
+        for q in ("cc=no-store", "cc=private,max-age=60", "cookie=1", "cc=", "cc=no-cache"):
+            url = "/o/5000/nc?" + q
+            for i in range(2):
+                s, h, b = get(c, url)
+                verify_body(url, s, h, b)
+                check(h.get("x-dcache") != "hit", "%s: served from dcache" % url)
+            check(env.origin.count(url) == 2, "%s: origin saw %d requests, expected 2" % (url, env.origin.count(url)))
+        # a URL longer than a dcache key (4096 bytes) is passed through; its PURGE finds nothing
+        url = "/o/300/long?pad=" + "x" * 5000
+        for i in range(2):
+            s, h, b = get(c, url)
+            verify_body(url, s, h, b)
+        check(env.origin.count(url) == 2, "long URL: origin saw %d requests, expected 2" % env.origin.count(url))
+        s, h, b = get(c, url, method="PURGE")
+        check(s == 404, "PURGE of a long URL: %d" % s)
+        # Expires alone gives a lifetime
+        url = "/o/5000/exp?cc=&expires=60"
+        get(c, url)
+        s, h, b = get(c, url)
+        check(h.get("x-dcache") == "hit", "%s: Expires-only response not cached" % url)
+        # A HEAD miss and a Range miss are passed through and do not store
+        url = "/o/5000/headmiss"
+        s, h, b = get(c, url, method="HEAD")
+        check(s == 200 and b == b"", "HEAD miss: %d" % s)
+        s, h, b = get(c, url, {"Range": "bytes=0-9"})
+        check(s == 206 and len(b) == 10, "Range miss: %d, %d bytes" % (s, len(b)))
+        s, h, b = get(c, url)
+        check(h.get("x-dcache") != "hit", "%s: stored by a HEAD or Range miss" % url)
+        # max-age=2: a hit at once, a miss after 3 s
+        url = "/o/5000/short?cc=max-age%3D2"
+        s, h, b = get(c, url)
+        verify_body(url, s, h, b)
+        s, h, b = get(c, url)
+        check(h.get("x-dcache") == "hit", "max-age=2: no hit at once")
+        time.sleep(3.1)
+        s, h, b = get(c, url)
+        verify_body(url, s, h, b)
+        check(h.get("x-dcache") != "hit", "max-age=2: still a hit after 3 s")
+        check(env.origin.count(url) == 2, "max-age=2: origin saw %d requests" % env.origin.count(url))
+        # a body cut short by the origin is not stored
+        url = "/o/200000/trunc?trunc=1000"
+        for i in range(2):
+            raw = http.client.HTTPConnection("127.0.0.1", env.ats.port, timeout=20)
+            try:
+                raw.request("GET", url)
+                r = raw.getresponse()
+                body = r.read()
+                raise Fail("%s: a truncated body was answered whole (%d bytes)" % (url, len(body)))
+            except (http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionError):
+                pass
+            finally:
+                raw.close()
+        check(env.origin.count(url) == 2, "%s: origin saw %d requests, expected 2" % (url, env.origin.count(url)))
+        st = env.stats()
+        check(st["aborts"] >= 1, "no abort counted for the truncated body: %r" % st)
+        return "aborts %d, not cacheable %d" % (st["aborts"], st["not_cacheable"])
+
+
+def test_purge():
+    """PURGE deletes: 200 when it was there, 404 when not; the next GET goes to the origin."""
+    with Env("purge") as env:
+        c = env.client()
+        url = "/o/40000/purge"
+        get(c, url)
+        s, h, b = get(c, url)
+        check(h.get("x-dcache") == "hit", "not a hit before PURGE")
+        s, h, b = get(c, url, method="PURGE")
+        check(s == 200, "PURGE of a cached URL: %d %r" % (s, b))
+        s, h, b = get(c, url, method="PURGE")
+        check(s == 404, "second PURGE: %d" % s)
+        s, h, b = get(c, url)
+        verify_body(url, s, h, b)
+        check(h.get("x-dcache") != "hit", "hit after PURGE")
+        check(env.origin.count(url) == 2, "origin saw %d requests" % env.origin.count(url))
+        s, h, b = get(c, url)
+        check(h.get("x-dcache") == "hit", "not stored again after PURGE")
+        s, h, b = get(c, "/o/10/never", method="PURGE")
+        check(s == 404, "PURGE of an unknown URL: %d" % s)
+        check(env.origin.count("/o/10/never") == 0, "PURGE went to the origin")
+        st = env.stats()
+        check(st["purges"] == 1, "purges %r" % st["purges"])
+        return "purges %d" % st["purges"]
+
+
+def test_restart():
+    """After a clean restart of traffic_server, objects are still hits."""
+    with Env("restart") as env:
+        c = env.client()
+        urls = ["/o/%d/restart%d" % (size, i) for i, size in enumerate((0, 1, 4096, 65536, 300000, 5000000))]
+        bodies = {}
+        for url in urls:
+            s, h, b = get(c, url)
+            verify_body(url, s, h, b)
+            bodies[url] = b
+        c.close()
+        env.restart()
+        c = env.client()
+        for url in urls:
+            s, h, b = get(c, url)
+            verify_body(url, s, h, b)
+            check(h.get("x-dcache") == "hit", "%s: not a hit after a restart" % url)
+            check(b == bodies[url], "%s: different bytes after a restart" % url)
+            check(env.origin.count(url) == 1, "%s: origin saw %d requests" % (url, env.origin.count(url)))
+        # a restart with another --capacity keeps the existing cache (and warns) rather than reformat
+        c.close()
+        env.ats.plugin_lines = [env.plugin_line().replace("--capacity=%s" % CAPACITY, "--capacity=128M")]
+        env.restart()
+        check("opening it with its own capacity" in env.ats.diags, "no warning about the other capacity")
+        c = env.client()
+        s, h, b = get(c, urls[-1])
+        verify_body(urls[-1], s, h, b)
+        check(h.get("x-dcache") == "hit", "not a hit after a restart with another --capacity")
+        return "%d objects hit after restart, kept across a --capacity change" % len(urls)
+
+
+class Load:
+    """Client threads that GET random URLs and check every body against its checksum."""
+
+    def __init__(self, port, urls, nthreads, seed=1):
+        self.port = port
+        self.urls = urls
+        self.nthreads = nthreads
+        self.seed = seed
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.hits = 0
+        self.errors = 0          # connection errors (expected while traffic_server is killed)
+        self.bytes = 0
+        self.wrong = []          # bodies that did not match: must stay empty
+        self.threads = []
+
+    def _run(self, n):
+        rnd = random.Random(self.seed * 1000 + n)
+        c = Client(self.port, timeout=20)
+        while not self.stop.is_set():
+            url = rnd.choice(self.urls)
+            try:
+                s, h, b = c.request("GET", url)
+            except Exception:  # connection refused/reset during a crash
+                c.close()
+                with self.lock:
+                    self.errors += 1
+                time.sleep(0.01)
+                continue
+            good = (s == 200 and "x-body-sha256" in h and sha(b) == h["x-body-sha256"]
+                    and int(h.get("content-length", -1)) == len(b))
+            with self.lock:
+                if good:
+                    self.ok += 1
+                    self.bytes += len(b)
+                    if h.get("x-dcache") == "hit":
+                        self.hits += 1
+                elif s in (502, 503, 504):
+                    self.errors += 1
+                else:
+                    self.wrong.append((url, s, len(b), h.get("x-dcache")))
+        c.close()
+
+    def start(self):
+        for n in range(self.nthreads):
+            t = threading.Thread(target=self._run, args=(n,), daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def mixed_urls(n, tag):
+    rnd = random.Random(n)
+    sizes = [0, 1, 700, 4096, 16384, 65536, 100000, 262144, 300000, 1 << 20]
+    return ["/o/%d/%s%d" % (rnd.choice(sizes), tag, i) for i in range(n)]
+
+
+def test_crash():
+    """kill -9 of traffic_server under load, then a restart: every body served is right."""
+    with Env("crash", plugin_args="--flush-interval=1") as env:
+        # enough URLs that fills are still running at the kill, and slow ones that are sure to be
+        urls = mixed_urls(400, "crash") + ["/o/1048576/crashslow%d?slow=40" % i for i in range(24)]
+        load = Load(env.ats.port, urls, 8).start()
+        time.sleep(2.0)
+        st = env.stats()
+        env.ats.kill()                       # the crash, in the middle of fills and hits
+        time.sleep(0.5)
+        env.ats.start()
+        time.sleep(2.0)
+        load.finish()
+        check(not load.wrong, "wrong bodies served: %r" % load.wrong[:5])
+        # every URL once more, after the restart: hits or misses, never wrong
+        c = env.client()
+        hits = 0
+        for url in urls:
+            s, h, b = get(c, url)
+            verify_body(url, s, h, b)
+            hits += h.get("x-dcache") == "hit"
+        check(env.ats.proc.poll() is None, "traffic_server died after the crash restart")
+        check(hits > 0, "nothing was a hit after the restart")
+        return "%d stores before the kill; %d good responses (%d hits) around it, %d connection errors; %d/%d hits after" % (
+            st["stores"], load.ok, load.hits, load.errors, hits, len(urls))
+
+
+def test_concurrency():
+    """32 concurrent clients for 10 s over a few hundred URLs: every body correct."""
+    with Env("conc") as env:
+        urls = mixed_urls(300, "conc")
+        load = Load(env.ats.port, urls, 32, seed=7).start()
+        time.sleep(10.0)
+        load.finish()
+        check(not load.wrong, "wrong responses: %r" % load.wrong[:5])
+        check(load.errors == 0, "%d connection errors" % load.errors)
+        check(load.ok > 1000, "only %d responses in 10 s" % load.ok)
+        check(load.hits > load.ok // 2, "only %d hits of %d" % (load.hits, load.ok))
+        # each URL was fetched from the origin once: concurrent misses wait for the first fill
+        counts = [env.origin.count(u) for u in set(urls)]
+        check(max(counts) == 1, "a URL reached the origin %d times" % max(counts))
+        st = env.stats()
+        # a clean stop in the middle of the load: the shutdown hook closes the cache while
+        # workers are busy; traffic_server must still exit 0
+        load2 = Load(env.ats.port, urls + mixed_urls(100, "conc2"), 16, seed=8).start()
+        time.sleep(1.0)
+        rc = env.ats.stop()
+        load2.finish()
+        check(rc == 0, "traffic_server exited with %s when stopped under load" % rc)
+        check(not load2.wrong, "wrong responses around the stop: %r" % load2.wrong[:5])
+        return "%d responses (%d hits, %.0f MB) in 10 s, origin requests %d, collapsed %d; stop under load rc 0" % (
+            load.ok, load.hits, load.bytes / 1e6, sum(counts), st["collapsed"])
+
+
+TESTS = [test_plugin_loads, test_fill_and_hit, test_range_and_head, test_not_cached_and_expiry, test_purge,
+         test_restart, test_crash, test_concurrency]
+
+
+def main():
+    global PLUGIN, KEEP
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--plugin", required=True)
+    ap.add_argument("-k", dest="only", default="")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dirs")
+    args = ap.parse_args()
+    PLUGIN = os.path.abspath(args.plugin)
+    KEEP = args.keep
+    if not os.path.exists(PLUGIN):
+        print("FAIL: %s not found" % PLUGIN)
+        print("0 passed, 1 failed")
+        return 1
+    passed = failed = 0
+    t_all = time.time()
+    for t in TESTS:
+        if args.only and args.only not in t.__name__:
+            continue
+        t0 = time.time()
+        try:
+            note = t()
+            passed += 1
+            print("PASS %-28s %5.1fs  %s" % (t.__name__, time.time() - t0, note or ""), flush=True)
+        except Exception as e:
+            failed += 1
+            print("FAIL %-28s %5.1fs  %s" % (t.__name__, time.time() - t0, e), flush=True)
+            if not isinstance(e, Fail):
+                traceback.print_exc(file=sys.stdout)
+    print("total %.1fs" % (time.time() - t_all))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed or not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
