@@ -208,8 +208,11 @@ void test_round_trips() {
     CHECK(r && r->size() == (1u << 20) - 12345 &&
           std::equal(r->begin(), r->end(), big.begin() + 12345));
 
-    // delete
+    // contains, then delete
+    CHECK(cache.contains("hello"));
+    CHECK(!cache.contains("never-stored"));
     CHECK(cache.remove("hello"));
+    CHECK(!cache.contains("hello"));
     CHECK(!cache.get("hello").has_value());
     CHECK(!cache.value_size("hello").has_value());
     cache.put("hello", "again");

@@ -59,6 +59,11 @@
 #define DCACHE_OPEN_READ_ONLY 8
 
 /**
+ * The longest key, in bytes. Longer keys give `DCACHE_TOO_LARGE`.
+ */
+#define DCACHE_MAX_KEY_LEN 4096
+
+/**
  * O_DIRECT where the file system takes it, else buffered I/O with one logged warning
  * (the default).
  */
@@ -459,6 +464,17 @@ dcache_result dcache_get_range(struct dcache *c, const uint8_t *key, size_t key_
  * `DCACHE_IO_ERROR`.
  */
 dcache_result dcache_value_size(struct dcache *c, const uint8_t *key, size_t key_len, uint64_t *size);
+
+/**
+ * Whether the cache probably holds the key, answered from the in-memory index alone: no
+ * I/O, no blocking on the device, so it may be called from an event loop to decide between
+ * serving a hit (on a thread that may block) and going to the origin. `DCACHE_OK` can still
+ * be followed by a miss from `dcache_get` (the entry expired or failed verification);
+ * `DCACHE_NOT_FOUND` is definite.
+ *
+ * Returns `DCACHE_OK`, `DCACHE_NOT_FOUND`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE`.
+ */
+dcache_result dcache_contains(const struct dcache *c, const uint8_t *key, size_t key_len);
 
 /**
  * Deletes the key. The delete is logged (a tombstone), so it survives a reopen once flushed.

@@ -361,6 +361,15 @@ public:
         return size;
     }
 
+    // Whether the in-memory index holds the key: no I/O, so safe on an event loop. true can
+    // still be a miss on get (expired, or failed verification); false is definite.
+    bool contains(bytes_view key) const {
+        result r = c::dcache_contains(require(), key.data(), key.size());
+        if (r == DCACHE_NOT_FOUND) return false;
+        detail::check(r, "dcache_contains");
+        return true;
+    }
+
     // Deletes the key. Returns false if the library reported it absent (DCACHE_NOT_FOUND).
     bool remove(bytes_view key) {
         result r = c::dcache_delete(require(), key.data(), key.size());

@@ -130,7 +130,9 @@ fn ttl_delete_and_overwrite() {
     c.put(b"over", b"one", 0).unwrap();
     c.put(b"over", b"two", 0).unwrap();
     assert_eq!(get(&c, b"over").unwrap(), b"two");
+    assert!(c.contains(b"gone"));
     c.delete(b"gone").unwrap();
+    assert!(!c.contains(b"gone"));
     assert_eq!(c.delete(b"gone").unwrap_err().kind(), ErrorKind::NotFound);
     assert!(get(&c, b"gone").is_none());
     std::thread::sleep(std::time::Duration::from_millis(2100));

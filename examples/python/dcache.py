@@ -194,6 +194,7 @@ _get_range = _declare("dcache_get_range", _result,
 _value_size = _declare("dcache_value_size", _result,
                        [ctypes.c_void_p, _in, _size, ctypes.POINTER(_u64)])
 _delete = _declare("dcache_delete", _result, [ctypes.c_void_p, _in, _size])
+_contains = _declare("dcache_contains", _result, [ctypes.c_void_p, _in, _size])
 _writer_open = _declare("dcache_writer_open", _result,
                         [ctypes.c_void_p, _in, _size, _u64, ctypes.POINTER(ctypes.c_void_p)])
 _writer_write = _declare("dcache_writer_write", _result, [ctypes.c_void_p, _in, _size])
@@ -651,6 +652,21 @@ class Cache:
             if r != OK:
                 raise _error(r, "dcache_value_size")
             return size.value
+        finally:
+            self._h.release()
+
+    def __contains__(self, key):
+        """`key in cache`: from the in-memory index only, no I/O. True can still be a miss
+        on get (expired, or failed verification); False is definite."""
+        k, kl = _key_arg(key)
+        c = self._h.acquire()
+        try:
+            r = _contains(c, k, kl)
+            if r == NOT_FOUND:
+                return False
+            if r != OK:
+                raise _error(r, "dcache_contains")
+            return True
         finally:
             self._h.release()
 

@@ -159,7 +159,10 @@ class TestCache(TempDirCase):
         self.assertIsNone(c.get_into(b"absent", bytearray(10)))
         self.assertFalse(c.delete(b"absent"))
         c.put(b"gone", b"x")
+        self.assertIn(b"gone", c)
+        self.assertNotIn(b"absent", c)
         self.assertTrue(c.delete(b"gone"))
+        self.assertNotIn(b"gone", c)
         self.assertIsNone(c.get(b"gone"))
         with self.assertRaises(dcache.NotFoundError) as cm:
             del c["gone"]

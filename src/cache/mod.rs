@@ -364,6 +364,12 @@ impl Cache {
         self.shared.get_range(key, offset, buf)
     }
 
+    /// Whether the index holds an entry for `key`, from memory only (no I/O). A true answer
+    /// can still be a miss on get (expired, corrupt, or another key with the same hash).
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.shared.index.get(self.shared.hash(key)).is_some()
+    }
+
     pub fn value_size(&self, key: &[u8]) -> Result<u64> {
         self.shared.value_size(key)
     }

@@ -25,7 +25,9 @@ const OPEN_FLAGS: u32 =
     DCACHE_OPEN_CREATE | DCACHE_OPEN_FORMAT | DCACHE_OPEN_SYNC_WRITES | DCACHE_OPEN_READ_ONLY;
 
 /// The longest key, in bytes. Longer keys give `DCACHE_TOO_LARGE`.
-pub const DCACHE_MAX_KEY_LEN: u32 = crate::cache::MAX_KEY_LEN as u32;
+pub const DCACHE_MAX_KEY_LEN: u32 = 4096;
+// A literal, so that cbindgen writes it into the header; it must equal the engine's limit.
+const _: () = assert!(DCACHE_MAX_KEY_LEN as usize == crate::cache::MAX_KEY_LEN);
 
 /// Options for `dcache_open`. Initialise with `dcache_options_init`, then change fields.
 #[repr(C)]
@@ -344,6 +346,29 @@ pub unsafe extern "C" fn dcache_value_size(
         let key = self::key(key, key_len)?;
         *size = cache.value_size(key)?;
         Ok(())
+    })
+}
+
+/// Whether the cache probably holds the key, answered from the in-memory index alone: no
+/// I/O, no blocking on the device, so it may be called from an event loop to decide between
+/// serving a hit (on a thread that may block) and going to the origin. `DCACHE_OK` can still
+/// be followed by a miss from `dcache_get` (the entry expired or failed verification);
+/// `DCACHE_NOT_FOUND` is definite.
+///
+/// Returns `DCACHE_OK`, `DCACHE_NOT_FOUND`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE`.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_contains(
+    c: *const dcache,
+    key: *const u8,
+    key_len: usize,
+) -> dcache_result {
+    ffi!({
+        let cache = cache_ref(c)?;
+        let key = self::key(key, key_len)?;
+        match cache.contains(key) {
+            true => Ok(()),
+            false => Err(Error::new(ErrorKind::NotFound, "key not in the index")),
+        }
     })
 }
 
