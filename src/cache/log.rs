@@ -4,11 +4,14 @@
 
 use super::format::{EntryHeader, SummaryRecord, Trailer, SUMMARY_RECORD_LEN, TRAILER_LEN};
 use super::index::Location;
-use super::sealer::SealJob;
 use super::Shared;
 use crate::dio::AlignedBuf;
 use crate::error::Result;
 use std::sync::atomic::Ordering::{Relaxed, Release};
+
+/// Appended bytes go to the writer thread in pieces of about this size, so the device works
+/// while the region fills instead of waiting for it to be full.
+const WRITE_BEHIND: u64 = 2 << 20;
 
 /// The region being written, and what the log needs to continue.
 pub(crate) struct LogState {
@@ -18,8 +21,8 @@ pub(crate) struct LogState {
     pub buf: AlignedBuf,
     /// Bytes of entries in the region.
     pub fill: u64,
-    /// Bytes of the region already written to the device.
-    pub flushed: u64,
+    /// Bytes of the region handed to the device (written, or queued for the writer thread).
+    pub submitted: u64,
     /// The buffer holds the region's bytes from here on (after recovery, earlier ones are
     /// only on the device).
     pub mem_from: u64,
@@ -77,7 +80,7 @@ impl LogState {
         let g = &sh.geometry;
         let (value_offset, entry_len) = g.entry_layout(e.key.len(), e.value.len() as u64);
         if !self.fits(sh, entry_len) {
-            match sh.sealer.try_take_spare()? {
+            match sh.writeback.try_take_spare()? {
                 Some(spare) => self.seal_and_advance(sh, spare),
                 None => return Ok(None),
             }
@@ -93,7 +96,7 @@ impl LogState {
             created: e.created,
         };
         let off = self.fill as usize;
-        let dst = &mut self.buf.as_mut_slice()[off..off + entry_len as usize];
+        let dst = self.buf.range_mut(off, entry_len as usize);
         let header_len = header.header_len();
         header.encode(sh.cache_id, e.key, e.chunk_crcs, dst);
         let (voff, vend) = (value_offset as usize, value_offset as usize + e.value.len());
@@ -114,37 +117,40 @@ impl LogState {
         self.max_entry_seq = self.next_entry_seq;
         self.next_entry_seq += 1;
         self.region_has_entries[self.region as usize] = true;
+        if self.fill - self.submitted >= WRITE_BEHIND {
+            self.submit_pending(sh);
+        }
         Ok(Some(Location {
             unit: (self.region as u64 * g.units_per_region()) as u32 + offset_units,
             len_units,
         }))
     }
 
-    /// Writes what the device does not have yet of the region's entries.
-    pub fn write_pending(&mut self, sh: &Shared) -> Result<()> {
-        if self.fill > self.flushed {
-            let (from, to) = (self.flushed as usize, self.fill as usize);
-            sh.write(
-                &self.buf.as_slice()[from..to],
-                self.region_start(sh) + self.flushed,
-            )?;
-            self.flushed = self.fill;
-        }
-        Ok(())
+    /// Hands the region's entries not yet submitted to the writer thread.
+    pub fn submit_pending(&mut self, sh: &Shared) {
+        sh.writeback.write_behind(
+            sh,
+            self.region,
+            &self.buf,
+            self.submitted as usize,
+            self.fill as usize,
+        );
+        self.submitted = self.fill;
     }
 
-    /// Makes every appended entry durable, a region being sealed included.
+    /// Makes every appended entry durable, with the log's lock held (DCACHE_OPEN_SYNC_WRITES).
     pub fn flush(&mut self, sh: &Shared) -> Result<()> {
-        self.write_pending(sh)?;
-        sh.sealer.wait_idle()?;
+        self.submit_pending(sh);
+        sh.writeback.wait_idle()?;
         sh.sync()
     }
 
-    /// Writes the pending entries, then the region's summary and trailer at its end: sealed
-    /// when the region is full, partial (a snapshot of the index for this region) at close.
-    pub fn write_tail(&mut self, sh: &Shared, sealed: bool) -> Result<()> {
-        self.write_pending(sh)?;
-        let tail_start = self.encode_tail(sh, sealed);
+    /// Writes the pending entries, then the region's summary and trailer at its end: a
+    /// partial summary, the index snapshot of this region that a clean close leaves.
+    pub fn write_partial_tail(&mut self, sh: &Shared) -> Result<()> {
+        self.submit_pending(sh);
+        sh.writeback.wait_idle()?;
+        let tail_start = self.encode_tail(sh, false);
         sh.write(
             &self.buf.as_slice()[tail_start..],
             self.region_start(sh) + tail_start as u64,
@@ -156,55 +162,47 @@ impl LogState {
         let g = &sh.geometry;
         let region_size = g.region_size as usize;
         let tail_start = region_size - g.tail_len(self.records.len()) as usize;
-        let trailer_start = region_size - g.unit as usize;
-        let buf = self.buf.as_mut_slice();
         let summary_len = self.records.len() * SUMMARY_RECORD_LEN;
+        // Offsets below are within the tail. Only the tail is borrowed: the writer thread
+        // may be reading entries below it.
+        let trailer_at = region_size - g.unit as usize - tail_start;
+        let tail = self.buf.range_mut(tail_start, region_size - tail_start);
         for (i, r) in self.records.iter().enumerate() {
-            r.encode(&mut buf[tail_start + i * SUMMARY_RECORD_LEN..]);
+            r.encode(&mut tail[i * SUMMARY_RECORD_LEN..]);
         }
-        buf[tail_start + summary_len..trailer_start].fill(0);
+        tail[summary_len..trailer_at].fill(0);
         let trailer = Trailer {
             sealed,
             region_seq: self.region_seq,
             region: self.region,
             record_count: self.records.len() as u32,
-            summary_crc: super::format::crc(
-                sh.cache_id,
-                &[&buf[tail_start..tail_start + summary_len]],
-            ),
+            summary_crc: super::format::crc(sh.cache_id, &[&tail[..summary_len]]),
             fill: self.fill,
             max_entry_seq: self.max_entry_seq,
         };
-        trailer.encode(
-            sh.cache_id,
-            &mut buf[trailer_start..trailer_start + TRAILER_LEN],
-        );
-        buf[trailer_start + TRAILER_LEN..].fill(0);
+        trailer.encode(sh.cache_id, &mut tail[trailer_at..trailer_at + TRAILER_LEN]);
+        tail[trailer_at + TRAILER_LEN..].fill(0);
         tail_start
     }
 
     /// Seals the full region and moves to the next, reclaiming it. The full buffer is
-    /// written by the sealer thread while puts go on into the spare one.
+    /// written by the writer thread while puts go on into the spare one.
     fn seal_and_advance(&mut self, sh: &Shared, spare: AlignedBuf) {
         let tail_start = self.encode_tail(sh, true);
         let full = std::mem::replace(&mut self.buf, spare);
-        let job = SealJob {
-            region: self.region,
-            ranges: [
-                (self.flushed as usize, self.fill as usize),
-                (tail_start, sh.geometry.region_size as usize),
-            ],
-            mem_from: self.mem_from,
-            buf: std::sync::Arc::new(full),
-        };
-        sh.sealer.submit(sh, job);
+        let ranges = [
+            (self.submitted as usize, self.fill as usize),
+            (tail_start, sh.geometry.region_size as usize),
+        ];
+        sh.writeback
+            .seal(sh, self.region, full, ranges, self.mem_from);
         let next = (self.region + 1) % sh.geometry.region_count;
         self.reclaim(sh, next, self.region_seq + 1);
         self.region = next;
         sh.buffered_region.store(next, Release);
         self.region_seq += 1;
         self.fill = 0;
-        self.flushed = 0;
+        self.submitted = 0;
         self.mem_from = 0;
         self.records.clear();
         self.max_entry_seq = 0;

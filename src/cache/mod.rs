@@ -8,8 +8,8 @@ mod log;
 mod open;
 mod read;
 mod recovery;
-mod sealer;
 mod stats;
+mod writeback;
 mod writer;
 
 pub use format::{Geometry, FORMAT_VERSION};
@@ -90,9 +90,9 @@ pub(crate) struct Shared {
     /// The region whose newest bytes may be only in the log's buffer. Reads of any other
     /// region go to the device without touching the log's lock. u32::MAX: none.
     buffered_region: AtomicU32,
-    /// The region the sealer thread is writing (sealer::NONE when none).
+    /// The region whose sealed buffer the writer thread has not written yet (writeback::NONE when none).
     sealing_region: AtomicU32,
-    sealer: sealer::Sealer,
+    writeback: writeback::Writeback,
     superblock: Mutex<format::Superblock>,
     read_only: bool,
     sync_writes: bool,
@@ -287,16 +287,16 @@ impl Shared {
                 return Ok((log, loc));
             }
             drop(log);
-            self.sealer.wait_spare();
+            self.writeback.wait_spare();
         }
     }
 
-    /// Writes the active region's pending bytes under the log's lock, then waits for any
-    /// region write and syncs without it, so that gets of the active region go on meanwhile.
+    /// Hands the active region's pending bytes to the writer thread under the log's lock,
+    /// then waits for every queued write and syncs without it, so that gets and puts go on.
     fn flush(&self) -> Result<()> {
         self.writable()?;
-        self.log.lock().write_pending(self)?;
-        self.sealer.wait_idle()?;
+        self.log.lock().submit_pending(self);
+        self.writeback.wait_idle()?;
         self.sync()
     }
 
@@ -306,10 +306,8 @@ impl Shared {
             return Ok(());
         }
         let mut log = self.log.lock();
-        let tail = log
-            .write_tail(self, false)
-            .and_then(|()| self.sealer.wait_idle());
-        self.sealer.stop();
+        let tail = log.write_partial_tail(self);
+        self.writeback.stop();
         tail?;
         self.sync()?;
         let mut sb = self.superblock.lock();
@@ -332,7 +330,7 @@ impl Cache {
     pub fn open(path: &Path, opts: &CacheOptions) -> Result<Cache> {
         let shared = Arc::new(open::open(path, opts)?);
         if !opts.read_only {
-            sealer::Sealer::start(&shared)?;
+            writeback::Writeback::start(&shared)?;
         }
         Ok(Cache { shared })
     }

@@ -210,7 +210,7 @@ fn new_shared(dev: DirectFile, sb: &Superblock, opts: &CacheOptions) -> Result<S
         region_seq: sb.active_seq,
         buf: AlignedBuf::new(buf_len, buf_align)?,
         fill: 0,
-        flushed: 0,
+        submitted: 0,
         mem_from: if opts.read_only { u64::MAX } else { 0 },
         records: Vec::new(),
         max_entry_seq: 0,
@@ -225,8 +225,8 @@ fn new_shared(dev: DirectFile, sb: &Superblock, opts: &CacheOptions) -> Result<S
         index: Default::default(),
         stats: Default::default(),
         used_bytes: AtomicU64::new(0),
-        sealing_region: AtomicU32::new(super::sealer::NONE),
-        sealer: super::sealer::Sealer::new(if opts.read_only {
+        sealing_region: AtomicU32::new(super::writeback::NONE),
+        writeback: super::writeback::Writeback::new(if opts.read_only {
             None
         } else {
             Some(AlignedBuf::new(buf_len, buf_align)?)

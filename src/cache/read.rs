@@ -45,7 +45,7 @@ impl Shared {
         let in_region =
             (loc.unit as u64 % self.geometry.units_per_region()) * self.geometry.unit as u64 + rel;
         if region == self.sealing_region.load(Acquire)
-            && self.sealer.copy_if_sealing(region, in_region, out)
+            && self.writeback.copy_if_sealing(region, in_region, out)
         {
             return Ok(true);
         }

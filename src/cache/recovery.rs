@@ -236,7 +236,7 @@ pub(crate) fn recover(sh: &mut Shared, sb: &Superblock) -> Result<()> {
     has_entries[active as usize] |= !records.is_empty();
     let log = sh.log.get_mut();
     log.fill = from;
-    log.flushed = from;
+    log.submitted = from;
     if sh.read_only {
         log.mem_from = u64::MAX;
     }

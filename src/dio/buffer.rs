@@ -87,6 +87,20 @@ impl AlignedBuf {
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) }
     }
 
+    /// `len` bytes from `start`, mutably, without a reference to the rest of the buffer: other
+    /// threads may be reading other parts of it through a raw pointer (the cache's
+    /// write-behind).
+    pub fn range_mut(&mut self, start: usize, len: usize) -> &mut [u8] {
+        assert!(
+            start
+                .checked_add(len)
+                .is_some_and(|end| end <= self.layout.size()),
+            "range out of the buffer"
+        );
+        // SAFETY: in bounds (checked), and &mut self excludes other references to the buffer.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(start), len) }
+    }
+
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as above, and &mut self guarantees exclusivity.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }

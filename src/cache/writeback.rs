@@ -1,0 +1,335 @@
+//! The writer thread: the only place where region bytes go to the device in the background.
+//! Its jobs, in order:
+//! - write-behind: a range of the active region's buffer, handed over every few MiB as puts
+//!   fill it (and at flush), so the device works while puts go on;
+//! - seal: a full region's buffer with its summary and trailer, while puts fill the spare
+//!   buffer (double buffering). A put that fills that one too waits (back-pressure):
+//!   nothing is dropped.
+//!
+//! A failed write is reported by the next flush or seal. Its range is written again: by the
+//! region's queued seal job if there is one, else by the next write-behind or flush of the
+//! region (the rollback). A failed seal drops the region's entries from the index.
+
+use super::index::Location;
+use super::Shared;
+use crate::dio::AlignedBuf;
+use crate::error::{Error, Result};
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// No region is being sealed.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// A read-only view of the active region's buffer.
+///
+/// Sound because of how the log uses the buffer: bytes below the log's fill are never
+/// written again until the buffer is recycled as the spare, which happens only after the
+/// region's seal job, queued after every write-behind job of that region, is done; appends
+/// write above the fill through a slice of just those bytes; and the allocation never moves.
+struct ActiveView {
+    base: *const u8,
+}
+
+// SAFETY: see ActiveView: the bytes it is used for are not written while it reads them.
+unsafe impl Send for ActiveView {}
+
+enum Bytes {
+    Active(ActiveView),
+    /// A sealed region's buffer, shared with readers until it is written.
+    Sealed(Arc<AlignedBuf>),
+}
+
+struct Job {
+    region: u32,
+    ranges: Vec<(usize, usize)>,
+    bytes: Bytes,
+    /// Sealed jobs: the buffer holds the region's bytes from here on (before, they came
+    /// from the device at recovery and only the device has them).
+    mem_from: u64,
+}
+
+impl Job {
+    fn write(&self, sh: &Shared) -> Result<()> {
+        let start = sh.geometry.region_offset(self.region);
+        for &(from, to) in self.ranges.iter().filter(|(f, t)| t > f) {
+            let data = match &self.bytes {
+                // SAFETY: [from, to) is below the fill when the job was made; see ActiveView.
+                Bytes::Active(v) => unsafe {
+                    std::slice::from_raw_parts(v.base.add(from), to - from)
+                },
+                Bytes::Sealed(buf) => &buf.as_slice()[from..to],
+            };
+            sh.write(data, start + from as u64)?;
+        }
+        Ok(())
+    }
+
+    fn sealed_buffer(&self) -> Option<&Arc<AlignedBuf>> {
+        match &self.bytes {
+            Bytes::Sealed(b) => Some(b),
+            Bytes::Active(_) => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Job>,
+    /// The sealed region being written: region, mem_from, buffer.
+    in_flight_seal: Option<(u32, u64, Arc<AlignedBuf>)>,
+    busy: bool,
+    spare: Option<AlignedBuf>,
+    failed: Option<Error>,
+    /// A write-behind range of this region failed from this offset: write it again.
+    rollback: Option<(u32, usize)>,
+    stop: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Writeback {
+    state: Mutex<State>,
+    changed: Condvar,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writeback {
+    pub fn new(spare: Option<AlignedBuf>) -> Writeback {
+        Writeback {
+            state: Mutex::new(State {
+                spare,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Starts the writer thread.
+    pub fn start(sh: &Arc<Shared>) -> Result<()> {
+        let worker = sh.clone();
+        let handle = std::thread::Builder::new()
+            .name("dcache-writer".into())
+            .spawn(move || run(&worker))
+            .map_err(|e| Error::os("starting the region writer thread", e))?;
+        *sh.writeback.thread.lock() = Some(handle);
+        Ok(())
+    }
+
+    /// The spare buffer if the previous seal is done (or a failed write's error).
+    pub fn try_take_spare(&self) -> Result<Option<AlignedBuf>> {
+        let mut st = self.state.lock();
+        match st.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(st.spare.take()),
+        }
+    }
+
+    /// Waits until the spare buffer is back. Called without the log's lock held, so that
+    /// gets of the active region go on while a put waits for the device.
+    pub fn wait_spare(&self) {
+        let mut st = self.state.lock();
+        while st.spare.is_none() && st.failed.is_none() {
+            self.changed.wait(&mut st);
+        }
+    }
+
+    /// Queues bytes [from, to) of the active region's buffer `buf` (and any range of it
+    /// that failed before).
+    pub fn write_behind(&self, sh: &Shared, region: u32, buf: &AlignedBuf, from: usize, to: usize) {
+        let mut st = self.state.lock();
+        let from = match st.rollback {
+            Some((r, failed_from)) if r == region => {
+                st.rollback = None;
+                from.min(failed_from)
+            }
+            _ => from,
+        };
+        if from < to {
+            let job = Job {
+                region,
+                ranges: vec![(from, to)],
+                bytes: Bytes::Active(ActiveView {
+                    base: buf.as_slice().as_ptr(),
+                }),
+                mem_from: 0,
+            };
+            self.enqueue(sh, st, job);
+        }
+    }
+
+    /// Queues a full region's buffer: its entries from `from` to `fill`, then its tail.
+    pub fn seal(
+        &self,
+        sh: &Shared,
+        region: u32,
+        buf: AlignedBuf,
+        ranges: [(usize, usize); 2],
+        mem_from: u64,
+    ) {
+        let mut st = self.state.lock();
+        let mut ranges = ranges.to_vec();
+        if let Some((r, failed_from)) = st.rollback {
+            if r == region {
+                st.rollback = None;
+                ranges[0].0 = ranges[0].0.min(failed_from);
+            }
+        }
+        sh.sealing_region.store(region, Release);
+        let job = Job {
+            region,
+            ranges,
+            bytes: Bytes::Sealed(Arc::new(buf)),
+            mem_from,
+        };
+        self.enqueue(sh, st, job);
+    }
+
+    fn enqueue(&self, sh: &Shared, mut st: parking_lot::MutexGuard<'_, State>, job: Job) {
+        if self.thread.lock().is_none() {
+            // No thread (it could not start): write here, in order.
+            drop(st);
+            let result = job.write(sh);
+            self.finish(sh, job, result);
+            return;
+        }
+        st.queue.push_back(job);
+        self.changed.notify_all();
+    }
+
+    /// Copies `out.len()` bytes at `offset` of `region` from a sealed buffer not yet
+    /// written, if there is one holding them.
+    pub fn copy_if_sealing(&self, region: u32, offset: u64, out: &mut [u8]) -> bool {
+        let buf = {
+            let st = self.state.lock();
+            let in_flight = st.in_flight_seal.iter().map(|(r, m, b)| (*r, *m, b));
+            let queued = st
+                .queue
+                .iter()
+                .filter_map(|j| j.sealed_buffer().map(|b| (j.region, j.mem_from, b)));
+            match in_flight
+                .chain(queued)
+                .find(|(r, m, _)| *r == region && offset >= *m)
+            {
+                Some((_, _, b)) => b.clone(),
+                None => return false,
+            }
+        };
+        let start = offset as usize;
+        out.copy_from_slice(&buf.as_slice()[start..start + out.len()]);
+        true
+    }
+
+    fn finish(&self, sh: &Shared, job: Job, result: Result<()>) {
+        let Job {
+            region,
+            ranges,
+            bytes,
+            ..
+        } = job;
+        match bytes {
+            Bytes::Active(_) => {
+                let mut st = self.state.lock();
+                if let Err(e) = result {
+                    let failed_from = ranges.iter().map(|r| r.0).min().unwrap_or(0);
+                    // The region's seal, if queued, owns these bytes too: it writes them.
+                    match st
+                        .queue
+                        .iter_mut()
+                        .find(|j| j.region == region && j.sealed_buffer().is_some())
+                    {
+                        Some(seal) => seal.ranges[0].0 = seal.ranges[0].0.min(failed_from),
+                        None => {
+                            let from = st
+                                .rollback
+                                .filter(|(r, _)| *r == region)
+                                .map_or(failed_from, |(_, f)| f.min(failed_from));
+                            st.rollback = Some((region, from));
+                        }
+                    }
+                    st.failed.get_or_insert(e);
+                }
+                st.busy = false;
+                self.changed.notify_all();
+            }
+            Bytes::Sealed(mut buf) => {
+                if result.is_err() {
+                    // The region never reached the device: its entries must not be read there.
+                    let upr = sh.geometry.units_per_region();
+                    let base = region as u64 * upr;
+                    let gone = sh.index.remove_where(|l: Location| {
+                        (l.unit as u64) >= base && (l.unit as u64) < base + upr
+                    });
+                    for loc in gone {
+                        sh.used_bytes
+                            .fetch_sub(loc.len_units as u64 * sh.geometry.unit as u64, Relaxed);
+                    }
+                }
+                let mut st = self.state.lock();
+                st.in_flight_seal = None;
+                sh.sealing_region.store(NONE, Release);
+                if let Err(e) = result {
+                    st.failed.get_or_insert(e);
+                }
+                drop(st);
+                // Readers copying out of the buffer hold it for a memcpy at most.
+                let spare = loop {
+                    match Arc::try_unwrap(buf) {
+                        Ok(b) => break b,
+                        Err(shared) => {
+                            buf = shared;
+                            std::thread::yield_now();
+                        }
+                    }
+                };
+                let mut st = self.state.lock();
+                st.spare = Some(spare);
+                st.busy = false;
+                self.changed.notify_all();
+            }
+        }
+    }
+
+    /// Waits until every queued write is done; returns a failed write's error.
+    pub fn wait_idle(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        while !st.queue.is_empty() || st.busy {
+            self.changed.wait(&mut st);
+        }
+        st.failed.take().map_or(Ok(()), Err)
+    }
+
+    /// Stops the thread once its queue is empty.
+    pub fn stop(&self) {
+        self.state.lock().stop = true;
+        self.changed.notify_all();
+        if let Some(handle) = self.thread.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn run(sh: &Shared) {
+    let wb = &sh.writeback;
+    loop {
+        let job = {
+            let mut st = wb.state.lock();
+            loop {
+                if let Some(job) = st.queue.pop_front() {
+                    st.busy = true;
+                    if let Some(b) = job.sealed_buffer() {
+                        st.in_flight_seal = Some((job.region, job.mem_from, b.clone()));
+                    }
+                    break job;
+                }
+                if st.stop {
+                    return;
+                }
+                wb.changed.wait(&mut st);
+            }
+        };
+        let result = job.write(sh);
+        wb.finish(sh, job, result);
+    }
+}
