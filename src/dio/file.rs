@@ -167,6 +167,19 @@ impl DirectFile {
             )));
         }
 
+        if block_device && !opts.read_only {
+            let ro = sys::block_device_read_only(plain.as_fd())
+                .map_err(|e| Error::os(format!("BLKROGET {}", path.display()), e))?;
+            if ro {
+                return Err(Error::new(
+                    ErrorKind::ReadOnly,
+                    format!(
+                        "{} is a read-only device: open it read-only",
+                        path.display()
+                    ),
+                ));
+            }
+        }
         let (fd, small_fd, direct, detected) = match opts.io_mode {
             IoMode::Buffered => {
                 let detected = align::detect(plain.as_fd(), block_device);
@@ -294,10 +307,15 @@ impl DirectFile {
         } else {
             String::new()
         };
-        Error::os(
-            format!("{what} {} at offset {offset}{hint}", self.path.display()),
-            err,
-        )
+        let context = format!("{what} {} at offset {offset}{hint}", self.path.display());
+        // A write-protected block device (blockdev --setro) answers writes with EPERM.
+        if self.block_device && err.raw_os_error() == Some(libc::EPERM) {
+            return Error::new(
+                ErrorKind::ReadOnly,
+                format!("{context}: the device is read-only ({err})"),
+            );
+        }
+        Error::os(context, err)
     }
 
     /// True when this transfer goes through the page cache.
@@ -311,10 +329,11 @@ impl DirectFile {
 
     /// Reads up to `buf.len()` bytes at `offset`; fewer only at end of file.
     pub fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        checked_end(offset, buf.len())?;
+        // Nothing asked, nothing done, whatever the offset.
         if buf.is_empty() {
             return Ok(0);
         }
+        checked_end(offset, buf.len())?;
         if self.buffered(buf.len()) {
             return sys::pread_full(self.buffered_fd(), buf, offset, 1)
                 .map_err(|e| self.io_error("pread", offset, e));
@@ -328,7 +347,12 @@ impl DirectFile {
         while done < buf.len() {
             let pos = offset + done as u64;
             let rest = &mut buf[done..];
-            let (want, got) = if self.is_direct_able(rest.as_ptr(), pos, a) {
+            // Direct only for whole blocks: a sub-block tail goes through the bounce buffer.
+            let (want, got) = if self.is_direct_able(
+                rest.as_ptr(),
+                pos,
+                round_down(rest.len() as u64, a) as usize,
+            ) {
                 let n = round_down(rest.len().min(DIRECT_CHUNK) as u64, a) as usize;
                 (n, self.read_aligned(&mut rest[..n], pos)?)
             } else {
@@ -346,15 +370,15 @@ impl DirectFile {
     /// Writes all of `data` at `offset`. The file ends up exactly as a buffered write would
     /// leave it, size included.
     pub fn pwrite(&self, data: &[u8], offset: u64) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
         let end = checked_end(offset, data.len())?;
         if self.read_only {
             return Err(Error::new(
                 ErrorKind::ReadOnly,
                 format!("{} was opened read-only", self.path.display()),
             ));
-        }
-        if data.is_empty() {
-            return Ok(());
         }
         let a = self.alignment.offset;
         let (first, last) = (round_down(offset, a), round_up(end, a));
@@ -478,7 +502,11 @@ impl DirectFile {
         while done < data.len() {
             let pos = offset + done as u64;
             let rest = &data[done..];
-            if self.is_direct_able(rest.as_ptr(), pos, a) {
+            if self.is_direct_able(
+                rest.as_ptr(),
+                pos,
+                round_down(rest.len() as u64, a) as usize,
+            ) {
                 let n = round_down(rest.len().min(DIRECT_CHUNK) as u64, a) as usize;
                 sys::pwrite_full(self.fd(), &rest[..n], pos)
                     .map_err(|e| self.io_error("pwrite", pos, e))?;

@@ -177,6 +177,17 @@ pub fn block_device_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(size)
 }
 
+// _IO(0x12, 94): not exported by the libc crate.
+const BLKROGET: libc::c_ulong = 0x125e;
+
+/// Whether a block device is write-protected.
+pub fn block_device_read_only(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut ro: libc::c_int = 0;
+    // SAFETY: BLKROGET writes one int.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), BLKROGET as _, &mut ro) })?;
+    Ok(ro != 0)
+}
+
 /// A block device's logical and physical sector sizes.
 pub fn block_device_sectors(fd: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
     let mut logical: libc::c_int = 0;

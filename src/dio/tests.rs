@@ -83,6 +83,40 @@ fn edge_cases_of_read_modify_write() {
     }
 }
 
+/// A large transfer whose memory and offset line up after some point, ending with less than
+/// a block: the sub-block tail must go through the bounce buffer (this once looped forever).
+#[test]
+fn large_transfers_with_a_sub_block_tail_finish() {
+    let dir = scratch_dir();
+    let (f, path) = open_new(&dir, None);
+    let mut buf = AlignedBuf::new((1 << 20) + 4096, 4096).unwrap();
+    let data = pattern((1 << 20) + 1, 5);
+    buf.as_mut_slice()[..data.len()].copy_from_slice(&data);
+    f.pwrite(&buf.as_slice()[..data.len()], 0).unwrap(); // aligned memory and offset
+    let mut mirror = data.clone();
+    let shifted = pattern(256 << 10, 6);
+    buf.as_mut_slice()[1..1 + shifted.len()].copy_from_slice(&shifted);
+    f.pwrite(&buf.as_slice()[1..1 + shifted.len()], 1).unwrap(); // aligned after the head block
+    apply(&mut mirror, &shifted, 1);
+    assert_matches(&path, &mirror);
+    let mut back = AlignedBuf::new((1 << 20) + 4096, 4096).unwrap();
+    assert_eq!(
+        f.pread(&mut back.as_mut_slice()[..mirror.len()], 0)
+            .unwrap(),
+        mirror.len()
+    );
+    assert!(&back.as_slice()[..mirror.len()] == &mirror[..]);
+    assert_eq!(
+        f.pread(&mut back.as_mut_slice()[1..1 + (256 << 10)], 1)
+            .unwrap(),
+        256 << 10
+    );
+    assert!(&back.as_slice()[1..1 + (256 << 10)] == &mirror[1..1 + (256 << 10)]);
+    // Zero-length transfers do nothing, whatever the offset.
+    f.pwrite(&[], u64::MAX).unwrap();
+    assert_eq!(f.pread(&mut [], u64::MAX).unwrap(), 0);
+}
+
 #[test]
 fn reads_are_short_only_at_end_of_file() {
     let dir = scratch_dir();
