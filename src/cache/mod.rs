@@ -32,8 +32,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The longest key in bytes.
 pub const MAX_KEY_LEN: usize = 4096;
-/// Region writes go to the device in pieces of this size (a multiple of every alignment).
+/// Region writes go to the device in pieces: large while no read waits for the device, for
+/// throughput; small while reads are in flight, so that a read queues behind at most a small
+/// write (at queue depth 1 a read waits for the whole write ahead of it). Multiples of every
+/// alignment.
 const WRITE_PIECE: usize = 1 << 20;
+const WRITE_PIECE_UNDER_READS: usize = 256 << 10;
 
 /// The default largest value, on caches whose regions can hold it.
 pub const DEFAULT_MAX_VALUE: u64 = 16 << 20;
@@ -90,6 +94,8 @@ pub(crate) struct Shared {
     /// The region whose newest bytes may be only in the log's buffer. Reads of any other
     /// region go to the device without touching the log's lock. u32::MAX: none.
     buffered_region: AtomicU32,
+    /// Reads waiting for the device: while there are any, writes go in small pieces.
+    reads_in_flight: AtomicU32,
     /// The region whose sealed buffer the writer thread has not written yet (writeback::NONE when none).
     sealing_region: AtomicU32,
     writeback: writeback::Writeback,
@@ -114,14 +120,20 @@ impl Shared {
         r
     }
 
-    /// Writes in pieces of WRITE_PIECE: one 32 MiB write would queue in the device ahead of
-    /// every read for its whole duration, while reads interleave between 1 MiB writes.
+    /// Writes in pieces (see WRITE_PIECE): one 32 MiB write would hold every read behind it
+    /// for its whole duration.
     fn write(&self, data: &[u8], offset: u64) -> Result<()> {
-        for (i, piece) in data.chunks(WRITE_PIECE).enumerate() {
-            self.count_io(self.dev.pwrite(piece, offset + (i * WRITE_PIECE) as u64))?;
-            self.stats
-                .bytes_written
-                .fetch_add(piece.len() as u64, Relaxed);
+        let mut done = 0;
+        while done < data.len() {
+            let piece = if self.reads_in_flight.load(Relaxed) > 0 {
+                WRITE_PIECE_UNDER_READS
+            } else {
+                WRITE_PIECE
+            };
+            let n = piece.min(data.len() - done);
+            self.count_io(self.dev.pwrite(&data[done..done + n], offset + done as u64))?;
+            self.stats.bytes_written.fetch_add(n as u64, Relaxed);
+            done += n;
         }
         Ok(())
     }

@@ -225,6 +225,7 @@ fn new_shared(dev: DirectFile, sb: &Superblock, opts: &CacheOptions) -> Result<S
         index: Default::default(),
         stats: Default::default(),
         used_bytes: AtomicU64::new(0),
+        reads_in_flight: AtomicU32::new(0),
         sealing_region: AtomicU32::new(super::writeback::NONE),
         writeback: super::writeback::Writeback::new(if opts.read_only {
             None

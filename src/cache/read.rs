@@ -50,7 +50,10 @@ impl Shared {
             return Ok(true);
         }
         let offset = self.geometry.data_start + loc.unit as u64 * self.geometry.unit as u64 + rel;
-        Ok(self.read(out, offset)? == out.len())
+        self.reads_in_flight.fetch_add(1, Relaxed);
+        let got = self.read(out, offset);
+        self.reads_in_flight.fetch_sub(1, Relaxed);
+        Ok(got? == out.len())
     }
 
     fn forget(&self, hash: u64, loc: Location) -> bool {
