@@ -130,8 +130,10 @@ static int measure_rounds(const char *what, unsigned rounds, measurement *ms, si
             progress("%s: %s (%s)", what, ms[0].label, ms[0].mode);
         else
             progress("%s, round %u/%u: %zu measurements, alternating", what, r + 1, rounds, n);
-        for (size_t i = 0; i < n; i++)
-            if (measure_slice(&ms[i]) != 0)
+        /* The order rotates each round, so that no measurement always follows the same
+         * one (the first cache fill after the raw write's fdatasync ran slower every time). */
+        for (size_t k = 0; k < n; k++)
+            if (measure_slice(&ms[(k + r) % n]) != 0)
                 return -1;
     }
     return 0;
