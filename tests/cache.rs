@@ -51,23 +51,21 @@ fn round_trips_of_many_sizes() {
         1 << 20,
         (1 << 20) + 3,
     ];
-    for i in 0..3000u32 {
+    let key_and_len = |i: u32| {
         let key = format!("key-{i}-{}", "x".repeat(i as usize % 300));
-        let len = if i < sizes.len() as u32 {
-            sizes[i as usize]
-        } else {
-            (i as usize * 7919) % 20000
-        };
+        let len = sizes
+            .get(i as usize)
+            .copied()
+            .unwrap_or((i as usize * 7919) % 20000);
+        (key, len)
+    };
+    for i in 0..3000u32 {
+        let (key, len) = key_and_len(i);
         c.put(key.as_bytes(), &value_for(key.as_bytes(), 1, len), 0)
             .unwrap();
     }
     for i in 0..3000u32 {
-        let key = format!("key-{i}-{}", "x".repeat(i as usize % 300));
-        let len = if i < sizes.len() as u32 {
-            sizes[i as usize]
-        } else {
-            (i as usize * 7919) % 20000
-        };
+        let (key, len) = key_and_len(i);
         assert_eq!(
             get(&c, key.as_bytes()).as_deref(),
             Some(&value_for(key.as_bytes(), 1, len)[..]),

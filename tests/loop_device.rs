@@ -60,6 +60,17 @@ fn root_or_skip(test: &str) -> bool {
     root
 }
 
+/// Every key k0..k{n} holds value(i).
+fn assert_all_present(c: &Cache, n: u32, when: &str) {
+    for i in 0..n {
+        assert_eq!(
+            get(c, format!("k{i}").as_bytes()).unwrap(),
+            value(i),
+            "k{i} {when}"
+        );
+    }
+}
+
 fn value(i: u32) -> Vec<u8> {
     (0..3000 + i as usize)
         .map(|j| (j as u32 ^ i.wrapping_mul(2654435761)) as u8)
@@ -101,9 +112,7 @@ fn a_4kn_device_is_formatted_only_when_told_and_works() {
     c.close().unwrap();
     drop(c);
     let c = Cache::open(path, &CacheOptions::default()).unwrap();
-    for i in 0..500 {
-        assert_eq!(get(&c, format!("k{i}").as_bytes()).unwrap(), value(i));
-    }
+    assert_all_present(&c, 500, "after reopen");
 }
 
 #[test]
@@ -144,23 +153,11 @@ fn a_device_turned_read_only_fails_flushes_loudly_and_recovers() {
         "{err}"
     );
     assert!(c.stats().io_errors > 0);
-    for i in 0..400 {
-        assert_eq!(
-            get(&c, format!("k{i}").as_bytes()).unwrap(),
-            value(i),
-            "k{i} while read-only"
-        );
-    }
+    assert_all_present(&c, 1500, "while read-only");
     lo.blockdev("--setrw");
     c.flush().unwrap();
     c.close().unwrap();
     drop(c);
     let c = Cache::open(path, &CacheOptions::default()).unwrap();
-    for i in 0..400 {
-        assert_eq!(
-            get(&c, format!("k{i}").as_bytes()).unwrap(),
-            value(i),
-            "k{i} after reopen"
-        );
-    }
+    assert_all_present(&c, 1500, "after reopen");
 }
