@@ -12,6 +12,9 @@ use std::sync::atomic::Ordering::{Relaxed, Release};
 /// Appended bytes go to the writer thread in pieces of about this size, so the device works
 /// while the region fills instead of waiting for it to be full.
 const WRITE_BEHIND: u64 = 2 << 20;
+/// Write-behind pieces end on this boundary: file systems take direct writes that are not
+/// aligned to their block (4 KiB on ext4) through a slower, serialising path.
+const WRITE_BEHIND_ALIGN: u64 = 1 << 20;
 
 /// The region being written, and what the log needs to continue.
 pub(crate) struct LogState {
@@ -117,8 +120,9 @@ impl LogState {
         self.max_entry_seq = self.next_entry_seq;
         self.next_entry_seq += 1;
         self.region_has_entries[self.region as usize] = true;
-        if self.fill - self.submitted >= WRITE_BEHIND {
-            self.submit_pending(sh);
+        let aligned_fill = self.fill / WRITE_BEHIND_ALIGN * WRITE_BEHIND_ALIGN;
+        if aligned_fill >= self.submitted + WRITE_BEHIND {
+            self.submit_up_to(sh, aligned_fill);
         }
         Ok(Some(Location {
             unit: (self.region as u64 * g.units_per_region()) as u32 + offset_units,
@@ -128,14 +132,18 @@ impl LogState {
 
     /// Hands the region's entries not yet submitted to the writer thread.
     pub fn submit_pending(&mut self, sh: &Shared) {
+        self.submit_up_to(sh, self.fill);
+    }
+
+    fn submit_up_to(&mut self, sh: &Shared, end: u64) {
         sh.writeback.write_behind(
             sh,
             self.region,
             &self.buf,
             self.submitted as usize,
-            self.fill as usize,
+            end as usize,
         );
-        self.submitted = self.fill;
+        self.submitted = end;
     }
 
     /// Makes every appended entry durable, with the log's lock held (DCACHE_OPEN_SYNC_WRITES).
