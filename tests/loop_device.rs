@@ -51,6 +51,17 @@ impl Drop for LoopDevice {
     }
 }
 
+/// A loop device of 64 MiB with this sector size, in a scratch directory; None (with the
+/// reason printed) when not root or when losetup fails.
+fn loop_device(test: &str, sector: u32) -> Option<(tempfile::TempDir, LoopDevice)> {
+    if !root_or_skip(test) {
+        return None;
+    }
+    let dir = scratch();
+    let lo = LoopDevice::attach(&dir.path().join("img"), 64 << 20, sector)?;
+    Some((dir, lo))
+}
+
 fn root_or_skip(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -79,11 +90,8 @@ fn value(i: u32) -> Vec<u8> {
 
 #[test]
 fn a_4kn_device_is_formatted_only_when_told_and_works() {
-    if !root_or_skip("a_4kn_device_is_formatted_only_when_told_and_works") {
-        return;
-    }
-    let dir = scratch();
-    let Some(lo) = LoopDevice::attach(&dir.path().join("img"), 64 << 20, 4096) else {
+    let Some((_dir, lo)) = loop_device("a_4kn_device_is_formatted_only_when_told_and_works", 4096)
+    else {
         return;
     };
     let path = Path::new(&lo.dev);
@@ -117,11 +125,10 @@ fn a_4kn_device_is_formatted_only_when_told_and_works() {
 
 #[test]
 fn a_device_turned_read_only_fails_flushes_loudly_and_recovers() {
-    if !root_or_skip("a_device_turned_read_only_fails_flushes_loudly_and_recovers") {
-        return;
-    }
-    let dir = scratch();
-    let Some(lo) = LoopDevice::attach(&dir.path().join("img"), 64 << 20, 512) else {
+    let Some((_dir, lo)) = loop_device(
+        "a_device_turned_read_only_fails_flushes_loudly_and_recovers",
+        512,
+    ) else {
         return;
     };
     let path = Path::new(&lo.dev);

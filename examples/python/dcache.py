@@ -470,7 +470,44 @@ class _Handle:
 _SCRATCH = 64 << 10
 
 
-class Cache:
+class _Closable:
+    """The lifetime Cache and File share: a context manager whose close() frees the handle
+    once (later calls raise ClosedError), and a finalizer that frees it if close() was never
+    called. Subclasses name the C function that frees the handle."""
+
+    _free = None
+    _free_name = ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        h = getattr(self, "_h", None)
+        if h is not None and not h.closed:
+            try:
+                ptr = h.detach()
+                if ptr:
+                    type(self)._free(ptr)
+            except Exception:
+                pass
+
+    def close(self):
+        """Frees the handle. Waits for calls in progress on other threads; later calls raise
+        ClosedError. Closing twice is fine."""
+        ptr = self._h.detach()
+        if ptr:
+            _check(type(self)._free(ptr), self._free_name)
+
+    @property
+    def closed(self):
+        return self._h.closed
+
+
+class Cache(_Closable):
     """An open dcache. Usable as a context manager; safe to share between threads.
 
     Cache(path, *, flags=0, capacity=0, io_mode=IO_AUTO, alignment=0,
@@ -480,6 +517,9 @@ class Cache:
     capacity: bytes (needed, at least 8 MiB, to create a file; 0 = the existing size).
     default_ttl: seconds (0 = no expiry by age).
     """
+
+    _free = staticmethod(_close)
+    _free_name = "dcache_close"
 
     def __init__(self, path, *, flags=0, capacity=0, io_mode=IO_AUTO, alignment=0,
                  default_ttl=0, max_value_size=0):
@@ -496,36 +536,6 @@ class Cache:
         _check(_open(_path_arg(path), ctypes.byref(opts), ctypes.byref(out)), "dcache_open")
         self._h = _Handle(out.value, "cache")
         self._local = threading.local()
-
-    # context manager / lifetime
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        h = getattr(self, "_h", None)
-        if h is not None and not h.closed:
-            try:
-                ptr = h.detach()
-                if ptr:
-                    _close(ptr)
-            except Exception:
-                pass
-
-    def close(self):
-        """Flushes, releases the lock and frees the cache. Waits for calls in progress on
-        other threads; later calls raise ClosedError. Closing twice is fine."""
-        ptr = self._h.detach()
-        if ptr:
-            _check(_close(ptr), "dcache_close")
-
-    @property
-    def closed(self):
-        return self._h.closed
 
     def _scratch(self):
         buf = getattr(self._local, "buf", None)
@@ -811,13 +821,16 @@ def _file_options(io_mode, flags, alignment, min_io_size):
     return opts
 
 
-class File:
+class File(_Closable):
     """A file opened through the direct-I/O layer: pread/pwrite at any offset and length.
     Usable as a context manager; safe to share between threads.
 
     File(path, *, flags=0, io_mode=IO_AUTO, alignment=0, min_io_size=0)
     flags: FILE_CREATE | FILE_TRUNCATE | FILE_READ_ONLY | FILE_SYNC_WRITES.
     """
+
+    _free = staticmethod(_file_close)
+    _free_name = "dcache_file_close"
 
     def __init__(self, path, *, flags=0, io_mode=IO_AUTO, alignment=0, min_io_size=0):
         opts = _file_options(io_mode, flags, alignment, min_io_size)
@@ -826,32 +839,6 @@ class File:
         _check(_file_open(_path_arg(path), ctypes.byref(opts), ctypes.byref(out)),
                "dcache_file_open")
         self._h = _Handle(out.value, "file")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        h = getattr(self, "_h", None)
-        if h is not None and not h.closed:
-            try:
-                ptr = h.detach()
-                if ptr:
-                    _file_close(ptr)
-            except Exception:
-                pass
-
-    def close(self):
-        ptr = self._h.detach()
-        if ptr:
-            _check(_file_close(ptr), "dcache_file_close")
-
-    @property
-    def closed(self):
-        return self._h.closed
 
     def pread(self, length, offset):
         """Up to `length` bytes from `offset` (fewer only at the end of the file)."""
