@@ -148,35 +148,47 @@ impl Shared {
         self.count_io(self.dev.sync())
     }
 
-    /// A region's trailer and summary, if both are intact.
-    fn read_summary(&self, region: u32) -> Option<(Trailer, Vec<SummaryRecord>)> {
+    /// A region's trailer (its last unit), if it is intact and names this region.
+    fn read_trailer(&self, region: u32) -> Option<Trailer> {
         let g = &self.geometry;
         let unit = g.unit as usize;
-        let end = g.region_offset(region) + g.region_size;
-        let mut tail = crate::dio::AlignedBuf::new(unit, unit).ok()?;
-        self.read(tail.as_mut_slice(), end - unit as u64).ok()?;
-        let t =
-            Trailer::decode(tail.as_slice(), self.cache_id, g).filter(|t| t.region == region)?;
-        let tail_len = g.tail_len(t.record_count as usize) as usize;
-        let mut summary = crate::dio::AlignedBuf::new(tail_len - unit, unit).ok()?;
-        if tail_len > unit {
-            self.read(
-                &mut summary.as_mut_slice()[..tail_len - unit],
-                end - tail_len as u64,
-            )
-            .ok()?;
+        let mut buf = crate::dio::AlignedBuf::new(unit, unit).ok()?;
+        self.read(
+            buf.as_mut_slice(),
+            g.region_offset(region) + g.region_size - unit as u64,
+        )
+        .ok()?;
+        Trailer::decode(buf.as_slice(), self.cache_id, g).filter(|t| t.region == region)
+    }
+
+    /// The summary records `t`, the region's trailer, describes, if they are intact.
+    fn read_summary_records(&self, region: u32, t: &Trailer) -> Option<Vec<SummaryRecord>> {
+        let g = &self.geometry;
+        let unit = g.unit as usize;
+        let summary_units = g.tail_len(t.record_count as usize) as usize - unit;
+        let mut buf = crate::dio::AlignedBuf::new(summary_units, unit).ok()?;
+        if summary_units > 0 {
+            let start = g.region_offset(region) + g.region_size - (summary_units + unit) as u64;
+            self.read(&mut buf.as_mut_slice()[..summary_units], start)
+                .ok()?;
         }
-        let bytes = &summary.as_slice()[..t.summary_len()];
+        let bytes = &buf.as_slice()[..t.summary_len()];
         if format::crc(self.cache_id, &[bytes]) != t.summary_crc {
             return None;
         }
-        Some((
-            t,
+        Some(
             bytes
                 .chunks_exact(SUMMARY_RECORD_LEN)
                 .map(SummaryRecord::decode)
                 .collect(),
-        ))
+        )
+    }
+
+    /// A region's trailer and summary, if both are intact.
+    fn read_summary(&self, region: u32) -> Option<(Trailer, Vec<SummaryRecord>)> {
+        let t = self.read_trailer(region)?;
+        self.read_summary_records(region, &t)
+            .map(|records| (t, records))
     }
 
     fn writable(&self) -> Result<()> {

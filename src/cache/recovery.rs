@@ -37,18 +37,6 @@ struct Scan {
 }
 
 impl Shared {
-    fn read_trailer(&self, region: u32) -> Option<Trailer> {
-        let g = &self.geometry;
-        let unit = g.unit as usize;
-        let mut buf = AlignedBuf::new(unit, unit).ok()?;
-        self.read(
-            buf.as_mut_slice(),
-            g.region_offset(region) + g.region_size - unit as u64,
-        )
-        .ok()?;
-        Trailer::decode(buf.as_slice(), self.cache_id, g).filter(|t| t.region == region)
-    }
-
     /// Applies a region's summary to the index, in log order.
     fn apply(&self, region: u32, records: &[SummaryRecord]) {
         let g = &self.geometry;
@@ -150,7 +138,9 @@ pub(crate) fn recover(sh: &mut Shared, sb: &Superblock) -> Result<()> {
             continue; // not written since the cache was formatted
         };
         let summary = match trailers[region as usize] {
-            Some(t) if t.sealed && t.region_seq == seq => sh.read_summary(region),
+            Some(t) if t.sealed && t.region_seq == seq => {
+                sh.read_summary_records(region, &t).map(|r| (t, r))
+            }
             _ => None,
         };
         let records = match summary {
@@ -188,7 +178,7 @@ pub(crate) fn recover(sh: &mut Shared, sb: &Superblock) -> Result<()> {
     let mut from = 0;
     let mut max_entry_seq = 0;
     if let Some(t) = trailers[active as usize].filter(|t| !t.sealed && t.region_seq == active_seq) {
-        if let Some((t, partial)) = sh.read_summary(active).filter(|(s, _)| *s == t) {
+        if let Some(partial) = sh.read_summary_records(active, &t) {
             records = partial;
             from = t.fill;
             max_entry_seq = t.max_entry_seq;
