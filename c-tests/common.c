@@ -741,6 +741,17 @@ static void loop_detach(void *arg)
     free(dev);
 }
 
+bool tst_loop_image(const char *name, uint64_t size, unsigned sector_size, char *dev, size_t devlen)
+{
+    char img[4096];
+    tst_path(img, sizeof img, name);
+    int fd = open(img, O_CREAT | O_RDWR | O_TRUNC, 0644);
+    if (fd < 0 || ftruncate(fd, (off_t)size) != 0)
+        tst_die("cannot make %s", img);
+    close(fd);
+    return tst_loop_attach(img, sector_size, dev, devlen);
+}
+
 bool tst_loop_attach(const char *img, unsigned sector_size, char *dev, size_t devlen)
 {
     char cmd[PATH_MAX + 128];

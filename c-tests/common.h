@@ -137,6 +137,8 @@ bool tst_is_root(void);
 /* losetup --find --show [--sector-size N] img; detaches in the cleanup. Returns false and
  * notes why on failure. dev gets e.g. "/dev/loop3". */
 bool tst_loop_attach(const char *img, unsigned sector_size, char *dev, size_t devlen);
+/* Creates the image `name` of `size` bytes in the work directory and attaches it. */
+bool tst_loop_image(const char *name, uint64_t size, unsigned sector_size, char *dev, size_t devlen);
 bool tst_mount_ramfs(const char *dir);   /* mkdir + mount -t ramfs; unmounts in the cleanup */
 uint64_t blockdev_size(const char *dev);
 

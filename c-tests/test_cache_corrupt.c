@@ -116,14 +116,22 @@ static int check_key(dcache *c, int i, uint8_t *buf, rng_t *r, const char *when)
     return 1;
 }
 
-static void targeted(const char *path, rng_t *r)
+/* Writes a fresh cache, returns its bytes as a plain read sees them (the caller frees them)
+ * and locates each value in them. */
+static uint8_t *written_image(const char *path, rng_t *r, size_t *len)
 {
     write_cache(path, r);
     uint8_t *img = NULL;
-    size_t len = 0;
-    if (!file_read_all_plain(path, &img, &len))
+    if (!file_read_all_plain(path, &img, len))
         tst_die("read %s", path);
-    locate_values(img, len);
+    locate_values(img, *len);
+    return img;
+}
+
+static void targeted(const char *path, rng_t *r)
+{
+    size_t len = 0;
+    uint8_t *img = written_image(path, r, &len);
     int located = 0;
     for (int i = 0; i < NKEYS; i++)
         located += g_kv[i].pos >= 0;
@@ -178,12 +186,8 @@ static void targeted(const char *path, rng_t *r)
 
 static void random_round(const char *path, rng_t *r, int round, int nflips)
 {
-    write_cache(path, r);
-    uint8_t *img = NULL;
     size_t len = 0;
-    if (!file_read_all_plain(path, &img, &len))
-        tst_die("read %s", path);
-    locate_values(img, len);
+    uint8_t *img = written_image(path, r, &len);
     uint64_t used_end = 0;
     for (int i = 0; i < NKEYS; i++)
         if (g_kv[i].pos >= 0 && (uint64_t)g_kv[i].pos + g_kv[i].vlen > used_end)

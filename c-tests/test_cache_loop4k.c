@@ -78,13 +78,8 @@ TEST_MAIN(cache_loop4k)
     tst_begin("cache_loop4k");
     if (!tst_is_root())
         return tst_skip("not root: losetup needs root");
-    char img[4096], dev[256], cmd[512];
-    tst_path(img, sizeof img, "cache4k.img");
-    int fd = open(img, O_CREAT | O_RDWR | O_TRUNC, 0644);
-    if (fd < 0 || ftruncate(fd, (off_t)DEV_SIZE) != 0)
-        tst_die("cannot make %s", img);
-    close(fd);
-    if (!tst_loop_attach(img, 4096, dev, sizeof dev))
+    char dev[256], cmd[512];
+    if (!tst_loop_image("cache4k.img", DEV_SIZE, 4096, dev, sizeof dev))
         return tst_skip("losetup --sector-size 4096 failed (no loop devices here?)");
     tst_note("device %s", dev);
 
