@@ -396,8 +396,12 @@ func TestStatsAndMode(t *testing.T) {
 
 // Many goroutines on one Cache: puts, gets, deletes, range reads, and failures whose
 // messages must each belong to their own call.
+//
+// The cache holds everything the test writes (about 25 MB): in a smaller one, FIFO eviction
+// can rightly drop a goroutine's key between its put and its get while the scheduler keeps it
+// waiting, and the test would fail for no fault. With no eviction, every miss is a bug.
 func TestConcurrent(t *testing.T) {
-	c := openTemp(t, "conc.dcache", nil)
+	c := openTemp(t, "conc.dcache", &Options{Flags: OpenCreate, Capacity: 128 << 20})
 	dir := t.TempDir()
 	const goroutines = 32
 	const ops = 150
@@ -460,8 +464,12 @@ func TestConcurrent(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
-	if failures.Load() != 0 {
-		t.Fatalf("%d failures", failures.Load())
+	s, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failures.Load() != 0 || s.Evictions != 0 || s.ChecksumFailures != 0 {
+		t.Fatalf("%d failures; stats %+v", failures.Load(), s)
 	}
 }
 
