@@ -91,7 +91,12 @@ struct State {
 #[derive(Default)]
 pub(crate) struct Writeback {
     state: Mutex<State>,
-    changed: Condvar,
+    /// The writer thread waits here for jobs (or stop).
+    work: Condvar,
+    /// Puts wait here for the spare buffer, flushes for an empty queue. Signalled only when
+    /// one of those happens, not after every job: each wakeup of a put can land it on the
+    /// writer's CPU and hold the device idle for milliseconds while it runs there.
+    done: Condvar,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -131,7 +136,7 @@ impl Writeback {
     pub fn wait_spare(&self) {
         let mut st = self.state.lock();
         while st.spare.is_none() && st.failed.is_none() {
-            self.changed.wait(&mut st);
+            self.done.wait(&mut st);
         }
     }
 
@@ -195,7 +200,7 @@ impl Writeback {
             return;
         }
         st.queue.push_back(job);
-        self.changed.notify_all();
+        self.work.notify_one();
     }
 
     /// Copies `out.len()` bytes at `offset` of `region` from a sealed buffer not yet
@@ -251,7 +256,9 @@ impl Writeback {
                     st.failed.get_or_insert(e);
                 }
                 st.busy = false;
-                self.changed.notify_all();
+                if st.queue.is_empty() || st.failed.is_some() {
+                    self.done.notify_all();
+                }
             }
             Bytes::Sealed(mut buf) => {
                 if result.is_err() {
@@ -286,7 +293,7 @@ impl Writeback {
                 let mut st = self.state.lock();
                 st.spare = Some(spare);
                 st.busy = false;
-                self.changed.notify_all();
+                self.done.notify_all();
             }
         }
     }
@@ -295,7 +302,7 @@ impl Writeback {
     pub fn wait_idle(&self) -> Result<()> {
         let mut st = self.state.lock();
         while !st.queue.is_empty() || st.busy {
-            self.changed.wait(&mut st);
+            self.done.wait(&mut st);
         }
         st.failed.take().map_or(Ok(()), Err)
     }
@@ -303,7 +310,7 @@ impl Writeback {
     /// Stops the thread once its queue is empty.
     pub fn stop(&self) {
         self.state.lock().stop = true;
-        self.changed.notify_all();
+        self.work.notify_all();
         if let Some(handle) = self.thread.lock().take() {
             let _ = handle.join();
         }
@@ -326,7 +333,7 @@ fn run(sh: &Shared) {
                 if st.stop {
                     return;
                 }
-                wb.changed.wait(&mut st);
+                wb.work.wait(&mut st);
             }
         };
         let result = job.write(sh);
