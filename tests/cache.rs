@@ -1,36 +1,9 @@
 //! The cache engine through its Rust API, on real files in the work tree with O_DIRECT.
 
 mod common;
-use common::{get, scratch};
+use common::{create, get, reopen, scratch, value_for};
 use dcache::cache::{Cache, CacheOptions, Fetched};
 use dcache::ErrorKind;
-use std::path::Path;
-
-fn create(path: &Path, capacity: u64) -> Cache {
-    let opts = CacheOptions {
-        create: true,
-        capacity,
-        ..Default::default()
-    };
-    Cache::open(path, &opts).unwrap()
-}
-
-fn reopen(path: &Path) -> Cache {
-    Cache::open(path, &CacheOptions::default()).unwrap()
-}
-
-/// A value that proves which key and version it belongs to.
-fn value_for(key: &[u8], version: u32, len: usize) -> Vec<u8> {
-    let seed = xxhash_rust::xxh3::xxh3_64_with_seed(key, version as u64);
-    let mut v: Vec<u8> = (0..len)
-        .map(|i| (seed.rotate_left((i % 64) as u32) as u8) ^ (i as u8))
-        .collect();
-    if len >= 12 {
-        v[..4].copy_from_slice(&version.to_le_bytes());
-        v[4..12].copy_from_slice(&seed.to_le_bytes());
-    }
-    v
-}
 
 #[test]
 fn round_trips_of_many_sizes() {

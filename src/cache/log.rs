@@ -4,7 +4,7 @@
 
 use super::format::{EntryHeader, SummaryRecord, Trailer, SUMMARY_RECORD_LEN, TRAILER_LEN};
 use super::index::Location;
-use super::Shared;
+use super::{parts_len, scatter, Shared};
 use crate::dio::AlignedBuf;
 use crate::error::Result;
 use std::sync::atomic::Ordering::{Relaxed, Release};
@@ -57,9 +57,15 @@ impl LogState {
             <= sh.geometry.region_size
     }
 
-    /// Whether the buffer holds the entry at `loc`; if so, copies `out.len()` bytes of it
-    /// from `rel` on into `out`.
-    pub fn copy_if_buffered(&self, sh: &Shared, loc: Location, rel: u64, out: &mut [u8]) -> bool {
+    /// Whether the buffer holds the entry at `loc`; if so, copies as many bytes of it as
+    /// `out` holds, from `rel` on, into `out`'s parts in order.
+    pub fn copy_if_buffered(
+        &self,
+        sh: &Shared,
+        loc: Location,
+        rel: u64,
+        out: &mut [&mut [u8]],
+    ) -> bool {
         let unit = sh.geometry.unit as u64;
         let upr = sh.geometry.units_per_region();
         if loc.unit as u64 / upr != self.region as u64 {
@@ -67,11 +73,12 @@ impl LogState {
         }
         let off = (loc.unit as u64 % upr) * unit;
         let end = off + loc.len_units as u64 * unit;
-        if off < self.mem_from || end > self.fill || rel + out.len() as u64 > end - off {
+        let len = parts_len(out);
+        if off < self.mem_from || end > self.fill || rel + len as u64 > end - off {
             return false;
         }
         let start = (off + rel) as usize;
-        out.copy_from_slice(&self.buf.as_slice()[start..start + out.len()]);
+        scatter(&self.buf.as_slice()[start..start + len], out);
         true
     }
 

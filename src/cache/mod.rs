@@ -82,6 +82,20 @@ pub(crate) fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Total length of a list of buffers that are filled in order.
+fn parts_len(parts: &[&mut [u8]]) -> usize {
+    parts.iter().map(|p| p.len()).sum()
+}
+
+/// Copies `src` into `parts`, in order; `src` is as long as they are together.
+fn scatter(mut src: &[u8], parts: &mut [&mut [u8]]) {
+    for p in parts.iter_mut() {
+        let (head, rest) = src.split_at(p.len());
+        p.copy_from_slice(head);
+        src = rest;
+    }
+}
+
 /// What every part of the engine shares; a `Writer` keeps it alive past `close`.
 pub(crate) struct Shared {
     dev: DirectFile,
@@ -139,7 +153,12 @@ impl Shared {
     }
 
     fn read(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        let n = self.count_io(self.dev.pread(buf, offset))?;
+        self.read_parts(&mut [buf], offset)
+    }
+
+    /// Reads consecutive bytes into `parts`, in one system call where the I/O layer can.
+    fn read_parts(&self, parts: &mut [&mut [u8]], offset: u64) -> Result<usize> {
+        let n = self.count_io(self.dev.pread_vectored(parts, offset))?;
         self.stats.bytes_read.fetch_add(n as u64, Relaxed);
         Ok(n)
     }

@@ -4,11 +4,13 @@
 
 use super::format::{Decoded, EntryHeader, CHUNK_SIZE, ENTRY_HEADER_LEN};
 use super::index::Location;
-use super::{now_secs, Shared};
+use super::{now_secs, parts_len, Shared};
 use crate::dio::align::{round_down, round_up};
 use crate::dio::buffer::with_bounce;
 use crate::error::{Error, ErrorKind, Result};
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
+
+mod in_place;
 
 /// What a get found.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,6 +37,11 @@ impl Shared {
     /// Reads `out.len()` bytes of the entry at `loc`, from `rel` on: from the region buffer
     /// if it holds them, else from the device. False if the device had fewer bytes.
     fn read_entry(&self, loc: Location, rel: u64, out: &mut [u8]) -> Result<bool> {
+        self.read_entry_parts(loc, rel, &mut [out])
+    }
+
+    /// `read_entry` into several buffers filled in order (one system call from the device).
+    fn read_entry_parts(&self, loc: Location, rel: u64, out: &mut [&mut [u8]]) -> Result<bool> {
         let region = (loc.unit as u64 / self.geometry.units_per_region()) as u32;
         if region == self.buffered_region.load(Acquire)
             && self.log.lock().copy_if_buffered(self, loc, rel, out)
@@ -51,9 +58,9 @@ impl Shared {
         }
         let offset = self.geometry.data_start + loc.unit as u64 * self.geometry.unit as u64 + rel;
         self.reads_in_flight.fetch_add(1, Relaxed);
-        let got = self.read(out, offset);
+        let got = self.read_parts(out, offset);
         self.reads_in_flight.fetch_sub(1, Relaxed);
-        Ok(got? == out.len())
+        Ok(got? == parts_len(out))
     }
 
     fn forget(&self, hash: u64, loc: Location) -> bool {
@@ -117,6 +124,11 @@ impl Shared {
 
     pub(crate) fn get(&self, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {
         let (hash, loc) = self.locate(key)?;
+        if let Some(value_offset) = self.in_place_offset(loc, key, buf) {
+            if let Some(fetched) = self.get_in_place(hash, loc, key, buf, value_offset)? {
+                return Ok(fetched);
+            }
+        }
         with_bounce(self.entry_len(loc) as usize, self.bounce_align(), |b| {
             if !self.read_entry(loc, 0, b)? {
                 return Err(self.corrupt(hash, loc));

@@ -11,7 +11,7 @@
 //! region (the rollback). A failed seal drops the region's entries from the index.
 
 use super::index::Location;
-use super::Shared;
+use super::{parts_len, scatter, Shared};
 use crate::dio::AlignedBuf;
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
@@ -203,9 +203,9 @@ impl Writeback {
         self.work.notify_one();
     }
 
-    /// Copies `out.len()` bytes at `offset` of `region` from a sealed buffer not yet
+    /// Fills `out`'s parts, in order, from `offset` of `region` in a sealed buffer not yet
     /// written, if there is one holding them.
-    pub fn copy_if_sealing(&self, region: u32, offset: u64, out: &mut [u8]) -> bool {
+    pub fn copy_if_sealing(&self, region: u32, offset: u64, out: &mut [&mut [u8]]) -> bool {
         let buf = {
             let st = self.state.lock();
             let in_flight = st.in_flight_seal.iter().map(|(r, m, b)| (*r, *m, b));
@@ -222,7 +222,7 @@ impl Writeback {
             }
         };
         let start = offset as usize;
-        out.copy_from_slice(&buf.as_slice()[start..start + out.len()]);
+        scatter(&buf.as_slice()[start..start + parts_len(out)], out);
         true
     }
 

@@ -367,6 +367,53 @@ impl DirectFile {
         Ok(done)
     }
 
+    /// Whether `buf` may receive a direct transfer: its address meets the memory alignment
+    /// (anything does in buffered mode).
+    pub fn is_memory_aligned(&self, buf: &[u8]) -> bool {
+        !self.direct || is_aligned_ptr(buf.as_ptr(), self.alignment.memory)
+    }
+
+    /// Reads consecutive bytes from `offset` into `parts`, in order; fewer than they hold only
+    /// at end of file. One system call when every part can take a direct transfer (aligned
+    /// memory, lengths and offset) or the transfer is buffered; otherwise part by part.
+    pub fn pread_vectored(&self, parts: &mut [&mut [u8]], offset: u64) -> Result<usize> {
+        if let [one] = parts {
+            return self.pread(one, offset);
+        }
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == 0 {
+            return Ok(0);
+        }
+        checked_end(offset, total)?;
+        let buffered = self.buffered(total);
+        let mut at = offset;
+        let one_call = parts.len() <= sys::MAX_PARTS
+            && (buffered
+                || parts.iter().all(|p| {
+                    let ok = p.is_empty() || self.is_direct_able(p.as_ptr(), at, p.len());
+                    at += p.len() as u64;
+                    ok
+                }));
+        if one_call {
+            let (fd, align) = if buffered {
+                (self.buffered_fd(), 1)
+            } else {
+                (self.fd(), self.alignment.offset)
+            };
+            return sys::preadv_full(fd, parts, offset, align)
+                .map_err(|e| self.io_error("preadv", offset, e));
+        }
+        let mut done = 0;
+        for p in parts.iter_mut() {
+            let n = self.pread(p, offset + done as u64)?;
+            done += n;
+            if n < p.len() {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
     /// Writes all of `data` at `offset`. The file ends up exactly as a buffered write would
     /// leave it, size included.
     pub fn pwrite(&self, data: &[u8], offset: u64) -> Result<()> {

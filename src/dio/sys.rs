@@ -60,6 +60,51 @@ pub fn pread_full(
     })
 }
 
+/// The most parts `preadv_full` takes.
+pub const MAX_PARTS: usize = 4;
+
+/// Reads consecutive bytes into `parts`, in order, until they are full or end of file, with
+/// one preadv a step; returns the bytes read. At most `MAX_PARTS` parts.
+pub fn preadv_full(
+    fd: BorrowedFd<'_>,
+    parts: &mut [&mut [u8]],
+    offset: u64,
+    align: usize,
+) -> io::Result<usize> {
+    assert!(parts.len() <= MAX_PARTS, "too many parts for one preadv");
+    let len = parts.iter().map(|p| p.len()).sum();
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_PARTS];
+    transfer(len, align, |done| {
+        // The parts not yet filled, the first one from where the last step stopped.
+        let (mut n, mut skip) = (0, done);
+        for p in parts.iter_mut() {
+            if skip >= p.len() {
+                skip -= p.len();
+                continue;
+            }
+            // SAFETY: skip < p.len(), so the pointer stays inside the part.
+            iov[n] = libc::iovec {
+                iov_base: unsafe { p.as_mut_ptr().add(skip) }.cast(),
+                iov_len: p.len() - skip,
+            };
+            skip = 0;
+            n += 1;
+        }
+        // SAFETY: each of the n iovecs describes writable memory inside one part.
+        unsafe {
+            libc::preadv(
+                fd.as_raw_fd(),
+                iov.as_ptr(),
+                n as libc::c_int,
+                (offset + done as u64) as libc::off_t,
+            )
+        }
+    })
+}
+
 /// Writes all of `buf`; a device that accepts nothing more is full (ENOSPC).
 pub fn pwrite_full(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<()> {
     let (ptr, len) = (buf.as_ptr(), buf.len());

@@ -133,6 +133,44 @@ fn reads_are_short_only_at_end_of_file() {
 }
 
 #[test]
+fn vectored_reads_fill_parts_in_order() {
+    let dir = scratch_dir();
+    let (f, _) = open_new(&dir, None);
+    let data = pattern(300_000, 5);
+    f.pwrite(&data, 0).unwrap();
+    let a = f.alignment().offset;
+    // Aligned parts (one preadv), then parts no device takes direct (read one by one), then
+    // parts running past the end of the file.
+    for (offset, lens, skew) in [
+        (a, [a, 64 * a, a], 0usize),
+        (a, [a, 64 * a, a], 1),
+        (7, [100, 5000, 3], 0),
+        (300_000 / a * a - a, [a, 8 * a, a], 0),
+    ] {
+        let mut bufs: Vec<AlignedBuf> = lens
+            .iter()
+            .map(|&n| AlignedBuf::new(n + a, 4096).unwrap())
+            .collect();
+        let mut parts: Vec<&mut [u8]> = bufs
+            .iter_mut()
+            .zip(lens)
+            .map(|(b, n)| &mut b.as_mut_slice()[skew..skew + n])
+            .collect();
+        let total: usize = lens.iter().sum();
+        let want = &data[offset.min(data.len())..(offset + total).min(data.len())];
+        assert_eq!(
+            f.pread_vectored(&mut parts, offset as u64).unwrap(),
+            want.len()
+        );
+        let got: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+        assert!(
+            got[..want.len()] == *want,
+            "offset {offset} lens {lens:?} skew {skew}"
+        );
+    }
+}
+
+#[test]
 fn aligned_buffers_go_direct_and_match() {
     let dir = scratch_dir();
     let (f, path) = open_new(&dir, None);

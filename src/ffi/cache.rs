@@ -269,6 +269,12 @@ pub unsafe extern "C" fn dcache_put(
 /// Copies the value stored under the key into `buf` and sets `*value_len` to its length.
 /// Every byte is verified (full key and checksums) before it is returned.
 ///
+/// A value of 64 KiB or more is read straight into `buf` when `buf` is aligned to
+/// `dcache_alignment()` and holds the value's length rounded up to that alignment (at least
+/// 512 bytes): one system call and no copy. Other buffers work too, with one more copy.
+/// Bytes past `*value_len` are never written. When a get fails after reading, the part of
+/// `buf` it read into is zeroed: `buf` never holds bytes that did not verify.
+///
 /// Returns `DCACHE_OK`; `DCACHE_NOT_FOUND` (absent, expired, deleted, evicted or failed
 /// verification); `DCACHE_BUFFER_TOO_SMALL` (the value is longer than `buf_len`: `*value_len`
 /// holds the size needed, and `buf` is untouched; `(NULL, 0)` asks for the size this way);

@@ -3,8 +3,8 @@
 //! None.
 #![allow(dead_code)]
 
-use dcache::cache::{Cache, Fetched};
-use std::path::PathBuf;
+use dcache::cache::{Cache, CacheOptions, Fetched};
+use std::path::{Path, PathBuf};
 
 pub fn scratch() -> tempfile::TempDir {
     let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -23,4 +23,32 @@ pub fn get(c: &Cache, key: &[u8]) -> Option<Vec<u8>> {
         Err(e) if e.kind() == dcache::ErrorKind::NotFound => None,
         Err(e) => panic!("get failed: {e}"),
     }
+}
+
+/// A new cache of `capacity` bytes at `path`.
+pub fn create(path: &Path, capacity: u64) -> Cache {
+    let opts = CacheOptions {
+        create: true,
+        capacity,
+        ..Default::default()
+    };
+    Cache::open(path, &opts).unwrap()
+}
+
+/// Opens the existing cache at `path` with default options.
+pub fn reopen(path: &Path) -> Cache {
+    Cache::open(path, &CacheOptions::default()).unwrap()
+}
+
+/// A value that proves which key and version it belongs to.
+pub fn value_for(key: &[u8], version: u32, len: usize) -> Vec<u8> {
+    let seed = xxhash_rust::xxh3::xxh3_64_with_seed(key, version as u64);
+    let mut v: Vec<u8> = (0..len)
+        .map(|i| (seed.rotate_left((i % 64) as u32) as u8) ^ (i as u8))
+        .collect();
+    if len >= 12 {
+        v[..4].copy_from_slice(&version.to_le_bytes());
+        v[4..12].copy_from_slice(&seed.to_le_bytes());
+    }
+    v
 }
