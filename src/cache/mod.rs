@@ -37,7 +37,7 @@ pub const MAX_KEY_LEN: usize = 4096;
 /// write (at queue depth 1 a read waits for the whole write ahead of it). Multiples of every
 /// alignment.
 const WRITE_PIECE: usize = 1 << 20;
-const WRITE_PIECE_UNDER_READS: usize = 256 << 10;
+const WRITE_PIECE_UNDER_READS: usize = 128 << 10;
 
 /// The default largest value, on caches whose regions can hold it.
 pub const DEFAULT_MAX_VALUE: u64 = 16 << 20;
