@@ -183,3 +183,79 @@ fn crash_recovery_after_sigkill() {
         "the kills left too little flushed data to check: {certain_total}"
     );
 }
+
+/// The child of `reopen_after_a_crash_reads_the_summary_not_the_values`: fills most of the
+/// active region, flushes, says so, and waits to be killed.
+#[test]
+fn flushed_child_process() {
+    let Ok(path) = std::env::var("DCACHE_FLUSHED_PATH") else {
+        return;
+    };
+    let cache = Cache::open(path.as_ref(), &flushed_options()).unwrap();
+    for i in 0..FLUSHED_ENTRIES {
+        let k = format!("flushed{i}").into_bytes();
+        cache.put(&k, &value_for(&k, i, 20_000), 0).unwrap();
+    }
+    cache.flush().unwrap();
+    println!("FLUSHED");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+const FLUSHED_ENTRIES: u64 = 300; // about 6 MiB: most of one 8 MiB region
+
+fn flushed_options() -> CacheOptions {
+    CacheOptions {
+        create: true,
+        capacity: 64 << 20,
+        ..Default::default()
+    }
+}
+
+/// A flush writes the active region's summary, so a reopen after kill -9 reads that
+/// summary instead of the region's values (issue 4: reopen after a crash reads metadata).
+#[test]
+fn reopen_after_a_crash_reads_the_summary_not_the_values() {
+    let dir = common::scratch();
+    let path = dir.path().join("flushed.dcache");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "flushed_child_process",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("DCACHE_FLUSHED_PATH", &path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let flushed = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.ends_with("FLUSHED"));
+    assert!(flushed, "the child did not flush");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let cache = Cache::open(&path, &flushed_options()).unwrap();
+    let report = cache.recovery();
+    assert!(!report.was_clean);
+    assert_eq!(report.entries, FLUSHED_ENTRIES);
+    assert_eq!(report.entries_dropped, 0);
+    let region = cache.geometry().region_size;
+    assert!(region >= 8 << 20);
+    // The trailers, the summary (16 bytes an entry) and one window of scan past it; the
+    // entries themselves are 300 x 20 KB.
+    assert!(
+        report.bytes_read <= (1 << 20) + 64 << 10,
+        "recovery read {} bytes",
+        report.bytes_read
+    );
+    let mut buf = vec![0u8; 64 << 10];
+    for i in 0..FLUSHED_ENTRIES {
+        let k = format!("flushed{i}").into_bytes();
+        match cache.get(&k, &mut buf).unwrap() {
+            Fetched::Copied(n) => assert!(buf[..n] == value_for(&k, i, 20_000)[..]),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -29,6 +29,8 @@ pub(crate) struct LogState {
     /// The buffer holds the region's bytes from here on (after recovery, earlier ones are
     /// only on the device).
     pub mem_from: u64,
+    /// The fill that the region's last partial summary on the device describes (0: none).
+    pub tail_fill: u64,
     pub records: Vec<SummaryRecord>,
     pub max_entry_seq: u64,
     pub next_entry_seq: u64,
@@ -153,6 +155,28 @@ impl LogState {
         self.submitted = end;
     }
 
+    /// Queues a partial summary and trailer of the region as it is now, after its entries,
+    /// so that recovery after a crash reads this summary instead of the entries. Skipped
+    /// when the entries appended since the last one are fewer bytes than the summary: a
+    /// flush after every small put would otherwise rewrite the whole summary each time
+    /// (this bounds the extra writing to the entries' own size; recovery then reads those
+    /// few entries).
+    pub fn queue_partial_tail(&mut self, sh: &Shared) -> Result<()> {
+        let summary_len = (self.records.len() * SUMMARY_RECORD_LEN) as u64;
+        if self.records.is_empty() || self.fill - self.tail_fill < summary_len.max(1) {
+            return Ok(());
+        }
+        let tail_start = self.encode_tail(sh, false);
+        let tail = &self.buf.as_slice()[tail_start..sh.geometry.region_size as usize];
+        let align = sh.dev.alignment().memory.max(sh.geometry.unit as usize);
+        let mut copy = AlignedBuf::new(tail.len(), align)?;
+        copy.as_mut_slice()[..tail.len()].copy_from_slice(tail);
+        sh.writeback
+            .write_copy(sh, self.region, copy, tail_start, tail.len());
+        self.tail_fill = self.fill;
+        Ok(())
+    }
+
     /// Makes every appended entry durable, with the log's lock held (DCACHE_OPEN_SYNC_WRITES).
     pub fn flush(&mut self, sh: &Shared) -> Result<()> {
         self.submit_pending(sh);
@@ -219,6 +243,7 @@ impl LogState {
         self.fill = 0;
         self.submitted = 0;
         self.mem_from = 0;
+        self.tail_fill = 0;
         self.records.clear();
         self.max_entry_seq = 0;
     }

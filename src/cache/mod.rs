@@ -338,7 +338,11 @@ impl Shared {
     /// then waits for every queued write and syncs without it, so that gets and puts go on.
     fn flush(&self) -> Result<()> {
         self.writable()?;
-        self.log.lock().submit_pending(self);
+        {
+            let mut log = self.log.lock();
+            log.submit_pending(self);
+            log.queue_partial_tail(self)?;
+        }
         self.writeback.wait_idle()?;
         self.sync()
     }

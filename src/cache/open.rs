@@ -212,6 +212,7 @@ fn new_shared(dev: DirectFile, sb: &Superblock, opts: &CacheOptions) -> Result<S
         fill: 0,
         submitted: 0,
         mem_from: if opts.read_only { u64::MAX } else { 0 },
+        tail_fill: 0,
         records: Vec::new(),
         max_entry_seq: 0,
         next_entry_seq: sb.next_entry_seq,

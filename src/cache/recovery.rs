@@ -1,7 +1,7 @@
 //! Rebuilding the index at open. Each region's trailer says which lap of the log it holds;
 //! the newest one locates the active region. Sealed regions give their summaries (a few
-//! bytes per entry, not the values); the active region gives the partial summary a clean
-//! close wrote, and after a crash its entries past that are found by reading their headers.
+//! bytes per entry, not the values); the active region gives the partial summary the last
+//! flush or clean close wrote, and after a crash its entries past that are read and checked.
 //! Torn or corrupt entries are dropped and counted; nothing unverified enters the index.
 
 use super::format::{Decoded, EntryHeader, SummaryRecord, Superblock, Trailer};
@@ -29,6 +29,9 @@ pub struct RecoveryReport {
     pub entries_dropped: u64,
     pub micros: u64,
 }
+
+/// How much of a region a recovery scan reads at a time.
+const SCAN_WINDOW: u64 = 1 << 20;
 
 struct Scan {
     records: Vec<SummaryRecord>,
@@ -64,7 +67,9 @@ impl Shared {
     }
 
     /// Reads the entries of lap `seq` of `region` from byte `from` into `buf` (a region-sized
-    /// buffer), verifying each; stops at the first header that is not one of them.
+    /// buffer, at the same offsets), verifying each; stops at the first header that is not
+    /// one of them. The region is read in windows as the scan needs them, so that a region
+    /// holding few entries past `from` costs few bytes.
     fn scan(
         &self,
         region: u32,
@@ -74,31 +79,46 @@ impl Shared {
         dropped: &mut u64,
     ) -> Result<Scan> {
         let g = &self.geometry;
-        let end = g.region_size - g.unit as u64;
-        let got = self.read(
-            &mut buf[from as usize..end as usize],
-            g.region_offset(region) + from,
-        )?;
-        let valid_end = from + got as u64;
+        let unit = g.unit as u64;
+        let end = g.region_size - unit;
+        let region_start = g.region_offset(region);
+        // buf[from..read_end] holds the region's bytes.
+        let mut read_end = from;
+        let read_on = |buf: &mut [u8], read_end: &mut u64, want: u64| -> Result<bool> {
+            let n = want.max(SCAN_WINDOW).min(end - *read_end);
+            if n == 0 {
+                return Ok(false);
+            }
+            let at = *read_end as usize;
+            let got = self.read(&mut buf[at..at + n as usize], region_start + *read_end)?;
+            *read_end += got as u64;
+            Ok(got > 0)
+        };
         let mut scan = Scan {
             records: Vec::new(),
             fill: from,
             max_entry_seq: 0,
         };
         let mut pos = from;
-        while pos < valid_end {
-            let b = &buf[pos as usize..valid_end as usize];
-            let h = match EntryHeader::decode(b, self.cache_id, valid_end - pos, g.unit) {
+        while pos < end {
+            let available = &buf[pos as usize..read_end as usize];
+            let h = match EntryHeader::decode(available, self.cache_id, end - pos, g.unit) {
                 Decoded::Valid(h) if h.region_seq == seq => h,
+                Decoded::Incomplete if read_on(buf, &mut read_end, 0)? => continue,
                 _ => break,
             };
             let elen = h.entry_len(g.unit);
+            let missing = (pos + elen).saturating_sub(read_end);
+            if missing > 0 && (!read_on(buf, &mut read_end, missing)? || pos + elen > read_end) {
+                break; // the file ends inside the entry
+            }
+            let b = &buf[pos as usize..(pos + elen) as usize];
             let value = &b[h.value_offset as usize..(h.value_offset as u64 + h.value_len) as usize];
             if h.is_tombstone() || h.verify_chunks(b, 0, value) {
                 scan.records.push(SummaryRecord {
                     hash: self.hash(h.key(b)),
-                    offset_units: (pos / g.unit as u64) as u32,
-                    len_units: (elen / g.unit as u64) as u32,
+                    offset_units: (pos / unit) as u32,
+                    len_units: (elen / unit) as u32,
                     tombstone: h.is_tombstone(),
                 });
             } else {
@@ -184,6 +204,7 @@ pub(crate) fn recover(sh: &mut Shared, sb: &Superblock) -> Result<()> {
             max_entry_seq = t.max_entry_seq;
         }
     }
+    let tail_fill = from;
     let clean = sb.clean
         && sb.active_region == active
         && sb.active_seq == active_seq
@@ -231,6 +252,7 @@ pub(crate) fn recover(sh: &mut Shared, sb: &Superblock) -> Result<()> {
         log.mem_from = u64::MAX;
     }
     log.records = records;
+    log.tail_fill = tail_fill;
     log.max_entry_seq = max_entry_seq;
     log.next_entry_seq = next_entry_seq.max(max_entry_seq + 1);
     log.region_has_entries = has_entries;

@@ -4,7 +4,10 @@
 //!   fill it (and at flush), so the device works while puts go on;
 //! - seal: a full region's buffer with its summary and trailer, while puts fill the spare
 //!   buffer (double buffering). A put that fills that one too waits (back-pressure):
-//!   nothing is dropped.
+//!   nothing is dropped;
+//! - partial tail: a copy of the active region's summary and trailer as of a flush, queued
+//!   after that region's entries and before its seal, so that it never lands after the seal
+//!   and always describes entries already written.
 //!
 //! A failed write is reported by the next flush or seal. Its range is written again: by the
 //! region's queued seal job if there is one, else by the next write-behind or flush of the
@@ -40,6 +43,8 @@ enum Bytes {
     Active(ActiveView),
     /// A sealed region's buffer, shared with readers until it is written.
     Sealed(Arc<AlignedBuf>),
+    /// A copy of bytes that go at this offset of the region.
+    Copy(AlignedBuf, usize),
 }
 
 struct Job {
@@ -61,6 +66,7 @@ impl Job {
                     std::slice::from_raw_parts(v.base.add(from), to - from)
                 },
                 Bytes::Sealed(buf) => &buf.as_slice()[from..to],
+                Bytes::Copy(buf, at) => &buf.as_slice()[from - at..to - at],
             };
             sh.write(data, start + from as u64)?;
         }
@@ -70,7 +76,7 @@ impl Job {
     fn sealed_buffer(&self) -> Option<&Arc<AlignedBuf>> {
         match &self.bytes {
             Bytes::Sealed(b) => Some(b),
-            Bytes::Active(_) => None,
+            _ => None,
         }
     }
 }
@@ -164,6 +170,20 @@ impl Writeback {
         }
     }
 
+    /// Queues `bytes` to be written at offset `at` of `region` (a partial summary and
+    /// trailer). A failure is reported like any other; the next flush or the seal writes
+    /// the region's tail again.
+    pub fn write_copy(&self, sh: &Shared, region: u32, bytes: AlignedBuf, at: usize, len: usize) {
+        let st = self.state.lock();
+        let job = Job {
+            region,
+            ranges: vec![(at, at + len)],
+            bytes: Bytes::Copy(bytes, at),
+            mem_from: 0,
+        };
+        self.enqueue(sh, st, job);
+    }
+
     /// Queues a full region's buffer: its entries from `from` to `fill`, then its tail.
     pub fn seal(
         &self,
@@ -226,6 +246,26 @@ impl Writeback {
         true
     }
 
+    /// A write-behind range of `region` failed: the region's queued seal, if any, owns
+    /// those bytes too and writes them; otherwise the next write-behind or flush does.
+    fn plan_rewrite(st: &mut State, region: u32, ranges: &[(usize, usize)]) {
+        let failed_from = ranges.iter().map(|r| r.0).min().unwrap_or(0);
+        match st
+            .queue
+            .iter_mut()
+            .find(|j| j.region == region && j.sealed_buffer().is_some())
+        {
+            Some(seal) => seal.ranges[0].0 = seal.ranges[0].0.min(failed_from),
+            None => {
+                let from = st
+                    .rollback
+                    .filter(|(r, _)| *r == region)
+                    .map_or(failed_from, |(_, f)| f.min(failed_from));
+                st.rollback = Some((region, from));
+            }
+        }
+    }
+
     fn finish(&self, sh: &Shared, job: Job, result: Result<()>) {
         let Job {
             region,
@@ -234,24 +274,12 @@ impl Writeback {
             ..
         } = job;
         match bytes {
-            Bytes::Active(_) => {
+            // A partial tail needs no repair: the next flush or the seal writes it again.
+            Bytes::Copy(..) | Bytes::Active(_) => {
                 let mut st = self.state.lock();
                 if let Err(e) = result {
-                    let failed_from = ranges.iter().map(|r| r.0).min().unwrap_or(0);
-                    // The region's seal, if queued, owns these bytes too: it writes them.
-                    match st
-                        .queue
-                        .iter_mut()
-                        .find(|j| j.region == region && j.sealed_buffer().is_some())
-                    {
-                        Some(seal) => seal.ranges[0].0 = seal.ranges[0].0.min(failed_from),
-                        None => {
-                            let from = st
-                                .rollback
-                                .filter(|(r, _)| *r == region)
-                                .map_or(failed_from, |(_, f)| f.min(failed_from));
-                            st.rollback = Some((region, from));
-                        }
+                    if matches!(bytes, Bytes::Active(_)) {
+                        Self::plan_rewrite(&mut st, region, &ranges);
                     }
                     st.failed.get_or_insert(e);
                 }
