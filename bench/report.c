@@ -39,6 +39,8 @@ static const ratio_def ratios[] = {
      "raw.seqwrite.mbps"},
     {"ratio.get64k.t1", "64 KiB gets, 1 thread / raw 64 KiB reads, 1 thread (MB/s)",
      "cache.get64k.t1.mbps", "raw.r64k.t1.mbps"},
+    {"ratio.get64k.t1.samefile", "  the same gets / raw 64 KiB reads of the cache's own file",
+     "cache.get64k.t1.mbps", "raw.r64k.cachefile.t1.mbps"},
     {"ratio.get64k.t4", "64 KiB gets, 4 threads / raw 64 KiB reads, 4 threads (MB/s)",
      "cache.get64k.t4.mbps", "raw.r64k.t4.mbps"},
     {"ratio.get4k", "4 KiB gets / raw 4 KiB reads, 1 thread (ops/s)", "cache.get4k.t1.ops",
