@@ -38,6 +38,24 @@ pub(crate) struct LogState {
     pub region_has_entries: Vec<bool>,
 }
 
+/// A region's summary as read from the device (None: no intact one), read without the log's
+/// lock for the reclaim that will need it.
+pub(crate) struct ReadSummary {
+    pub region: u32,
+    pub summary: Option<(Trailer, Vec<SummaryRecord>)>,
+}
+
+/// What `try_append` did.
+pub(crate) enum Appended {
+    At(Location),
+    /// The region is full and the spare buffer is still being written: wait for it.
+    WaitForSpare,
+    /// The region is full and moving on reclaims this region, whose summary is on the
+    /// device: read it without the lock (a read under it would stall every put and every
+    /// get of the active region), then try again.
+    NeedSummary(u32),
+}
+
 /// What to append: an entry header with its key, and the value with its chunk checksums.
 pub(crate) struct NewEntry<'a> {
     pub hash: u64,
@@ -85,16 +103,34 @@ impl LogState {
     }
 
     /// Appends an entry to the active region (sealing and moving on first if it does not
-    /// fit) and returns where it is; None when the region is full and the spare buffer is
-    /// still being written (the caller waits without the lock, then tries again). The caller
-    /// has checked that the entry fits an empty region.
-    pub fn try_append(&mut self, sh: &Shared, e: &NewEntry<'_>) -> Result<Option<Location>> {
+    /// fit) and returns where it is, or what the caller must do without the lock before it
+    /// tries again. `summary` is what the caller read for a previous `NeedSummary`. The
+    /// caller has checked that the entry fits an empty region.
+    pub fn try_append(
+        &mut self,
+        sh: &Shared,
+        e: &NewEntry<'_>,
+        summary: &mut Option<ReadSummary>,
+    ) -> Result<Appended> {
         let g = &sh.geometry;
         let (value_offset, entry_len) = g.entry_layout(e.key.len(), e.value.len() as u64);
         if !self.fits(sh, entry_len) {
+            let next = (self.region + 1) % g.region_count;
+            let needs_summary = self.region_has_entries[next as usize];
+            let next_summary = match summary.take() {
+                Some(s) if s.region == next => s.summary,
+                _ if needs_summary => return Ok(Appended::NeedSummary(next)),
+                _ => None,
+            };
             match sh.writeback.try_take_spare()? {
-                Some(spare) => self.seal_and_advance(sh, spare),
-                None => return Ok(None),
+                Some(spare) => self.seal_and_advance(sh, spare, next_summary),
+                None => {
+                    *summary = Some(ReadSummary {
+                        region: next,
+                        summary: next_summary,
+                    });
+                    return Ok(Appended::WaitForSpare);
+                }
             }
         }
         let header = EntryHeader {
@@ -133,7 +169,7 @@ impl LogState {
         if aligned_fill >= self.submitted + WRITE_BEHIND {
             self.submit_up_to(sh, aligned_fill);
         }
-        Ok(Some(Location {
+        Ok(Appended::At(Location {
             unit: (self.region as u64 * g.units_per_region()) as u32 + offset_units,
             len_units,
         }))
@@ -226,7 +262,12 @@ impl LogState {
 
     /// Seals the full region and moves to the next, reclaiming it. The full buffer is
     /// written by the writer thread while puts go on into the spare one.
-    fn seal_and_advance(&mut self, sh: &Shared, spare: AlignedBuf) {
+    fn seal_and_advance(
+        &mut self,
+        sh: &Shared,
+        spare: AlignedBuf,
+        next_summary: Option<(Trailer, Vec<SummaryRecord>)>,
+    ) {
         let tail_start = self.encode_tail(sh, true);
         let full = std::mem::replace(&mut self.buf, spare);
         let ranges = [
@@ -236,7 +277,7 @@ impl LogState {
         sh.writeback
             .seal(sh, self.region, full, ranges, self.mem_from);
         let next = (self.region + 1) % sh.geometry.region_count;
-        self.reclaim(sh, next, self.region_seq + 1);
+        self.reclaim(sh, next, self.region_seq + 1, next_summary);
         self.region = next;
         sh.buffered_region.store(next, Release);
         self.region_seq += 1;
@@ -249,8 +290,15 @@ impl LogState {
     }
 
     /// Drops from the index every entry of `region` before it is overwritten by lap
-    /// `new_seq`, using its summary where it is intact, else a scan of the index.
-    fn reclaim(&mut self, sh: &Shared, region: u32, new_seq: u64) {
+    /// `new_seq`, using its summary (read by the caller) where it is intact and of the lap
+    /// before, else a scan of the index.
+    fn reclaim(
+        &mut self,
+        sh: &Shared,
+        region: u32,
+        new_seq: u64,
+        summary: Option<(Trailer, Vec<SummaryRecord>)>,
+    ) {
         if !self.region_has_entries[region as usize] {
             return;
         }
@@ -258,7 +306,7 @@ impl LogState {
         let base = region as u64 * g.units_per_region();
         let previous_lap = new_seq.checked_sub(g.region_count as u64);
         let mut evicted = 0u64;
-        match sh.read_summary(region) {
+        match summary {
             Some((t, records)) if t.sealed && Some(t.region_seq) == previous_lap => {
                 for r in records.iter().filter(|r| !r.tombstone) {
                     let loc = Location {

@@ -22,7 +22,7 @@ use crate::dio::{DirectFile, IoMode};
 use crate::error::{Error, ErrorKind, Result};
 use format::{SummaryRecord, Trailer, CHUNK_SIZE, FLAG_TOMBSTONE, SUMMARY_RECORD_LEN};
 use index::Index;
-use log::{LogState, NewEntry};
+use log::{Appended, LogState, NewEntry, ReadSummary};
 use parking_lot::Mutex;
 use stats::Counters;
 use std::path::Path;
@@ -323,14 +323,24 @@ impl Shared {
         entry: &NewEntry<'_>,
         check: impl Fn() -> Result<()>,
     ) -> Result<(parking_lot::MutexGuard<'_, LogState>, index::Location)> {
+        let mut summary = None;
         loop {
             let mut log = self.log.lock();
             check()?;
-            if let Some(loc) = log.try_append(self, entry)? {
-                return Ok((log, loc));
+            match log.try_append(self, entry, &mut summary)? {
+                Appended::At(loc) => return Ok((log, loc)),
+                Appended::WaitForSpare => {
+                    drop(log);
+                    self.writeback.wait_spare();
+                }
+                Appended::NeedSummary(region) => {
+                    drop(log);
+                    summary = Some(ReadSummary {
+                        region,
+                        summary: self.read_summary(region),
+                    });
+                }
             }
-            drop(log);
-            self.writeback.wait_spare();
         }
     }
 
