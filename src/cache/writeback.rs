@@ -43,8 +43,13 @@ enum Bytes {
     Active(ActiveView),
     /// A sealed region's buffer, shared with readers until it is written.
     Sealed(Arc<AlignedBuf>),
-    /// A copy of bytes that go at this offset of the region.
-    Copy(AlignedBuf, usize),
+    /// A copy of bytes that go at offset `at` of the region (a partial tail), queued when
+    /// `failures` write-behind writes had failed.
+    Copy {
+        buf: AlignedBuf,
+        at: usize,
+        failures: u64,
+    },
 }
 
 struct Job {
@@ -66,7 +71,7 @@ impl Job {
                     std::slice::from_raw_parts(v.base.add(from), to - from)
                 },
                 Bytes::Sealed(buf) => &buf.as_slice()[from..to],
-                Bytes::Copy(buf, at) => &buf.as_slice()[from - at..to - at],
+                Bytes::Copy { buf, at, .. } => &buf.as_slice()[from - at..to - at],
             };
             sh.write(data, start + from as u64)?;
         }
@@ -91,6 +96,8 @@ struct State {
     failed: Option<Error>,
     /// A write-behind range of this region failed from this offset: write it again.
     rollback: Option<(u32, usize)>,
+    /// Write-behind writes that failed, ever.
+    write_behind_failures: u64,
     stop: bool,
 }
 
@@ -178,7 +185,11 @@ impl Writeback {
         let job = Job {
             region,
             ranges: vec![(at, at + len)],
-            bytes: Bytes::Copy(bytes, at),
+            bytes: Bytes::Copy {
+                buf: bytes,
+                at,
+                failures: st.write_behind_failures,
+            },
             mem_from: 0,
         };
         self.enqueue(sh, st, job);
@@ -215,8 +226,7 @@ impl Writeback {
         if self.thread.lock().is_none() {
             // No thread (it could not start): write here, in order.
             drop(st);
-            let result = job.write(sh);
-            self.finish(sh, job, result);
+            self.execute(sh, job);
             return;
         }
         st.queue.push_back(job);
@@ -266,6 +276,23 @@ impl Writeback {
         }
     }
 
+    /// Writes a job and records the outcome. A partial tail is dropped unwritten when a
+    /// write of its region's entries failed after it was queued or is still to be redone:
+    /// it would describe entries that are not on the device, and a recovery that trusted it
+    /// could find an older lap's bytes where they should be.
+    fn execute(&self, sh: &Shared, job: Job) {
+        let stale = match &job.bytes {
+            Bytes::Copy { failures, .. } => {
+                let st = self.state.lock();
+                st.write_behind_failures != *failures
+                    || st.rollback.is_some_and(|(r, _)| r == job.region)
+            }
+            _ => false,
+        };
+        let result = if stale { Ok(()) } else { job.write(sh) };
+        self.finish(sh, job, result);
+    }
+
     fn finish(&self, sh: &Shared, job: Job, result: Result<()>) {
         let Job {
             region,
@@ -275,10 +302,11 @@ impl Writeback {
         } = job;
         match bytes {
             // A partial tail needs no repair: the next flush or the seal writes it again.
-            Bytes::Copy(..) | Bytes::Active(_) => {
+            Bytes::Copy { .. } | Bytes::Active(_) => {
                 let mut st = self.state.lock();
                 if let Err(e) = result {
                     if matches!(bytes, Bytes::Active(_)) {
+                        st.write_behind_failures += 1;
                         Self::plan_rewrite(&mut st, region, &ranges);
                     }
                     st.failed.get_or_insert(e);
@@ -364,7 +392,6 @@ fn run(sh: &Shared) {
                 wb.work.wait(&mut st);
             }
         };
-        let result = job.write(sh);
-        wb.finish(sh, job, result);
+        wb.execute(sh, job);
     }
 }
