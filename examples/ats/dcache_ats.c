@@ -8,7 +8,9 @@
  * Threads: every dcache call that may touch the disk runs on the plugin's worker threads
  * (TSThreadCreate), never on a network thread. A URL the plugin knows to be absent (presence
  * hints) goes to the origin without a hand-over. A hit goes: READ_REQUEST_HDR (net thread)
- * -> a worker, woken through a condition variable, reads the record's first window, calls
+ * -> a worker, woken through a condition variable, reads the record (whole, with one
+ * dcache_get into its aligned buffer, when the presence hints know its size; else the first
+ * window with dcache_get_range), calls
  * TSHttpTxnIntercept and re-enables the transaction itself -> the intercept continuation
  * (a fresh mutex: no lock retry) writes the response on the net thread. Larger bodies are
  * read in chunks by the workers, each handed back to its network thread through a socketpair
@@ -50,8 +52,9 @@
  *                 ending "\r\n", without Content-Length, Age and hop-by-hop fields
  *   32+H    B     body
  *
- * One dcache_get_range of the first window gives the status, headers and the start of the
- * body; a byte range of the body is one dcache_get_range at 32 + H + first.
+ * One read (dcache_get of the whole value, or dcache_get_range of the first window) gives the
+ * status, headers and the body or its start; a byte range of the body is one
+ * dcache_get_range at 32 + H + first.
  * ------------------------------------------------------------------------------------------ */
 #ifndef DCACHE_MAX_KEY_LEN
 #define DCACHE_MAX_KEY_LEN 4096 /* dcache's key limit (src/cache/mod.rs MAX_KEY_LEN) */
@@ -275,6 +278,7 @@ typedef struct Job {
   struct Job *next;
   void (*fn)(void *);
   void *arg;
+  bool heap; /* allocated by pool_submit (else embedded in its argument) */
 } Job;
 
 static struct {
@@ -284,13 +288,9 @@ static struct {
   int nthreads;
 } g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0};
 
-static void pool_submit(void (*fn)(void *), void *arg)
+static void pool_push(Job *j)
 {
-  Job *j = malloc(sizeof *j);
-  TSReleaseAssert(j != NULL);
   j->next = NULL;
-  j->fn = fn;
-  j->arg = arg;
   pthread_mutex_lock(&g_pool.mu);
   if (g_pool.tail) {
     g_pool.tail->next = j;
@@ -300,6 +300,15 @@ static void pool_submit(void (*fn)(void *), void *arg)
   g_pool.tail = j;
   pthread_cond_signal(&g_pool.cv);
   pthread_mutex_unlock(&g_pool.mu);
+}
+
+static void pool_submit(void (*fn)(void *), void *arg)
+{
+  Job *j = xmalloc(sizeof *j);
+  j->fn = fn;
+  j->arg = arg;
+  j->heap = true;
+  pool_push(j);
 }
 
 static void *pool_worker(void *arg)
@@ -316,8 +325,12 @@ static void *pool_worker(void *arg)
       g_pool.tail = NULL;
     }
     pthread_mutex_unlock(&g_pool.mu);
-    j->fn(j->arg);
-    free(j);
+    void (*fn)(void *) = j->fn;
+    void *arg = j->arg;
+    if (j->heap) {
+      free(j);
+    }
+    fn(arg); /* may free an embedded job with its argument */
   }
   return NULL;
 }
@@ -348,29 +361,55 @@ static uint64_t key_hash64(const char *k, size_t n)
   return h;
 }
 
-static int hint_get(const char *k, size_t n)
+/* A word: bit 63 set (0 = empty slot), bits 10..61 a tag from the hash's high bits, bits 1..9
+ * the record's size in 4 KiB units when it is at most HINT_SIZE_MAX units, about 2 MiB (0 = not
+ * known or larger), bit 0 present. The size lets a worker read a small record whole with one
+ * dcache_get straight into a buffer of the right size (a get with a too-small buffer would
+ * read the whole entry and fail). */
+#define HINT_SIZE_UNIT 4096u
+#define HINT_SIZE_MAX 511u
+
+static uint64_t hint_tag(uint64_t h) { return (1ULL << 63) | ((h >> 12) << 10); }
+
+/* *size_out: the record's size rounded up to 4 KiB when known, else 0. h = key_hash64(key). */
+static int hint_get_h(uint64_t h, uint64_t *size_out)
 {
+  if (size_out) {
+    *size_out = 0;
+  }
   if (!g_hints) {
     return HINT_UNKNOWN;
   }
-  uint64_t h = key_hash64(k, n);
   uint64_t v = atomic_load_explicit(&g_hints[h & g_hint_mask], memory_order_relaxed);
-  uint64_t tag = (h >> 1) | (1ULL << 62);
-  if (v == 0 || (v >> 1) != tag) {
+  if ((v & ~(uint64_t)0x3ff) != hint_tag(h)) {
     return HINT_UNKNOWN;
+  }
+  if (size_out) {
+    *size_out = ((v >> 1) & 0x1ff) * HINT_SIZE_UNIT;
   }
   return (v & 1) ? HINT_PRESENT : HINT_ABSENT;
 }
 
-static void hint_set(const char *k, size_t n, int state)
+/* size: the record's size in bytes when present and known, else 0. */
+static void hint_set_h(uint64_t h, int state, uint64_t size)
 {
   if (!g_hints) {
     return;
   }
-  uint64_t h = key_hash64(k, n);
-  uint64_t tag = (h >> 1) | (1ULL << 62);
-  atomic_store_explicit(&g_hints[h & g_hint_mask], (tag << 1) | (state == HINT_PRESENT ? 1 : 0), memory_order_relaxed);
+  uint64_t units = (size + HINT_SIZE_UNIT - 1) / HINT_SIZE_UNIT;
+  if (state != HINT_PRESENT || units > HINT_SIZE_MAX) {
+    units = 0;
+  }
+  uint64_t v = hint_tag(h) | (units << 1) | (state == HINT_PRESENT ? 1 : 0);
+  _Atomic uint64_t *slot = &g_hints[h & g_hint_mask];
+  if (atomic_load_explicit(slot, memory_order_relaxed) != v) { /* a hit does not dirty the line */
+    atomic_store_explicit(slot, v, memory_order_relaxed);
+  }
 }
+
+static void hint_set_size(const char *k, size_t n, int state, uint64_t size) { hint_set_h(key_hash64(k, n), state, size); }
+
+static void hint_set(const char *k, size_t n, int state) { hint_set_size(k, n, state, 0); }
 
 /* ------------------------------------------------------------------------------------------
  * Per-transaction state
@@ -388,6 +427,7 @@ typedef struct TxnState {
   bool has_range;
   bool no_collapse; /* released from behind a fill that did not store: go to the origin */
   char *range; /* copy of the Range value (GET only), or NULL */
+  uint64_t hash; /* key_hash64 of the key */
   struct Fill *fill;
 } TxnState;
 
@@ -800,27 +840,51 @@ static int responder_handler(TSCont contp, TSEvent event, void *edata)
  * Reading a record
  * ------------------------------------------------------------------------------------------ */
 typedef struct {
-  uint8_t *buf; /* the first window of the value (the worker's buffer) */
+  uint8_t *buf; /* the value's first got bytes (the worker's buffer) */
   size_t got;
   uint64_t total;
   uint32_t hlen;
   uint64_t blen, birth, fill_id;
 } Record;
 
-/* Each worker reads the window into its own buffer, allocated once (no page faults). */
-static __thread uint8_t *tl_window;
+/* For a get straight into the buffer, dcache needs it aligned to the device and as long as
+ * the value rounded up to the device's unit. */
+static size_t g_read_align = 4096;
 
-/* Reads the first window of key's value with one dcache call (dcache reads a small entry
- * whole, in one system call). rec->buf is the worker's buffer: valid until its next job.
+/* Each worker reads into its own buffer, allocated once, aligned and touched (no page faults
+ * later): g_whole_max bytes (the window, or the largest size the hints record if that is
+ * more), rounded up to the alignment. */
+static __thread uint8_t *tl_window;
+static size_t g_whole_max, g_window_alloc;
+
+/* Reads key's value, or its first window, into the worker's buffer with one dcache call.
+ * size_hint (a multiple of 4 KiB, 0 = not known) is the value's length as the presence hints
+ * know it: a value known to fit the buffer (up to about 2 MiB) is read whole with dcache_get,
+ * which for 64 KiB and more reads straight into the (aligned) buffer: one system call, no
+ * copy in dcache, and no later chunk reads. Otherwise the first window is read with
+ * dcache_get_range (dcache reads an entry up to 256 KiB whole, in one system call, through its
+ * own buffer; a larger one costs a header read and then the span). rec->buf is valid until
+ * the worker's next job.
  * Caller holds the read lock and g_cache != NULL. */
-static dcache_result record_read(const char *key, size_t key_len, Record *rec)
+static dcache_result record_read(const char *key, size_t key_len, uint64_t size_hint, Record *rec)
 {
   if (!tl_window) {
-    tl_window = xmalloc(cfg.window);
+    void *p = NULL;
+    TSReleaseAssert(posix_memalign(&p, g_read_align, g_window_alloc) == 0);
+    memset(p, 0, g_window_alloc);
+    tl_window = p;
   }
   uint8_t *buf = tl_window;
+  bool whole = size_hint && size_hint <= g_whole_max;
   size_t got = 0;
-  dcache_result rc = dcache_get_range(g_cache, (const uint8_t *)key, key_len, 0, buf, cfg.window, &got);
+  dcache_result rc = DCACHE_BUFFER_TOO_SMALL;
+  if (whole) {
+    rc = dcache_get(g_cache, (const uint8_t *)key, key_len, buf, g_window_alloc, &got);
+    whole = rc != DCACHE_BUFFER_TOO_SMALL; /* else replaced by a larger value: read the window */
+  }
+  if (!whole) {
+    rc = dcache_get_range(g_cache, (const uint8_t *)key, key_len, 0, buf, cfg.window, &got);
+  }
   if (rc != DCACHE_OK) {
     return rc;
   }
@@ -833,9 +897,9 @@ static dcache_result record_read(const char *key, size_t key_len, Record *rec)
     rec->fill_id = le64(buf + 24);
     rec->total = REC_PREFIX + (uint64_t)rec->hlen + rec->blen;
   }
-  /* A short read is the whole value, so its size must be the recorded one. */
+  /* A short read (or a whole get) is the whole value, so its size must be the recorded one. */
   if (got < REC_PREFIX || memcmp(buf, REC_MAGIC, 4) != 0 || rec->hlen > MAX_HEADER_BLOCK || REC_PREFIX + (uint64_t)rec->hlen > got ||
-      (got < cfg.window ? rec->total != got : rec->total < got)) {
+      (whole || got < cfg.window ? rec->total != got : rec->total < got)) {
     TSError("[%s] entry for %.*s is not a dcache_ats record: ignored", PLUGIN, (int)key_len, key);
     rec->buf = NULL;
     return DCACHE_NOT_FOUND;
@@ -899,6 +963,28 @@ static int range_parse(const char *v, uint64_t blen, uint64_t *first, uint64_t *
   return 1;
 }
 
+/* Decimal digits of v at p (at most 20); returns their count. */
+static size_t fmt_u64(char *p, uint64_t v)
+{
+  char t[20];
+  size_t n = 0;
+  do {
+    t[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++) {
+    p[i] = t[n - 1 - i];
+  }
+  return n;
+}
+
+static size_t lit_add(char *p, size_t at, const char *z)
+{
+  size_t n = strlen(z);
+  memcpy(p + at, z, n);
+  return at + n;
+}
+
 /* Builds the responder for a hit from rec: the response header and the body bytes the
  * window holds go into its out_buf now; the rest of the body is read in chunks later. */
 static Responder *responder_for_hit(TxnState *st, Record *rec)
@@ -932,15 +1018,23 @@ static Responder *responder_for_hit(TxnState *st, Record *rec)
     str_add(&s, block + status_len, hlen - status_len);
     str_fmt(&s, "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n", first, last, rec->blen);
     str_fmt(&s, "Content-Length: %" PRIu64 "\r\n", last - first + 1);
+    str_fmt(&s, "Age: %" PRIu64 "\r\nX-Dcache: hit\r\n\r\n", age);
+    responder_put(r, s.p, s.len);
+    free(s.p);
   } else {
-    str_add(&s, block, hlen);
-    str_fmt(&s, "Content-Length: %" PRIu64 "\r\n", rec->blen);
+    /* the common case: the stored block as it is, then the lines added here */
+    char tail[128];
+    size_t tn = 0;
+    responder_put(r, block, hlen);
+    tn = lit_add(tail, tn, "Content-Length: ");
+    tn += fmt_u64(tail + tn, rec->blen);
+    tn = lit_add(tail, tn, "\r\nAge: ");
+    tn += fmt_u64(tail + tn, age);
+    tn = lit_add(tail, tn, "\r\nX-Dcache: hit\r\n\r\n");
+    responder_put(r, tail, tn);
     first = 0;
     last = rec->blen ? rec->blen - 1 : 0;
   }
-  str_fmt(&s, "Age: %" PRIu64 "\r\nX-Dcache: hit\r\n\r\n", age);
-  responder_put(r, s.p, s.len);
-  free(s.p);
 
   if (st->method == M_HEAD || rec->blen == 0) {
     return r;
@@ -996,6 +1090,7 @@ typedef struct Fill {
   size_t key_len;
   uint64_t ttl;
   uint64_t expected; /* Content-Length */
+  uint64_t record_size; /* prefix + header block + body: the value's length */
   uint64_t received; /* body bytes seen by the sink */
   Chunk *cur;        /* the chunk being filled by the sink (sink thread only) */
   Chunk *q_head, *q_tail;
@@ -1010,6 +1105,7 @@ typedef struct Fill {
 } Fill;
 
 struct Op {
+  Job job; /* for the hand-over to a worker */
   int kind;
   TSHttpTxn txnp;
   TxnState *st;
@@ -1179,7 +1275,7 @@ static void fill_job(void *arg)
       f->w = NULL;
       if (rc == DCACHE_OK) {
         stored = true;
-        hint_set(f->key, f->key_len, HINT_PRESENT);
+        hint_set_size(f->key, f->key_len, HINT_PRESENT, f->record_size);
       } else {
         TSError("[%s] commit of %.*s failed: %s %s", PLUGIN, (int)f->key_len, f->key, dcache_strerror(rc), dcache_last_error_message());
       }
@@ -1508,7 +1604,7 @@ static int miss_collapse(Op *op)
     stat_add(ST_COLLAPSED, 1);
     return MISS_PARKED;
   }
-  if (hint_get(st->key, (size_t)st->key_len) == HINT_PRESENT) {
+  if (hint_get_h(st->hash, NULL) == HINT_PRESENT) {
     pthread_mutex_unlock(&g_fills_lock);
     return MISS_LOOK_AGAIN;
   }
@@ -1543,13 +1639,15 @@ static bool op_lookup(Op *op)
   for (int attempt = 0;; attempt++) {
     Record rec = {0};
     dcache_result rc = DCACHE_NOT_FOUND;
+    uint64_t size_hint = 0;
+    hint_get_h(st->hash, &size_hint);
     pthread_rwlock_rdlock(&g_cache_lock);
     if (g_cache) {
-      rc = record_read(st->key, (size_t)st->key_len, &rec);
+      rc = record_read(st->key, (size_t)st->key_len, size_hint, &rec);
     }
     pthread_rwlock_unlock(&g_cache_lock);
     if (rc == DCACHE_OK) {
-      hint_set(st->key, (size_t)st->key_len, HINT_PRESENT);
+      hint_set_h(st->hash, HINT_PRESENT, rec.total);
       Responder *r = responder_for_hit(st, &rec);
       stat_add(ST_HITS, 1);
       txn_release(op->txnp, st);
@@ -1568,7 +1666,7 @@ static bool op_lookup(Op *op)
       continue;
     }
     if (rc == DCACHE_NOT_FOUND) {
-      hint_set(st->key, (size_t)st->key_len, HINT_ABSENT);
+      hint_set_h(st->hash, HINT_ABSENT, 0);
     }
     stat_add(ST_MISSES, 1);
     txn_track(op->txnp);
@@ -1667,7 +1765,13 @@ static void op_run(Op *op)
 
 static void op_job(void *arg) { op_run(arg); }
 
-static void op_schedule(Op *op) { pool_submit(op_job, op); }
+static void op_schedule(Op *op)
+{
+  op->job.fn = op_job;
+  op->job.arg = op;
+  op->job.heap = false;
+  pool_push(&op->job);
+}
 
 /* ------------------------------------------------------------------------------------------
  * Transaction hooks (network threads)
@@ -1769,6 +1873,7 @@ static bool on_read_request(TSHttpTxn txnp)
   }
   st->req_no_store = field_present(bufp, hdr, TS_MIME_FIELD_AUTHORIZATION, TS_MIME_LEN_AUTHORIZATION) || request_no_store(bufp, hdr);
   TSHandleMLocRelease(bufp, TS_NULL_MLOC, hdr);
+  st->hash = key_hash64(st->key, (size_t)st->key_len);
   TSUserArgSet(txnp, g_txn_arg, st);
 
   Op *op = xcalloc(1, sizeof *op);
@@ -1800,7 +1905,7 @@ static bool on_read_request(TSHttpTxn txnp)
   pthread_mutex_unlock(&g_fills_lock);
 
   /* A URL known to be absent goes to the origin at once: no hand-over for a plain miss. */
-  if (hint_get(st->key, (size_t)st->key_len) == HINT_ABSENT) {
+  if (hint_get_h(st->hash, NULL) == HINT_ABSENT) {
     st->may_fill = method == M_GET && !st->has_range && !st->req_no_store;
     int mc = miss_collapse(op);
     if (mc == MISS_PARKED) {
@@ -1865,6 +1970,7 @@ static void on_read_response(TSHttpTxn txnp)
   }
   f->ttl = c.ttl;
   f->expected = c.content_length;
+  f->record_size = REC_PREFIX + block.len + c.content_length;
   f->started = true;
 
   /* The first chunk: prefix + header block, then the start of the body. */
@@ -2134,6 +2240,11 @@ void TSPluginInit(int argc, const char *argv[])
     return;
   }
   g_cache = c;
+  if (dcache_alignment(c) > g_read_align) {
+    g_read_align = dcache_alignment(c);
+  }
+  g_whole_max = cfg.window > (size_t)HINT_SIZE_MAX * HINT_SIZE_UNIT ? cfg.window : (size_t)HINT_SIZE_MAX * HINT_SIZE_UNIT;
+  g_window_alloc = (g_whole_max + g_read_align - 1) / g_read_align * g_read_align;
   TSLifecycleHookAdd(TS_LIFECYCLE_SHUTDOWN_HOOK, TSContCreate(lifecycle_handler, NULL)); /* closes it */
   g_hint_mask = (1ULL << 20) - 1; /* 8 MiB: one word per slot */
   g_hints = calloc(g_hint_mask + 1, sizeof *g_hints);
