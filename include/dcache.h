@@ -448,7 +448,8 @@ dcache_result dcache_put(struct dcache *c, const uint8_t *key, size_t key_len, c
  *
  * Returns `DCACHE_OK`; `DCACHE_NOT_FOUND` (absent, expired, deleted, evicted or failed
  * verification); `DCACHE_BUFFER_TOO_SMALL` (the value is longer than `buf_len`: `*value_len`
- * holds the size needed, and `buf` is untouched; `(NULL, 0)` asks for the size this way);
+ * holds the size needed, and `buf` is untouched; `(NULL, 0)` asks for the size this way,
+ * and costs a read of the entry's header, not of its value);
  * `DCACHE_INVALID_ARGUMENT`; `DCACHE_TOO_LARGE` (key too long); `DCACHE_IO_ERROR`.
  */
 dcache_result dcache_get(struct dcache *c, const uint8_t *key, size_t key_len, uint8_t *buf, size_t buf_len, size_t *value_len);

@@ -108,6 +108,32 @@ fn in_place_and_bounced_gets_agree_in_memory_and_on_the_device() {
 }
 
 #[test]
+fn a_buffer_far_too_small_costs_a_header_read() {
+    let dir = scratch();
+    let path = dir.path().join("c");
+    let (key, vl) = (b"big".to_vec(), (3 << 20) + 5);
+    {
+        let c = create(&path, 256 << 20);
+        c.put(&key, &value_for(&key, 1, vl), 0).unwrap();
+    }
+    let c = reopen(&path); // from the device
+    for len in [0usize, 100, 1 << 20] {
+        let before = c.stats().bytes_read;
+        let mut b = Buffer::new(len, true, 0xa5);
+        assert_eq!(
+            c.get(&key, b.bytes()).unwrap(),
+            Fetched::TooSmall(vl as u64)
+        );
+        assert!(b.bytes().iter().all(|&x| x == 0xa5));
+        let read = c.stats().bytes_read - before;
+        assert!(
+            read <= 4096,
+            "{read} bytes read to say a {len}-byte buffer is too small"
+        );
+    }
+}
+
+#[test]
 fn a_damaged_value_leaves_nothing_in_the_buffer() {
     let dir = scratch();
     let path = dir.path().join("c");

@@ -2,7 +2,7 @@
 //! full key, the expiry, and the checksum of each value chunk that is returned. Anything that
 //! fails is a miss, never another key's bytes.
 
-use super::format::{Decoded, EntryHeader, CHUNK_SIZE, ENTRY_HEADER_LEN};
+use super::format::{header_len, Decoded, EntryHeader, CHUNK_SIZE, ENTRY_HEADER_LEN};
 use super::index::Location;
 use super::{now_secs, parts_len, Shared};
 use crate::dio::align::{round_down, round_up};
@@ -122,8 +122,21 @@ impl Shared {
         self.dev.alignment().memory.max(self.geometry.unit as usize)
     }
 
+    /// The shortest value an entry of `loc`'s length can hold with a key of `key_len`:
+    /// the entry ends in the unit holding the value's last byte, after a header no longer
+    /// than one for a value as long as the whole entry.
+    fn least_value_len(&self, loc: Location, key_len: usize) -> u64 {
+        let (unit, elen) = (self.geometry.unit as usize, self.entry_len(loc));
+        let longest_header = round_up(header_len(key_len, elen), unit);
+        (elen + 1).saturating_sub(longest_header + unit as u64)
+    }
+
     pub(crate) fn get(&self, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {
         let (hash, loc) = self.locate(key)?;
+        if (buf.len() as u64) < self.least_value_len(loc, key.len()) {
+            // Too small whatever the header says: read only the header for the size.
+            return self.value_size(key).map(Fetched::TooSmall);
+        }
         if let Some(value_offset) = self.in_place_offset(loc, key, buf) {
             if let Some(fetched) = self.get_in_place(hash, loc, key, buf, value_offset)? {
                 return Ok(fetched);
