@@ -163,20 +163,26 @@ impl Shared {
         })?
     }
 
-    /// How much of an entry to read to have its whole header for `key`: everything, for a
-    /// small entry.
+    /// How much of an entry to read to be sure to have its whole header for `key`.
+    fn header_units_len(&self, loc: Location, key: &[u8]) -> usize {
+        let elen = self.entry_len(loc);
+        let longest = ENTRY_HEADER_LEN as u64 + key.len() as u64 + 4 * (elen / CHUNK_SIZE + 1);
+        round_up(longest, self.geometry.unit as usize).min(elen) as usize
+    }
+
+    /// How much of an entry a range read reads first: the header, or everything for a small
+    /// entry (one read then serves any range of it).
     fn header_probe_len(&self, loc: Location, key: &[u8]) -> usize {
         let elen = self.entry_len(loc);
         if elen <= WHOLE_READ_MAX {
             return elen as usize;
         }
-        let longest = ENTRY_HEADER_LEN as u64 + key.len() as u64 + 4 * (elen / CHUNK_SIZE + 1);
-        round_up(longest, self.geometry.unit as usize).min(elen) as usize
+        self.header_units_len(loc, key)
     }
 
     pub(crate) fn value_size(&self, key: &[u8]) -> Result<u64> {
         let (hash, loc) = self.locate(key)?;
-        with_bounce(self.header_probe_len(loc, key), self.bounce_align(), |b| {
+        with_bounce(self.header_units_len(loc, key), self.bounce_align(), |b| {
             if !self.read_entry(loc, 0, b)? {
                 return Err(self.corrupt(hash, loc));
             }
