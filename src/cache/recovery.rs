@@ -4,7 +4,7 @@
 //! flush or clean close wrote, and after a crash its entries past that are read and checked.
 //! Torn or corrupt entries are dropped and counted; nothing unverified enters the index.
 
-use super::format::{Decoded, EntryHeader, SummaryRecord, Superblock, Trailer};
+use super::format::{Decoded, EntryHeader, SummaryRecord, Superblock, Trailer, ENTRY_HEADER_LEN};
 use super::index::Location;
 use super::Shared;
 use crate::dio::AlignedBuf;
@@ -101,6 +101,10 @@ impl Shared {
         };
         let mut pos = from;
         while pos < end {
+            // A header's fixed part first: decode calls fewer bytes invalid, not incomplete.
+            if read_end - pos < ENTRY_HEADER_LEN as u64 && !read_on(buf, &mut read_end, 0)? {
+                break;
+            }
             let available = &buf[pos as usize..read_end as usize];
             let h = match EntryHeader::decode(available, self.cache_id, end - pos, g.unit) {
                 Decoded::Valid(h) if h.region_seq == seq => h,
