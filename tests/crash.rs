@@ -255,7 +255,7 @@ fn reopen_after_a_crash_reads_the_summary_not_the_values() {
     // The trailers, the summary (16 bytes an entry) and one window of scan past it; the
     // entries themselves are 300 x 20 KB.
     assert!(
-        report.bytes_read <= (1 << 20) + 64 << 10,
+        report.bytes_read <= (1 << 20) + (64 << 10),
         "recovery read {} bytes",
         report.bytes_read
     );

@@ -132,10 +132,15 @@ impl Shared {
     }
 
     pub(crate) fn get(&self, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {
-        let (hash, loc) = self.locate(key)?;
+        let (mut hash, mut loc) = self.locate(key)?;
         if (buf.len() as u64) < self.least_value_len(loc, key.len()) {
             // Too small whatever the header says: read only the header for the size.
-            return self.value_size(key).map(Fetched::TooSmall);
+            let size = self.value_size(key)?;
+            if size > buf.len() as u64 {
+                return Ok(Fetched::TooSmall(size));
+            }
+            // A put of a smaller value came in between: read that one.
+            (hash, loc) = self.locate(key)?;
         }
         if let Some(value_offset) = self.in_place_offset(loc, key, buf) {
             if let Some(fetched) = self.get_in_place(hash, loc, key, buf, value_offset)? {

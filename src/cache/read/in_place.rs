@@ -25,9 +25,10 @@ impl Shared {
         // The value starts at the header's length rounded up to a unit, and the header's
         // length counts one checksum per chunk of the value: only one offset agrees with
         // itself.
+        let longest_header = round_up(header_len(key.len(), elen), unit as usize);
         let value_offset = (1..)
             .map(|units| units * unit)
-            .take_while(|&at| at + ALIGNED_VALUE_MIN <= elen)
+            .take_while(|&at| at <= longest_header && at + ALIGNED_VALUE_MIN <= elen)
             .find(|&at| round_up(header_len(key.len(), elen - at), unit as usize) == at)?;
         (buf.len() as u64 >= elen - value_offset && self.dev.is_memory_aligned(buf))
             .then_some(value_offset)
