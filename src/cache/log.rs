@@ -215,16 +215,18 @@ impl LogState {
 
     /// Makes every appended entry durable, with the log's lock held (DCACHE_OPEN_SYNC_WRITES).
     pub fn flush(&mut self, sh: &Shared) -> Result<()> {
+        let since = sh.writeback.failures();
         self.submit_pending(sh);
-        sh.writeback.wait_idle()?;
+        sh.writeback.wait_idle(since)?;
         sh.sync()
     }
 
     /// Writes the pending entries, then the region's summary and trailer at its end: a
     /// partial summary, the index snapshot of this region that a clean close leaves.
     pub fn write_partial_tail(&mut self, sh: &Shared) -> Result<()> {
+        let since = sh.writeback.failures();
         self.submit_pending(sh);
-        sh.writeback.wait_idle()?;
+        sh.writeback.wait_idle(since)?;
         let tail_start = self.encode_tail(sh, false);
         sh.write(
             &self.buf.as_slice()[tail_start..],

@@ -348,12 +348,14 @@ impl Shared {
     /// then waits for every queued write and syncs without it, so that gets and puts go on.
     fn flush(&self) -> Result<()> {
         self.writable()?;
-        {
+        let since = {
             let mut log = self.log.lock();
+            let since = self.writeback.failures();
             log.submit_pending(self);
             log.queue_partial_tail(self)?;
-        }
-        self.writeback.wait_idle()?;
+            since
+        };
+        self.writeback.wait_idle(since)?;
         self.sync()
     }
 

@@ -16,7 +16,7 @@
 use super::index::Location;
 use super::{parts_len, scatter, Shared};
 use crate::dio::AlignedBuf;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::{Relaxed, Release};
@@ -47,7 +47,7 @@ enum Bytes {
     /// A sealed region's buffer, shared with readers until it is written.
     Sealed(Arc<AlignedBuf>),
     /// A copy of bytes that go at offset `at` of the region (a partial tail), queued when
-    /// `failures` write-behind writes had failed.
+    /// `failures` writes had failed.
     Copy {
         buf: AlignedBuf,
         at: usize,
@@ -99,8 +99,9 @@ struct State {
     failed: Option<Error>,
     /// A write-behind range of this region failed from this offset: write it again.
     rollback: Option<(u32, usize)>,
-    /// Write-behind writes that failed, ever.
-    write_behind_failures: u64,
+    /// Writes that failed, ever: a flush fails if this moved while it waited, even when
+    /// another caller took the error itself.
+    write_failures: u64,
     stop: bool,
 }
 
@@ -198,7 +199,7 @@ impl Writeback {
             bytes: Bytes::Copy {
                 buf: bytes,
                 at,
-                failures: st.write_behind_failures,
+                failures: st.write_failures,
             },
             mem_from: 0,
         };
@@ -266,6 +267,16 @@ impl Writeback {
         true
     }
 
+    fn record_failure(st: &mut State, e: Error) {
+        st.write_failures += 1;
+        st.failed.get_or_insert(e);
+    }
+
+    /// How many writes have failed since the cache was opened (see `wait_idle`).
+    pub fn failures(&self) -> u64 {
+        self.state.lock().write_failures
+    }
+
     /// A write-behind range of `region` failed: the region's queued seal, if any, owns
     /// those bytes too and writes them; otherwise the next write-behind or flush does.
     fn plan_rewrite(st: &mut State, region: u32, ranges: &[(usize, usize)]) {
@@ -287,15 +298,14 @@ impl Writeback {
     }
 
     /// Writes a job and records the outcome. A partial tail is dropped unwritten when a
-    /// write of its region's entries failed after it was queued or is still to be redone:
+    /// write failed after it was queued, or its region has a range still to be redone:
     /// it would describe entries that are not on the device, and a recovery that trusted it
     /// could find an older lap's bytes where they should be.
     fn execute(&self, sh: &Shared, job: Job) {
         let stale = match &job.bytes {
             Bytes::Copy { failures, .. } => {
                 let st = self.state.lock();
-                st.write_behind_failures != *failures
-                    || st.rollback.is_some_and(|(r, _)| r == job.region)
+                st.write_failures != *failures || st.rollback.is_some_and(|(r, _)| r == job.region)
             }
             _ => false,
         };
@@ -316,10 +326,9 @@ impl Writeback {
                 let mut st = self.state.lock();
                 if let Err(e) = result {
                     if matches!(bytes, Bytes::Active(_)) {
-                        st.write_behind_failures += 1;
                         Self::plan_rewrite(&mut st, region, &ranges);
                     }
-                    st.failed.get_or_insert(e);
+                    Self::record_failure(&mut st, e);
                 }
                 st.busy = false;
                 if st.queue.is_empty() || st.failed.is_some() {
@@ -343,7 +352,7 @@ impl Writeback {
                 st.in_flight_seal = None;
                 sh.sealing_region.store(NONE, Release);
                 if let Err(e) = result {
-                    st.failed.get_or_insert(e);
+                    Self::record_failure(&mut st, e);
                 }
                 drop(st);
                 // Readers copying out of the buffer hold it for a memcpy at most.
@@ -367,12 +376,22 @@ impl Writeback {
     }
 
     /// Waits until every queued write is done; returns a failed write's error.
-    pub fn wait_idle(&self) -> Result<()> {
+    /// Waits until every queued write is done. Fails with a failed write's error, or, if a
+    /// write failed after `since` (a count from `failures`) and another caller took its
+    /// error, with one saying so: the caller's writes may be among the lost ones.
+    pub fn wait_idle(&self, since: u64) -> Result<()> {
         let mut st = self.state.lock();
         while !st.queue.is_empty() || st.busy {
             self.done.wait(&mut st);
         }
-        st.failed.take().map_or(Ok(()), Err)
+        match st.failed.take() {
+            Some(e) => Err(e),
+            None if st.write_failures != since => Err(Error::new(
+                ErrorKind::Io,
+                "a region write failed while this flush waited (its error went to another call)",
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Stops the thread once its queue is empty.
