@@ -283,6 +283,7 @@ impl LogState {
         self.region = next;
         sh.buffered_region.store(next, Release);
         self.region_seq += 1;
+        sh.set_active_lap(next, self.region_seq);
         self.fill = 0;
         self.submitted = 0;
         self.mem_from = 0;

@@ -82,6 +82,11 @@ pub(crate) fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// See `Shared::active_lap`.
+fn pack_lap(region: u32, lap: u64) -> u64 {
+    (lap << 32) | region as u64
+}
+
 /// Total length of a list of buffers that are filled in order.
 fn parts_len(parts: &[&mut [u8]]) -> usize {
     parts.iter().map(|p| p.len()).sum()
@@ -108,6 +113,12 @@ pub(crate) struct Shared {
     /// The region whose newest bytes may be only in the log's buffer. Reads of any other
     /// region go to the device without touching the log's lock. u32::MAX: none.
     buffered_region: AtomicU32,
+    /// The active region and its lap, packed as `lap << 32 | region` (the lap's low 32
+    /// bits), so that a reader sees both from one moment. Every region's lap follows from
+    /// them, and a read checks that the entry it found was written in that lap: the index
+    /// keeps no lap, and after a power loss an older lap's entry of the same key can sit,
+    /// intact, where a newer entry's bytes never landed.
+    active_lap: AtomicU64,
     /// Reads waiting for the device: while there are any, writes go in small pieces.
     reads_in_flight: AtomicU32,
     /// The region whose sealed buffer the writer thread has not written yet (writeback::NONE when none).
@@ -123,6 +134,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn set_active_lap(&self, region: u32, lap: u64) {
+        self.active_lap
+            .store(pack_lap(region, lap), std::sync::atomic::Ordering::Release);
+    }
+
+    /// The low 32 bits of the lap that `region` holds now.
+    fn lap_of(&self, region: u32) -> u32 {
+        let packed = self.active_lap.load(std::sync::atomic::Ordering::Acquire);
+        let (active, lap) = (packed as u32 as u64, (packed >> 32) as u32);
+        let n = self.geometry.region_count as u64;
+        let behind = (active + n - region as u64) % n;
+        lap.wrapping_sub(behind as u32)
+    }
+
     fn hash(&self, key: &[u8]) -> u64 {
         xxhash_rust::xxh3::xxh3_64_with_seed(key, self.cache_id)
     }

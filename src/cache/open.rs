@@ -227,6 +227,7 @@ fn new_shared(dev: DirectFile, sb: &Superblock, opts: &CacheOptions) -> Result<S
         stats: Default::default(),
         used_bytes: AtomicU64::new(0),
         reads_in_flight: AtomicU32::new(0),
+        active_lap: AtomicU64::new(super::pack_lap(sb.active_region, sb.active_seq)),
         sealing_region: AtomicU32::new(super::writeback::NONE),
         writeback: super::writeback::Writeback::new(if opts.read_only {
             None

@@ -63,6 +63,12 @@ impl Shared {
         Ok(got? == parts_len(out))
     }
 
+    /// Whether the entry at `loc` was written in the lap its region holds now.
+    fn written_this_lap(&self, loc: Location, h: &EntryHeader) -> bool {
+        let region = (loc.unit as u64 / self.geometry.units_per_region()) as u32;
+        h.region_seq as u32 == self.lap_of(region)
+    }
+
     fn forget(&self, hash: u64, loc: Location) -> bool {
         let removed = self.index.remove_if_at(hash, loc);
         if removed {
@@ -96,6 +102,9 @@ impl Shared {
             Decoded::Incomplete => return Ok(None),
             _ => return Err(self.corrupt(hash, loc)),
         };
+        if !self.written_this_lap(loc, &h) {
+            return Err(self.corrupt(hash, loc));
+        }
         if h.key(b) != key || h.is_tombstone() {
             // Another key with the same 50 bits of hash: its entry, not ours.
             self.stats.checksum_failures.fetch_add(1, Relaxed);
@@ -313,6 +322,7 @@ impl Shared {
                     let value =
                         &b[h.value_offset as usize..(h.value_offset as u64 + h.value_len) as usize];
                     Ok(self.index.get(self.hash(h.key(b))) == Some(loc)
+                        && self.written_this_lap(loc, &h)
                         && h.verify_chunks(b, 0, value))
                 },
             )??;

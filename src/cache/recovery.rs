@@ -242,6 +242,7 @@ pub(crate) fn recover(sh: &mut Shared, sb: &Superblock) -> Result<()> {
     if !sh.read_only {
         sh.buffered_region.store(active, Relaxed);
     }
+    sh.set_active_lap(active, active_seq);
     let log = sh.log.get_mut();
     log.region = active;
     log.region_seq = active_seq;
