@@ -7,7 +7,7 @@ use super::index::Location;
 use super::{parts_len, scatter, Shared};
 use crate::dio::AlignedBuf;
 use crate::error::Result;
-use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Appended bytes go to the writer thread in pieces of about this size, so the device works
 /// while the region fills instead of waiting for it to be full.
@@ -202,13 +202,17 @@ impl LogState {
         if self.records.is_empty() || self.fill - self.tail_fill < summary_len.max(1) {
             return Ok(());
         }
-        let tail_start = self.encode_tail(sh, false);
-        let tail = &self.buf.as_slice()[tail_start..sh.geometry.region_size as usize];
+        let start = self.tail_start(sh);
+        let len = sh.geometry.region_size as usize - start;
         let align = sh.dev.alignment().memory.max(sh.geometry.unit as usize);
-        let mut copy = AlignedBuf::new(tail.len(), align)?;
-        copy.as_mut_slice()[..tail.len()].copy_from_slice(tail);
-        sh.writeback
-            .write_copy(sh, self.region, copy, tail_start, tail.len());
+        let mut tail = AlignedBuf::new(len, align)?;
+        encode_tail_into(
+            sh,
+            &self.records,
+            self.trailer(false),
+            &mut tail.as_mut_slice()[..len],
+        );
+        sh.writeback.write_copy(sh, self.region, tail, start, len);
         self.tail_fill = self.fill;
         Ok(())
     }
@@ -234,32 +238,32 @@ impl LogState {
         )
     }
 
-    /// Encodes the summary and trailer into the end of the buffer; returns where they start.
-    fn encode_tail(&mut self, sh: &Shared, sealed: bool) -> usize {
-        let g = &sh.geometry;
-        let region_size = g.region_size as usize;
-        let tail_start = region_size - g.tail_len(self.records.len()) as usize;
-        let summary_len = self.records.len() * SUMMARY_RECORD_LEN;
-        // Offsets below are within the tail. Only the tail is borrowed: the writer thread
-        // may be reading entries below it.
-        let trailer_at = region_size - g.unit as usize - tail_start;
-        let tail = self.buf.range_mut(tail_start, region_size - tail_start);
-        for (i, r) in self.records.iter().enumerate() {
-            r.encode(&mut tail[i * SUMMARY_RECORD_LEN..]);
-        }
-        tail[summary_len..trailer_at].fill(0);
-        let trailer = Trailer {
+    /// Where the region's summary and trailer start, for the entries it holds now.
+    fn tail_start(&self, sh: &Shared) -> usize {
+        (sh.geometry.region_size - sh.geometry.tail_len(self.records.len())) as usize
+    }
+
+    /// The region's trailer as it stands (the summary's CRC is filled in by `encode_tail_into`).
+    fn trailer(&self, sealed: bool) -> Trailer {
+        Trailer {
             sealed,
             region_seq: self.region_seq,
             region: self.region,
             record_count: self.records.len() as u32,
-            summary_crc: super::format::crc(sh.cache_id, &[&tail[..summary_len]]),
+            summary_crc: 0,
             fill: self.fill,
             max_entry_seq: self.max_entry_seq,
-        };
-        trailer.encode(sh.cache_id, &mut tail[trailer_at..trailer_at + TRAILER_LEN]);
-        tail[trailer_at + TRAILER_LEN..].fill(0);
-        tail_start
+        }
+    }
+
+    /// Encodes the summary and trailer into the end of the buffer; returns where they start.
+    /// Only the tail is borrowed: the writer thread may be reading entries below it.
+    fn encode_tail(&mut self, sh: &Shared, sealed: bool) -> usize {
+        let start = self.tail_start(sh);
+        let len = sh.geometry.region_size as usize - start;
+        let trailer = self.trailer(sealed);
+        encode_tail_into(sh, &self.records, trailer, self.buf.range_mut(start, len));
+        start
     }
 
     /// Seals the full region and moves to the next, reclaiming it. The full buffer is
@@ -281,7 +285,6 @@ impl LogState {
         let next = (self.region + 1) % sh.geometry.region_count;
         self.reclaim(sh, next, self.region_seq + 1, next_summary);
         self.region = next;
-        sh.buffered_region.store(next, Release);
         self.region_seq += 1;
         sh.set_active_lap(next, self.region_seq);
         self.fill = 0;
@@ -338,4 +341,17 @@ impl LogState {
         sh.stats.evictions.fetch_add(evicted, Relaxed);
         self.region_has_entries[region as usize] = false;
     }
+}
+
+/// Encodes `records` and `trailer` (with the summary's CRC) into `tail`, a region's tail.
+fn encode_tail_into(sh: &Shared, records: &[SummaryRecord], mut trailer: Trailer, tail: &mut [u8]) {
+    let summary_len = records.len() * SUMMARY_RECORD_LEN;
+    let trailer_at = tail.len() - sh.geometry.unit as usize;
+    for (i, r) in records.iter().enumerate() {
+        r.encode(&mut tail[i * SUMMARY_RECORD_LEN..]);
+    }
+    tail[summary_len..trailer_at].fill(0);
+    trailer.summary_crc = super::format::crc(sh.cache_id, &[&tail[..summary_len]]);
+    trailer.encode(sh.cache_id, &mut tail[trailer_at..trailer_at + TRAILER_LEN]);
+    tail[trailer_at + TRAILER_LEN..].fill(0);
 }

@@ -110,14 +110,17 @@ pub(crate) struct Shared {
     stats: Counters,
     used_bytes: AtomicU64,
     log: Mutex<LogState>,
-    /// The region whose newest bytes may be only in the log's buffer. Reads of any other
-    /// region go to the device without touching the log's lock. u32::MAX: none.
-    buffered_region: AtomicU32,
     /// The active region and its lap, packed as `lap << 32 | region` (the lap's low 32
-    /// bits), so that a reader sees both from one moment. Every region's lap follows from
-    /// them, and a read checks that the entry it found was written in that lap: the index
-    /// keeps no lap, and after a power loss an older lap's entry of the same key can sit,
-    /// intact, where a newer entry's bytes never landed.
+    /// bits), so that a reader sees both from one moment.
+    /// - The active region's newest bytes may be only in the log's buffer; reads of any
+    ///   other region go to the device without touching the log's lock.
+    /// - Every region's lap follows from them, and a read checks that the entry it found
+    ///   was written in that lap: the index keeps no lap, and after a power loss an older
+    ///   lap's entry of the same key can sit, intact, where a newer entry's bytes never
+    ///   landed.
+    ///
+    /// Stored after a full region is handed to the writer (`sealing_region` set), so a
+    /// reader that sees the next region active also sees the sealing one.
     active_lap: AtomicU64,
     /// Reads waiting for the device: while there are any, writes go in small pieces.
     reads_in_flight: AtomicU32,
@@ -137,6 +140,12 @@ impl Shared {
     fn set_active_lap(&self, region: u32, lap: u64) {
         self.active_lap
             .store(pack_lap(region, lap), std::sync::atomic::Ordering::Release);
+    }
+
+    /// The region whose newest bytes may be only in the log's buffer (None: read-only).
+    fn buffered_region(&self) -> Option<u32> {
+        let packed = self.active_lap.load(std::sync::atomic::Ordering::Acquire);
+        (!self.read_only).then_some(packed as u32)
     }
 
     /// The low 32 bits of the lap that `region` holds now.

@@ -234,11 +234,6 @@ fn new_shared(dev: DirectFile, sb: &Superblock, opts: &CacheOptions) -> Result<S
         } else {
             Some(AlignedBuf::new(buf_len, buf_align)?)
         }),
-        buffered_region: AtomicU32::new(if opts.read_only {
-            u32::MAX
-        } else {
-            sb.active_region
-        }),
         log: Mutex::new(log),
         superblock: Mutex::new(sb.clone()),
         read_only: opts.read_only,

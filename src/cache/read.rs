@@ -2,7 +2,7 @@
 //! full key, the expiry, and the checksum of each value chunk that is returned. Anything that
 //! fails is a miss, never another key's bytes.
 
-use super::format::{header_len, Decoded, EntryHeader, CHUNK_SIZE, ENTRY_HEADER_LEN};
+use super::format::{header_len, Decoded, EntryHeader, CHUNK_SIZE};
 use super::index::Location;
 use super::{now_secs, parts_len, Shared};
 use crate::dio::align::{round_down, round_up};
@@ -43,7 +43,7 @@ impl Shared {
     /// `read_entry` into several buffers filled in order (one system call from the device).
     fn read_entry_parts(&self, loc: Location, rel: u64, out: &mut [&mut [u8]]) -> Result<bool> {
         let region = (loc.unit as u64 / self.geometry.units_per_region()) as u32;
-        if region == self.buffered_region.load(Acquire)
+        if self.buffered_region() == Some(region)
             && self.log.lock().copy_if_buffered(self, loc, rel, out)
         {
             return Ok(true);
@@ -131,13 +131,20 @@ impl Shared {
         self.dev.alignment().memory.max(self.geometry.unit as usize)
     }
 
+    /// The longest header, in whole units, that the entry at `loc` can have with a key of
+    /// `key_len`: one for a value as long as the whole entry.
+    fn longest_header(&self, loc: Location, key_len: usize) -> u64 {
+        round_up(
+            header_len(key_len, self.entry_len(loc)),
+            self.geometry.unit as usize,
+        )
+    }
+
     /// The shortest value an entry of `loc`'s length can hold with a key of `key_len`:
-    /// the entry ends in the unit holding the value's last byte, after a header no longer
-    /// than one for a value as long as the whole entry.
+    /// the entry ends in the unit holding the value's last byte, after its header.
     fn least_value_len(&self, loc: Location, key_len: usize) -> u64 {
-        let (unit, elen) = (self.geometry.unit as usize, self.entry_len(loc));
-        let longest_header = round_up(header_len(key_len, elen), unit);
-        (elen + 1).saturating_sub(longest_header + unit as u64)
+        let unit = self.geometry.unit as u64;
+        (self.entry_len(loc) + 1).saturating_sub(self.longest_header(loc, key_len) + unit)
     }
 
     pub(crate) fn get(&self, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {
@@ -179,9 +186,7 @@ impl Shared {
 
     /// How much of an entry to read to be sure to have its whole header for `key`.
     fn header_units_len(&self, loc: Location, key: &[u8]) -> usize {
-        let elen = self.entry_len(loc);
-        let longest = ENTRY_HEADER_LEN as u64 + key.len() as u64 + 4 * (elen / CHUNK_SIZE + 1);
-        round_up(longest, self.geometry.unit as usize).min(elen) as usize
+        self.longest_header(loc, key.len()).min(self.entry_len(loc)) as usize
     }
 
     /// How much of an entry a range read reads first: the header, or everything for a small

@@ -239,9 +239,6 @@ pub(crate) fn recover(sh: &mut Shared, sb: &Superblock) -> Result<()> {
         from = scan.fill;
         max_entry_seq = max_entry_seq.max(scan.max_entry_seq);
     }
-    if !sh.read_only {
-        sh.buffered_region.store(active, Relaxed);
-    }
     sh.set_active_lap(active, active_seq);
     let log = sh.log.get_mut();
     log.region = active;

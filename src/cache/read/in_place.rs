@@ -25,7 +25,7 @@ impl Shared {
         // The value starts at the header's length rounded up to a unit, and the header's
         // length counts one checksum per chunk of the value: only one offset agrees with
         // itself.
-        let longest_header = round_up(header_len(key.len(), elen), unit as usize);
+        let longest_header = self.longest_header(loc, key.len());
         let value_offset = (1..)
             .map(|units| units * unit)
             .take_while(|&at| at <= longest_header && at + ALIGNED_VALUE_MIN <= elen)
