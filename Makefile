@@ -21,7 +21,7 @@ DCACHE_CFLAGS        := -I$(CURDIR)/include
 DCACHE_LDLIBS        := -L$(CURDIR)/$(BUILD_DIR) -ldcache -Wl,-rpath,$(CURDIR)/$(BUILD_DIR)
 DCACHE_STATIC_LDLIBS := $(CURDIR)/$(STATIC) -lpthread -ldl -lm
 
-.PHONY: all lib header test test-rust test-exports test-install install uninstall clean
+.PHONY: all lib header test test-lint test-rust test-exports test-install install uninstall clean
 
 all: lib
 
@@ -34,6 +34,12 @@ lib:
 # Regenerates the committed header from src/ffi.
 header:
 	DCACHE_WRITE_HEADER=1 $(CARGO) build --release --lib
+
+# The code stays formatted and clippy-clean, tests and the command-line tool included.
+test-lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+	@echo "test-lint: 2 passed, 0 failed"
 
 # Rust unit and integration tests, including the check that include/dcache.h is current.
 test-rust:
@@ -83,7 +89,7 @@ clean:
 FRAGMENTS := $(wildcard c-tests/c-tests.mk examples/bindings.mk examples/ats/ats.mk bench/bench.mk)
 include $(FRAGMENTS)
 
-TEST_TARGETS := test-rust test-exports test-install \
+TEST_TARGETS := test-lint test-rust test-exports test-install \
   $(if $(wildcard c-tests/c-tests.mk),test-c) \
   $(if $(wildcard examples/bindings.mk),test-bindings) \
   $(if $(wildcard examples/ats/ats.mk),test-ats)

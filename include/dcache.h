@@ -382,6 +382,9 @@ extern "C" {
 /**
  * Fills `*opts` with the defaults: `DCACHE_IO_AUTO`, no flags, detected alignment, the
  * existing capacity, no default TTL, the default `max_value_size`. NULL is ignored.
+ *
+ * # Safety
+ * `opts` is NULL or points to a whole writable `dcache_options` of this header's version.
  */
 void dcache_options_init(struct dcache_options *opts);
 
@@ -404,6 +407,10 @@ void dcache_options_init(struct dcache_options *opts);
  * (`DCACHE_IO_DIRECT` and O_DIRECT is refused); `DCACHE_READ_ONLY` (a read-only device
  * without `DCACHE_OPEN_READ_ONLY`); `DCACHE_IO_ERROR` (missing path without
  * `DCACHE_OPEN_CREATE`, and other system errors).
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `opts` is NULL or points to a readable
+ * `dcache_options` of at least its `struct_size` bytes; `out` is NULL or writable.
  */
 dcache_result dcache_open(const char *path, const struct dcache_options *opts, struct dcache **out);
 
@@ -414,6 +421,10 @@ dcache_result dcache_open(const char *path, const struct dcache_options *opts, s
  *
  * Returns `DCACHE_OK` or `DCACHE_IO_ERROR` (the final flush failed: puts since the last
  * successful flush may be lost).
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`, used by no other thread during the call and not
+ * at all after it.
  */
 dcache_result dcache_close(struct dcache *c);
 
@@ -421,6 +432,9 @@ dcache_result dcache_close(struct dcache *c);
  * Makes every put that returned before this call durable: writes the pending buffer and
  * syncs the device. Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_READ_ONLY`,
  * `DCACHE_IO_ERROR`.
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`.
  */
 dcache_result dcache_flush(struct dcache *c);
 
@@ -433,6 +447,10 @@ dcache_result dcache_flush(struct dcache *c);
  * Returns `DCACHE_OK`; `DCACHE_INVALID_ARGUMENT` (NULL c, NULL or empty key, NULL value with
  * a length); `DCACHE_TOO_LARGE` (key over `DCACHE_MAX_KEY_LEN`, value over max_value_size:
  * checked before the value is read); `DCACHE_READ_ONLY`; `DCACHE_IO_ERROR`.
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+ * bytes; a non-NULL `value` points to `value_len` readable bytes.
  */
 dcache_result dcache_put(struct dcache *c, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len, uint64_t ttl_secs);
 
@@ -451,6 +469,11 @@ dcache_result dcache_put(struct dcache *c, const uint8_t *key, size_t key_len, c
  * holds the size needed, and `buf` is untouched; `(NULL, 0)` asks for the size this way,
  * and costs a read of the entry's header, not of its value);
  * `DCACHE_INVALID_ARGUMENT`; `DCACHE_TOO_LARGE` (key too long); `DCACHE_IO_ERROR`.
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+ * bytes; a non-NULL `buf` points to `buf_len` writable bytes, not overlapping any other argument;
+ * `value_len` is NULL or writable.
  */
 dcache_result dcache_get(struct dcache *c, const uint8_t *key, size_t key_len, uint8_t *buf, size_t buf_len, size_t *value_len);
 
@@ -462,6 +485,11 @@ dcache_result dcache_get(struct dcache *c, const uint8_t *key, size_t key_len, u
  * Returns `DCACHE_OK`; `DCACHE_NOT_FOUND` (as for `dcache_get`, or the range failed
  * verification); `DCACHE_RANGE` (offset past the end of the value);
  * `DCACHE_INVALID_ARGUMENT`; `DCACHE_TOO_LARGE`; `DCACHE_IO_ERROR`.
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+ * bytes; a non-NULL `buf` points to `len` writable bytes, not overlapping any other argument;
+ * `read_len` is NULL or writable.
  */
 dcache_result dcache_get_range(struct dcache *c, const uint8_t *key, size_t key_len, uint64_t offset, uint8_t *buf, size_t len, size_t *read_len);
 
@@ -469,6 +497,10 @@ dcache_result dcache_get_range(struct dcache *c, const uint8_t *key, size_t key_
  * `*size` = the length of the value stored under the key (its header is read and verified).
  * Returns `DCACHE_OK`, `DCACHE_NOT_FOUND`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE`,
  * `DCACHE_IO_ERROR`.
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+ * bytes; `size` is NULL or writable.
  */
 dcache_result dcache_value_size(struct dcache *c, const uint8_t *key, size_t key_len, uint64_t *size);
 
@@ -480,6 +512,10 @@ dcache_result dcache_value_size(struct dcache *c, const uint8_t *key, size_t key
  * `DCACHE_NOT_FOUND` is definite.
  *
  * Returns `DCACHE_OK`, `DCACHE_NOT_FOUND`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE`.
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+ * bytes.
  */
 dcache_result dcache_contains(const struct dcache *c, const uint8_t *key, size_t key_len);
 
@@ -487,21 +523,34 @@ dcache_result dcache_contains(const struct dcache *c, const uint8_t *key, size_t
  * Deletes the key. The delete is logged (a tombstone), so it survives a reopen once flushed.
  * Returns `DCACHE_OK` (it was there), `DCACHE_NOT_FOUND` (it was not),
  * `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE`, `DCACHE_READ_ONLY`, `DCACHE_IO_ERROR`.
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+ * bytes.
  */
 dcache_result dcache_delete(struct dcache *c, const uint8_t *key, size_t key_len);
 
 /**
  * 1 when O_DIRECT is in effect for the cache, 0 when it is buffered (or `c` is NULL).
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`.
  */
 uint32_t dcache_is_direct_io(const struct dcache *c);
 
 /**
  * The alignment in bytes, as detected or given (0 if `c` is NULL).
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`.
  */
 uint32_t dcache_alignment(const struct dcache *c);
 
 /**
  * The largest value the cache accepts, in bytes (0 if `c` is NULL).
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`.
  */
 uint64_t dcache_max_value_size(const struct dcache *c);
 
@@ -509,12 +558,19 @@ uint64_t dcache_max_value_size(const struct dcache *c);
  * Fills `*out` with the cache's counters. The caller sets `out->struct_size` to
  * sizeof(dcache_stats); at most that many bytes are written.
  * Returns `DCACHE_OK` or `DCACHE_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`; `out` is NULL or points to a `dcache_stats`
+ * whose first `struct_size` bytes are writable.
  */
 dcache_result dcache_get_stats(const struct dcache *c, struct dcache_stats *out);
 
 /**
  * Fills `*opts` with the defaults: `DCACHE_IO_AUTO`, no flags, detected alignment, no
  * `min_io_size`. NULL is ignored.
+ *
+ * # Safety
+ * `opts` is NULL or points to a whole writable `dcache_file_options` of this header's version.
  */
 void dcache_file_options_init(struct dcache_file_options *opts);
 
@@ -530,12 +586,20 @@ void dcache_file_options_init(struct dcache_file_options *opts);
  * bad alignment, not a regular file or block device), `DCACHE_UNSUPPORTED` (`DCACHE_IO_DIRECT`
  * and O_DIRECT is refused), `DCACHE_IO_ERROR` (open failed: missing file without
  * `DCACHE_FILE_CREATE`, permissions), `DCACHE_READ_ONLY` (read-only file system).
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `opts` is NULL or points to a readable
+ * `dcache_file_options` of at least its `struct_size` bytes; `out` is NULL or writable.
  */
 dcache_result dcache_file_open(const char *path, const struct dcache_file_options *opts, struct dcache_file **out);
 
 /**
  * Closes `f` and frees it, whatever the result. NULL is fine. Writes are not synced: call
  * `dcache_file_sync` first for durability. Returns `DCACHE_OK`.
+ *
+ * # Safety
+ * `f` is NULL or a live handle from `dcache_file_open`, used by no other thread during the call
+ * and not at all after it.
  */
 dcache_result dcache_file_close(struct dcache_file *f);
 
@@ -546,6 +610,10 @@ dcache_result dcache_file_close(struct dcache_file *f);
  *
  * Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT` (NULL f, buf with len > 0, or read_len;
  * offset + len past the largest file offset), `DCACHE_IO_ERROR`.
+ *
+ * # Safety
+ * `f` is NULL or a live handle from `dcache_file_open`; a non-NULL `buf` points to `len` writable
+ * bytes, not overlapping any other argument; `read_len` is NULL or writable.
  */
 dcache_result dcache_file_pread(struct dcache_file *f, uint8_t *buf, size_t len, uint64_t offset, size_t *read_len);
 
@@ -556,28 +624,44 @@ dcache_result dcache_file_pread(struct dcache_file *f, uint8_t *buf, size_t len,
  *
  * Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_READ_ONLY`, `DCACHE_NO_SPACE`,
  * `DCACHE_IO_ERROR`.
+ *
+ * # Safety
+ * `f` is NULL or a live handle from `dcache_file_open`; a non-NULL `buf` points to `len` readable
+ * bytes.
  */
 dcache_result dcache_file_pwrite(struct dcache_file *f, const uint8_t *buf, size_t len, uint64_t offset);
 
 /**
  * `*size` = the file's size in bytes (as a buffered reader would see it), or the block
  * device's capacity. Returns `DCACHE_OK` or `DCACHE_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `f` is NULL or a live handle from `dcache_file_open`; `size` is NULL or writable.
  */
 dcache_result dcache_file_size(struct dcache_file *f, uint64_t *size);
 
 /**
  * Makes every completed write durable (fdatasync). Returns `DCACHE_OK`,
  * `DCACHE_INVALID_ARGUMENT` or `DCACHE_IO_ERROR`.
+ *
+ * # Safety
+ * `f` is NULL or a live handle from `dcache_file_open`.
  */
 dcache_result dcache_file_sync(struct dcache_file *f);
 
 /**
  * 1 when O_DIRECT is in effect for `f`, 0 when it is buffered (or `f` is NULL).
+ *
+ * # Safety
+ * `f` is NULL or a live handle from `dcache_file_open`.
  */
 uint32_t dcache_file_is_direct_io(const struct dcache_file *f);
 
 /**
  * The offset and length alignment in bytes, as detected or given (0 if `f` is NULL).
+ *
+ * # Safety
+ * `f` is NULL or a live handle from `dcache_file_open`.
  */
 uint32_t dcache_file_alignment(const struct dcache_file *f);
 
@@ -589,6 +673,11 @@ uint32_t dcache_file_alignment(const struct dcache_file *f);
  *
  * Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_UNSUPPORTED`, `DCACHE_NO_SPACE`,
  * `DCACHE_IO_ERROR`.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; a non-NULL `data` points to `len` readable bytes;
+ * `opts` is NULL or points to a readable `dcache_file_options` of at least its `struct_size`
+ * bytes.
  */
 dcache_result dcache_file_write_all(const char *path, const uint8_t *data, size_t len, const struct dcache_file_options *opts);
 
@@ -599,12 +688,21 @@ dcache_result dcache_file_write_all(const char *path, const uint8_t *data, size_
  *
  * Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_UNSUPPORTED`, `DCACHE_IO_ERROR`
  * (missing file: the message names the path), `DCACHE_OUT_OF_MEMORY`.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `opts` is NULL or points to a readable
+ * `dcache_file_options` of at least its `struct_size` bytes; `data` and `len` are NULL or
+ * writable.
  */
 dcache_result dcache_file_read_all(const char *path, const struct dcache_file_options *opts, uint8_t **data, size_t *len);
 
 /**
  * Frees a buffer returned by `dcache_file_read_all`, given the length returned with it.
  * NULL is fine.
+ *
+ * # Safety
+ * `data` is NULL or a buffer from `dcache_file_read_all`, with the length returned with it, not
+ * freed before.
  */
 void dcache_buffer_free(uint8_t *data, size_t len);
 
@@ -644,6 +742,10 @@ uint32_t dcache_version_number(void);
  *
  * Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE` (key),
  * `DCACHE_READ_ONLY`.
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+ * bytes; `out` is NULL or writable.
  */
 dcache_result dcache_writer_open(struct dcache *c, const uint8_t *key, size_t key_len, uint64_t ttl_secs, struct dcache_writer **out);
 
@@ -653,6 +755,10 @@ dcache_result dcache_writer_open(struct dcache *c, const uint8_t *key, size_t ke
  * Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE` (the value would pass
  * max_value_size: the writer then can only be aborted; a commit fails),
  * `DCACHE_OUT_OF_MEMORY`.
+ *
+ * # Safety
+ * `w` is NULL or a live handle from `dcache_writer_open`; a non-NULL `data` points to `len`
+ * readable bytes.
  */
 dcache_result dcache_writer_write(struct dcache_writer *w, const uint8_t *data, size_t len);
 
@@ -661,11 +767,19 @@ dcache_result dcache_writer_write(struct dcache_writer *w, const uint8_t *data, 
  *
  * Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT` (NULL), `DCACHE_TOO_LARGE` (a write was
  * refused), `DCACHE_READ_ONLY`, `DCACHE_IO_ERROR` (also when the cache was closed first).
+ *
+ * # Safety
+ * `w` is NULL or a live handle from `dcache_writer_open`, used by no other thread during the call
+ * and not at all after it.
  */
 dcache_result dcache_writer_commit(struct dcache_writer *w);
 
 /**
  * Drops the value written so far and frees `w`; nothing becomes visible. NULL is fine.
+ *
+ * # Safety
+ * `w` is NULL or a live handle from `dcache_writer_open`, used by no other thread during the call
+ * and not at all after it.
  */
 void dcache_writer_abort(struct dcache_writer *w);
 

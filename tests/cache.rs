@@ -290,7 +290,7 @@ fn concurrent_puts_and_gets_never_see_wrong_bytes() {
                 let mut buf = vec![0u8; 1 << 20];
                 while std::time::Instant::now() < deadline {
                     let key = format!("k{}", (i * 7 + t) % 500);
-                    if i % 3 == 0 {
+                    if i.is_multiple_of(3) {
                         let version = i;
                         let len = (i as usize * 131) % 30_000 + 12;
                         c.put(key.as_bytes(), &value_for(key.as_bytes(), version, len), 0)

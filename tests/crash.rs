@@ -24,7 +24,7 @@ enum Op {
 fn op(round: u32, i: u64) -> Op {
     let r = xxhash_rust::xxh3::xxh3_64_with_seed(&i.to_le_bytes(), round as u64);
     let key = r % KEYS;
-    if (r >> 20) % 8 == 0 {
+    if (r >> 20).is_multiple_of(8) {
         Op::Delete { key }
     } else {
         Op::Put {

@@ -6,7 +6,7 @@ use dcache::dio::IoMode;
 use dcache::{Error, ErrorKind};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -85,7 +85,7 @@ fn io_mode(m: Mode) -> IoMode {
     }
 }
 
-fn open(path: &PathBuf, mode: Mode, read_only: bool) -> Result<Cache, Error> {
+fn open(path: &Path, mode: Mode, read_only: bool) -> Result<Cache, Error> {
     let opts = CacheOptions {
         io_mode: io_mode(mode),
         read_only,
@@ -109,7 +109,7 @@ fn human(bytes: u64) -> String {
     }
 }
 
-fn info(path: &PathBuf, mode: Mode) -> Result<ExitCode, Error> {
+fn info(path: &Path, mode: Mode) -> Result<ExitCode, Error> {
     let c = open(path, mode, true)?;
     let g = c.geometry();
     let s = c.stats();
@@ -162,7 +162,7 @@ fn info(path: &PathBuf, mode: Mode) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(path: &PathBuf, mode: Mode) -> Result<ExitCode, Error> {
+fn check(path: &Path, mode: Mode) -> Result<ExitCode, Error> {
     let c = open(path, mode, true)?;
     let bar = ProgressBar::new(c.stats().entries);
     bar.set_style(

@@ -147,7 +147,7 @@ impl Geometry {
             && self.unit.is_power_of_two()
             && self.alignment <= self.unit
             && self.meta_size >= self.unit
-            && self.region_size % self.unit as u64 == 0
+            && self.region_size.is_multiple_of(self.unit as u64)
             && self.region_size >= 64 * self.unit as u64
             && self.region_count >= 2
             && self.data_start == 2 * self.meta_size as u64
@@ -459,7 +459,7 @@ impl Trailer {
             max_entry_seq: get_u64(b, 40),
         };
         let fits = t.fill + geometry.tail_len(t.record_count as usize) <= geometry.region_size;
-        (fits && t.fill % geometry.unit as u64 == 0 && t.region < geometry.region_count)
+        (fits && t.fill.is_multiple_of(geometry.unit as u64) && t.region < geometry.region_count)
             .then_some(t)
     }
 

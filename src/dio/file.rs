@@ -122,7 +122,7 @@ fn checked_end(offset: u64, len: usize) -> Result<u64> {
 }
 
 fn is_aligned_ptr(ptr: *const u8, align: usize) -> bool {
-    ptr as usize % align == 0
+    (ptr as usize).is_multiple_of(align)
 }
 
 impl DirectFile {
@@ -497,9 +497,9 @@ impl DirectFile {
 
     fn is_direct_able(&self, ptr: *const u8, offset: u64, len: usize) -> bool {
         let a = self.alignment.offset;
-        offset % a as u64 == 0
+        offset.is_multiple_of(a as u64)
             && len >= a
-            && len % a == 0
+            && len.is_multiple_of(a)
             && is_aligned_ptr(ptr, self.alignment.memory)
     }
 
@@ -575,7 +575,7 @@ impl DirectFile {
         let extent = (round_up(end, a) - start) as usize;
         let skip = (offset - start) as usize;
         let head_partial = skip != 0;
-        let tail_partial = end % a as u64 != 0;
+        let tail_partial = !end.is_multiple_of(a as u64);
         with_bounce(extent, self.alignment.memory, |bounce| {
             if head_partial || tail_partial {
                 // Both edges partial and the extent small: one read of it all costs one

@@ -105,13 +105,13 @@ fn large_transfers_with_a_sub_block_tail_finish() {
             .unwrap(),
         mirror.len()
     );
-    assert!(&back.as_slice()[..mirror.len()] == &mirror[..]);
+    assert!(back.as_slice()[..mirror.len()] == mirror[..]);
     assert_eq!(
         f.pread(&mut back.as_mut_slice()[1..1 + (256 << 10)], 1)
             .unwrap(),
         256 << 10
     );
-    assert!(&back.as_slice()[1..1 + (256 << 10)] == &mirror[1..1 + (256 << 10)]);
+    assert!(back.as_slice()[1..1 + (256 << 10)] == mirror[1..1 + (256 << 10)]);
     // Zero-length transfers do nothing, whatever the offset.
     f.pwrite(&[], u64::MAX).unwrap();
     assert_eq!(f.pread(&mut [], u64::MAX).unwrap(), 0);
@@ -254,7 +254,7 @@ fn whole_files_round_trip_atomically() {
         write_all(&path, &data, &OpenOptions::default()).unwrap();
         let (buf, got) = read_all(&path, &OpenOptions::default()).unwrap();
         assert_eq!(got, len);
-        assert!(&buf.as_slice()[..got] == &data[..]);
+        assert!(buf.as_slice()[..got] == data[..]);
     }
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temporary file is left behind");

@@ -170,8 +170,11 @@ pub(crate) unsafe fn key<'a>(key: *const u8, key_len: usize) -> Result<&'a [u8]>
 
 /// Fills `*opts` with the defaults: `DCACHE_IO_AUTO`, no flags, detected alignment, the
 /// existing capacity, no default TTL, the default `max_value_size`. NULL is ignored.
+///
+/// # Safety
+/// `opts` is NULL or points to a whole writable `dcache_options` of this header's version.
 #[no_mangle]
-pub extern "C" fn dcache_options_init(opts: *mut dcache_options) {
+pub unsafe extern "C" fn dcache_options_init(opts: *mut dcache_options) {
     boundary::quietly(|| {
         if !opts.is_null() {
             // SAFETY: the caller gives a writable dcache_options.
@@ -198,6 +201,10 @@ pub extern "C" fn dcache_options_init(opts: *mut dcache_options) {
 /// (`DCACHE_IO_DIRECT` and O_DIRECT is refused); `DCACHE_READ_ONLY` (a read-only device
 /// without `DCACHE_OPEN_READ_ONLY`); `DCACHE_IO_ERROR` (missing path without
 /// `DCACHE_OPEN_CREATE`, and other system errors).
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `opts` is NULL or points to a readable
+/// `dcache_options` of at least its `struct_size` bytes; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_open(
     path: *const c_char,
@@ -220,6 +227,10 @@ pub unsafe extern "C" fn dcache_open(
 ///
 /// Returns `DCACHE_OK` or `DCACHE_IO_ERROR` (the final flush failed: puts since the last
 /// successful flush may be lost).
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`, used by no other thread during the call and not
+/// at all after it.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_close(c: *mut dcache) -> dcache_result {
     ffi!({
@@ -235,6 +246,9 @@ pub unsafe extern "C" fn dcache_close(c: *mut dcache) -> dcache_result {
 /// Makes every put that returned before this call durable: writes the pending buffer and
 /// syncs the device. Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_READ_ONLY`,
 /// `DCACHE_IO_ERROR`.
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_flush(c: *mut dcache) -> dcache_result {
     ffi!({ cache_ref(c)?.flush() })
@@ -248,6 +262,10 @@ pub unsafe extern "C" fn dcache_flush(c: *mut dcache) -> dcache_result {
 /// Returns `DCACHE_OK`; `DCACHE_INVALID_ARGUMENT` (NULL c, NULL or empty key, NULL value with
 /// a length); `DCACHE_TOO_LARGE` (key over `DCACHE_MAX_KEY_LEN`, value over max_value_size:
 /// checked before the value is read); `DCACHE_READ_ONLY`; `DCACHE_IO_ERROR`.
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+/// bytes; a non-NULL `value` points to `value_len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_put(
     c: *mut dcache,
@@ -280,6 +298,11 @@ pub unsafe extern "C" fn dcache_put(
 /// holds the size needed, and `buf` is untouched; `(NULL, 0)` asks for the size this way,
 /// and costs a read of the entry's header, not of its value);
 /// `DCACHE_INVALID_ARGUMENT`; `DCACHE_TOO_LARGE` (key too long); `DCACHE_IO_ERROR`.
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+/// bytes; a non-NULL `buf` points to `buf_len` writable bytes, not overlapping any other argument;
+/// `value_len` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_get(
     c: *mut dcache,
@@ -317,6 +340,11 @@ pub unsafe extern "C" fn dcache_get(
 /// Returns `DCACHE_OK`; `DCACHE_NOT_FOUND` (as for `dcache_get`, or the range failed
 /// verification); `DCACHE_RANGE` (offset past the end of the value);
 /// `DCACHE_INVALID_ARGUMENT`; `DCACHE_TOO_LARGE`; `DCACHE_IO_ERROR`.
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+/// bytes; a non-NULL `buf` points to `len` writable bytes, not overlapping any other argument;
+/// `read_len` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_get_range(
     c: *mut dcache,
@@ -340,6 +368,10 @@ pub unsafe extern "C" fn dcache_get_range(
 /// `*size` = the length of the value stored under the key (its header is read and verified).
 /// Returns `DCACHE_OK`, `DCACHE_NOT_FOUND`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE`,
 /// `DCACHE_IO_ERROR`.
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+/// bytes; `size` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_value_size(
     c: *mut dcache,
@@ -363,6 +395,10 @@ pub unsafe extern "C" fn dcache_value_size(
 /// `DCACHE_NOT_FOUND` is definite.
 ///
 /// Returns `DCACHE_OK`, `DCACHE_NOT_FOUND`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE`.
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+/// bytes.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_contains(
     c: *const dcache,
@@ -382,6 +418,10 @@ pub unsafe extern "C" fn dcache_contains(
 /// Deletes the key. The delete is logged (a tombstone), so it survives a reopen once flushed.
 /// Returns `DCACHE_OK` (it was there), `DCACHE_NOT_FOUND` (it was not),
 /// `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE`, `DCACHE_READ_ONLY`, `DCACHE_IO_ERROR`.
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+/// bytes.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_delete(
     c: *mut dcache,
@@ -396,6 +436,9 @@ pub unsafe extern "C" fn dcache_delete(
 }
 
 /// 1 when O_DIRECT is in effect for the cache, 0 when it is buffered (or `c` is NULL).
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_is_direct_io(c: *const dcache) -> u32 {
     boundary::query(0, || {
@@ -404,12 +447,18 @@ pub unsafe extern "C" fn dcache_is_direct_io(c: *const dcache) -> u32 {
 }
 
 /// The alignment in bytes, as detected or given (0 if `c` is NULL).
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_alignment(c: *const dcache) -> u32 {
     boundary::query(0, || c.as_ref().map_or(0, |c| c.inner.alignment() as u32))
 }
 
 /// The largest value the cache accepts, in bytes (0 if `c` is NULL).
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_max_value_size(c: *const dcache) -> u64 {
     boundary::query(0, || c.as_ref().map_or(0, |c| c.inner.max_value_size()))
@@ -418,6 +467,10 @@ pub unsafe extern "C" fn dcache_max_value_size(c: *const dcache) -> u64 {
 /// Fills `*out` with the cache's counters. The caller sets `out->struct_size` to
 /// sizeof(dcache_stats); at most that many bytes are written.
 /// Returns `DCACHE_OK` or `DCACHE_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`; `out` is NULL or points to a `dcache_stats`
+/// whose first `struct_size` bytes are writable.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_get_stats(
     c: *const dcache,

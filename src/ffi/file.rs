@@ -105,8 +105,11 @@ unsafe fn open_options(opts: *const dcache_file_options) -> Result<OpenOptions> 
 
 /// Fills `*opts` with the defaults: `DCACHE_IO_AUTO`, no flags, detected alignment, no
 /// `min_io_size`. NULL is ignored.
+///
+/// # Safety
+/// `opts` is NULL or points to a whole writable `dcache_file_options` of this header's version.
 #[no_mangle]
-pub extern "C" fn dcache_file_options_init(opts: *mut dcache_file_options) {
+pub unsafe extern "C" fn dcache_file_options_init(opts: *mut dcache_file_options) {
     boundary::quietly(|| {
         if !opts.is_null() {
             // SAFETY: the caller gives a writable dcache_file_options.
@@ -126,6 +129,10 @@ pub extern "C" fn dcache_file_options_init(opts: *mut dcache_file_options) {
 /// bad alignment, not a regular file or block device), `DCACHE_UNSUPPORTED` (`DCACHE_IO_DIRECT`
 /// and O_DIRECT is refused), `DCACHE_IO_ERROR` (open failed: missing file without
 /// `DCACHE_FILE_CREATE`, permissions), `DCACHE_READ_ONLY` (read-only file system).
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `opts` is NULL or points to a readable
+/// `dcache_file_options` of at least its `struct_size` bytes; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_file_open(
     path: *const c_char,
@@ -144,6 +151,10 @@ pub unsafe extern "C" fn dcache_file_open(
 
 /// Closes `f` and frees it, whatever the result. NULL is fine. Writes are not synced: call
 /// `dcache_file_sync` first for durability. Returns `DCACHE_OK`.
+///
+/// # Safety
+/// `f` is NULL or a live handle from `dcache_file_open`, used by no other thread during the call
+/// and not at all after it.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_file_close(f: *mut dcache_file) -> dcache_result {
     ffi!({
@@ -161,6 +172,10 @@ pub unsafe extern "C" fn dcache_file_close(f: *mut dcache_file) -> dcache_result
 ///
 /// Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT` (NULL f, buf with len > 0, or read_len;
 /// offset + len past the largest file offset), `DCACHE_IO_ERROR`.
+///
+/// # Safety
+/// `f` is NULL or a live handle from `dcache_file_open`; a non-NULL `buf` points to `len` writable
+/// bytes, not overlapping any other argument; `read_len` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_file_pread(
     f: *mut dcache_file,
@@ -184,6 +199,10 @@ pub unsafe extern "C" fn dcache_file_pread(
 ///
 /// Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_READ_ONLY`, `DCACHE_NO_SPACE`,
 /// `DCACHE_IO_ERROR`.
+///
+/// # Safety
+/// `f` is NULL or a live handle from `dcache_file_open`; a non-NULL `buf` points to `len` readable
+/// bytes.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_file_pwrite(
     f: *mut dcache_file,
@@ -200,6 +219,9 @@ pub unsafe extern "C" fn dcache_file_pwrite(
 
 /// `*size` = the file's size in bytes (as a buffered reader would see it), or the block
 /// device's capacity. Returns `DCACHE_OK` or `DCACHE_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `f` is NULL or a live handle from `dcache_file_open`; `size` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_file_size(f: *mut dcache_file, size: *mut u64) -> dcache_result {
     ffi!({
@@ -211,18 +233,27 @@ pub unsafe extern "C" fn dcache_file_size(f: *mut dcache_file, size: *mut u64) -
 
 /// Makes every completed write durable (fdatasync). Returns `DCACHE_OK`,
 /// `DCACHE_INVALID_ARGUMENT` or `DCACHE_IO_ERROR`.
+///
+/// # Safety
+/// `f` is NULL or a live handle from `dcache_file_open`.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_file_sync(f: *mut dcache_file) -> dcache_result {
     ffi!({ args::get_ref(f, "file")?.inner.sync() })
 }
 
 /// 1 when O_DIRECT is in effect for `f`, 0 when it is buffered (or `f` is NULL).
+///
+/// # Safety
+/// `f` is NULL or a live handle from `dcache_file_open`.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_file_is_direct_io(f: *const dcache_file) -> u32 {
     boundary::query(0, || f.as_ref().map_or(0, |f| f.inner.is_direct() as u32))
 }
 
 /// The offset and length alignment in bytes, as detected or given (0 if `f` is NULL).
+///
+/// # Safety
+/// `f` is NULL or a live handle from `dcache_file_open`.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_file_alignment(f: *const dcache_file) -> u32 {
     boundary::query(0, || {
@@ -237,6 +268,11 @@ pub unsafe extern "C" fn dcache_file_alignment(f: *const dcache_file) -> u32 {
 ///
 /// Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_UNSUPPORTED`, `DCACHE_NO_SPACE`,
 /// `DCACHE_IO_ERROR`.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; a non-NULL `data` points to `len` readable bytes;
+/// `opts` is NULL or points to a readable `dcache_file_options` of at least its `struct_size`
+/// bytes.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_file_write_all(
     path: *const c_char,
@@ -258,6 +294,11 @@ pub unsafe extern "C" fn dcache_file_write_all(
 ///
 /// Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_UNSUPPORTED`, `DCACHE_IO_ERROR`
 /// (missing file: the message names the path), `DCACHE_OUT_OF_MEMORY`.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `opts` is NULL or points to a readable
+/// `dcache_file_options` of at least its `struct_size` bytes; `data` and `len` are NULL or
+/// writable.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_file_read_all(
     path: *const c_char,
@@ -279,6 +320,10 @@ pub unsafe extern "C" fn dcache_file_read_all(
 
 /// Frees a buffer returned by `dcache_file_read_all`, given the length returned with it.
 /// NULL is fine.
+///
+/// # Safety
+/// `data` is NULL or a buffer from `dcache_file_read_all`, with the length returned with it, not
+/// freed before.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_buffer_free(data: *mut u8, len: usize) {
     boundary::quietly(|| {

@@ -17,6 +17,10 @@ pub struct dcache_writer {
 ///
 /// Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE` (key),
 /// `DCACHE_READ_ONLY`.
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
+/// bytes; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_writer_open(
     c: *mut dcache,
@@ -40,6 +44,10 @@ pub unsafe extern "C" fn dcache_writer_open(
 /// Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE` (the value would pass
 /// max_value_size: the writer then can only be aborted; a commit fails),
 /// `DCACHE_OUT_OF_MEMORY`.
+///
+/// # Safety
+/// `w` is NULL or a live handle from `dcache_writer_open`; a non-NULL `data` points to `len`
+/// readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_writer_write(
     w: *mut dcache_writer,
@@ -58,6 +66,10 @@ pub unsafe extern "C" fn dcache_writer_write(
 ///
 /// Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT` (NULL), `DCACHE_TOO_LARGE` (a write was
 /// refused), `DCACHE_READ_ONLY`, `DCACHE_IO_ERROR` (also when the cache was closed first).
+///
+/// # Safety
+/// `w` is NULL or a live handle from `dcache_writer_open`, used by no other thread during the call
+/// and not at all after it.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_writer_commit(w: *mut dcache_writer) -> dcache_result {
     ffi!({
@@ -71,6 +83,10 @@ pub unsafe extern "C" fn dcache_writer_commit(w: *mut dcache_writer) -> dcache_r
 }
 
 /// Drops the value written so far and frees `w`; nothing becomes visible. NULL is fine.
+///
+/// # Safety
+/// `w` is NULL or a live handle from `dcache_writer_open`, used by no other thread during the call
+/// and not at all after it.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_writer_abort(w: *mut dcache_writer) {
     boundary::quietly(|| {
