@@ -59,6 +59,8 @@ static void open_codes(void)
     CHECK_RC(dcache_open(path, NULL, &c), DCACHE_IO_ERROR);
     const char *m = dcache_last_error_message();
     CHECKF(m && strstr(m, path), "message names the path: \"%s\"", m ? m : "(null)");
+    CHECKF(m && strstr(m, "DCACHE_OPEN_CREATE"), "message names the flag that creates it: \"%s\"",
+           m ? m : "(null)");
     CHECK_RC(try_open(path, 16 * MiB, 0, NULL, &c), DCACHE_IO_ERROR);
     CHECK_RC(try_open(path, 16 * MiB, DCACHE_OPEN_READ_ONLY, NULL, &c), DCACHE_IO_ERROR);
     CHECK(c == SENT_C);
@@ -442,6 +444,9 @@ static void incompatible_and_not_a_cache(void)
     file_write_plain(path, text, strlen(text));
     c = SENT_C;
     CHECK_RC(dcache_open(path, NULL, &c), DCACHE_NOT_A_CACHE);
+    const char *m = dcache_last_error_message();
+    CHECKF(m && strstr(m, "not a dcache") && strstr(m, "DCACHE_OPEN_FORMAT"),
+           "message says what the path holds and which flag formats it: \"%s\"", m ? m : "(null)");
     CHECK_RC(try_open(path, 16 * MiB, DCACHE_OPEN_CREATE, NULL, &c), DCACHE_NOT_A_CACHE);
     CHECK_RC(try_open(path, 0, DCACHE_OPEN_READ_ONLY, NULL, &c), DCACHE_NOT_A_CACHE);
     CHECK(c == SENT_C);

@@ -1,12 +1,13 @@
-//! The error type shared by every layer. Each error has a kind (which the C boundary turns
-//! into a `dcache_result`) and a message precise enough to act on: the path, the errno text,
-//! the limit that was exceeded.
+//! The error type shared by every layer. Each error has a kind, a message precise enough to act
+//! on (the path, the errno text, the limit that was exceeded), and, where one exists, the remedy
+//! the caller could ask for. All three are in the engine's words: the C interface and the CLI
+//! each say how their users ask for a remedy.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::io;
 
-/// What went wrong, in the terms a caller can act on. One kind per C result code.
+/// What went wrong, in the terms a caller can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     NotFound,
@@ -25,10 +26,23 @@ pub enum ErrorKind {
     Internal,
 }
 
-#[derive(Debug, Clone)]
+/// What the caller could ask for to get past an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// Creating the missing path.
+    Create,
+    /// Formatting the path, which destroys what it holds.
+    Format,
+    /// Letting the I/O mode fall back to buffered I/O.
+    AllowBuffered,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
 pub struct Error {
     kind: ErrorKind,
     message: Cow<'static, str>,
+    remedy: Option<Remedy>,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -38,6 +52,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            remedy: None,
         }
     }
 
@@ -57,6 +72,12 @@ impl Error {
         Error::new(kind, format!("{context}: {err}"))
     }
 
+    /// The same error, with the remedy a caller could ask for.
+    pub fn with_remedy(mut self, remedy: Remedy) -> Self {
+        self.remedy = Some(remedy);
+        self
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
@@ -65,17 +86,13 @@ impl Error {
         &self.message
     }
 
-    /// Adds context in front of the message, keeping the kind.
+    pub fn remedy(&self) -> Option<Remedy> {
+        self.remedy
+    }
+
+    /// Adds context in front of the message, keeping the kind and the remedy.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message).into();
         self
     }
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {}

@@ -15,4 +15,4 @@ pub mod ffi;
 /// cbindgen:ignore
 pub mod log;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Remedy, Result};

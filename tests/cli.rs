@@ -82,3 +82,32 @@ fn check_fails_on_a_damaged_entry_and_format_refuses_foreign_data() {
         0
     );
 }
+
+#[test]
+fn errors_say_what_to_type_in_the_shell_not_in_c() {
+    let dir = common::scratch();
+    let foreign = dir.path().join("foreign");
+    std::fs::write(&foreign, vec![0xEEu8; 16 << 20]).unwrap();
+    let (code, _, err) = dcache(&["put", foreign.to_str().unwrap(), "k"], b"v");
+    assert_eq!(code, 1);
+    assert!(err.contains("holds data that is not a dcache"), "{err}");
+    assert!(err.contains("`dcache format --force PATH`"), "{err}");
+    assert!(
+        !err.contains("DCACHE_"),
+        "no C name reaches the shell: {err}"
+    );
+    assert!(std::fs::read(&foreign).unwrap().iter().all(|&b| b == 0xEE));
+
+    let missing = dir.path().join("missing");
+    let (code, _, err) = dcache(&["get", missing.to_str().unwrap(), "k"], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("No such file or directory"), "{err}");
+    assert!(
+        err.contains("`dcache format PATH --capacity SIZE`"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("DCACHE_"),
+        "no C name reaches the shell: {err}"
+    );
+}

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use dcache::cache::{Cache, CacheOptions, Fetched};
 use dcache::dio::IoMode;
-use dcache::{Error, ErrorKind};
+use dcache::{Error, ErrorKind, Remedy};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -259,6 +259,17 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     }
 }
 
+/// What to type for the remedy of an error.
+fn remedy_text(remedy: Remedy) -> &'static str {
+    match remedy {
+        Remedy::Create => "`dcache format PATH --capacity SIZE` creates a cache there",
+        Remedy::Format => {
+            "`dcache format --force PATH` formats it as a cache, destroying what it holds"
+        }
+        Remedy::AllowBuffered => "`--io-mode auto` falls back to buffered I/O",
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -268,7 +279,10 @@ fn main() -> ExitCode {
             ExitCode::from(3)
         }
         Err(e) => {
-            eprintln!("dcache: {e}");
+            match e.remedy().map(remedy_text) {
+                Some(remedy) => eprintln!("dcache: {e}\n{remedy}"),
+                None => eprintln!("dcache: {e}"),
+            }
             ExitCode::from(1)
         }
     }

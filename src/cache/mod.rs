@@ -248,7 +248,7 @@ impl Shared {
         if self.read_only {
             return Err(Error::new(
                 ErrorKind::ReadOnly,
-                "the cache was opened with DCACHE_OPEN_READ_ONLY",
+                "the cache was opened read-only",
             ));
         }
         if self.closed.load(Relaxed) {

@@ -5,7 +5,7 @@ use super::format::{Geometry, SlotContent, Superblock, MIN_CAPACITY};
 use super::log::LogState;
 use super::{now_secs, recovery, CacheOptions, Shared, DEFAULT_MAX_VALUE};
 use crate::dio::{sys, AlignedBuf, DirectFile, OpenOptions};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Remedy, Result};
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
@@ -107,9 +107,7 @@ pub(crate) fn open(path: &Path, opts: &CacheOptions) -> Result<Shared> {
         )));
     }
     if opts.read_only && (opts.create || opts.format) {
-        return Err(Error::invalid(
-            "DCACHE_OPEN_READ_ONLY cannot be combined with CREATE or FORMAT",
-        ));
+        return Err(Error::invalid("a read-only open cannot create or format"));
     }
     let exists = match std::fs::metadata(path) {
         Ok(_) => true,
@@ -119,11 +117,9 @@ pub(crate) fn open(path: &Path, opts: &CacheOptions) -> Result<Shared> {
     if !exists && !opts.create {
         return Err(Error::new(
             ErrorKind::Io,
-            format!(
-                "{}: No such file or directory (DCACHE_OPEN_CREATE creates it)",
-                path.display()
-            ),
-        ));
+            format!("{}: No such file or directory", path.display()),
+        )
+        .with_remedy(Remedy::Create));
     }
     if !exists && opts.capacity == 0 {
         return Err(Error::invalid(format!(
@@ -165,17 +161,22 @@ fn open_device(dev: DirectFile, opts: &CacheOptions, created: bool) -> Result<Sh
         Found::Cache(sb) => load(dev, sb, opts),
         Found::OtherVersion(v) => Err(Error::new(
             ErrorKind::Incompatible,
-            format!("{path} holds a dcache of format version {v}; this library reads version {}", super::FORMAT_VERSION),
+            format!(
+                "{path} holds a dcache of format version {v}; this library reads version {}",
+                super::FORMAT_VERSION
+            ),
         )),
         Found::Damaged => Err(Error::new(
             ErrorKind::NotACache,
-            format!("{path} holds a dcache whose superblocks are both damaged; DCACHE_OPEN_FORMAT reformats it"),
-        )),
+            format!("{path} holds a dcache whose superblocks are both damaged"),
+        )
+        .with_remedy(Remedy::Format)),
         Found::Foreign if opts.create && is_empty(&dev)? => format(dev, opts),
         Found::Foreign => Err(Error::new(
             ErrorKind::NotACache,
-            format!("{path} holds data that is not a dcache; it was left untouched (DCACHE_OPEN_FORMAT destroys it)"),
-        )),
+            format!("{path} holds data that is not a dcache; it was left untouched"),
+        )
+        .with_remedy(Remedy::Format)),
     }
 }
 

@@ -7,7 +7,7 @@ use super::align::{self, round_down, round_up, Alignment, Detected};
 use super::buffer::with_bounce;
 use super::range_lock::RangeLock;
 use super::sys;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Remedy, Result};
 use crate::log;
 use parking_lot::RwLock;
 use std::ffi::CString;
@@ -197,9 +197,13 @@ impl DirectFile {
                     }
                     Err(reason) if opts.io_mode == IoMode::Direct => {
                         return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        format!("{}: O_DIRECT is refused here ({reason}) and DCACHE_IO_DIRECT was required", path.display()),
-                    ));
+                            ErrorKind::Unsupported,
+                            format!(
+                                "{}: O_DIRECT is refused here ({reason}) and direct I/O was required",
+                                path.display()
+                            ),
+                        )
+                        .with_remedy(Remedy::AllowBuffered));
                     }
                     Err(reason) => {
                         log::warn(&format!(

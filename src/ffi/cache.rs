@@ -65,53 +65,8 @@ impl Default for dcache_options {
     }
 }
 
-/// Counters and sizes of a cache, filled by `dcache_get_stats`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct dcache_stats {
-    /// The caller sets it to sizeof(dcache_stats); at most that many bytes are written.
-    pub struct_size: u32,
-    /// 1 when O_DIRECT is in effect.
-    pub direct_io: u32,
-    /// The alignment in bytes.
-    pub alignment: u32,
-    /// The bytes of the file or device the cache uses.
-    pub capacity: u64,
-    /// The bytes of live entries (headers and padding included); at most `capacity`.
-    pub used_bytes: u64,
-    /// Live entries in the index (expired ones count until a lookup finds them expired).
-    pub entries: u64,
-    /// Gets and range reads that returned data.
-    pub hits: u64,
-    /// Lookups that found nothing usable (absent, expired, evicted or failed verification).
-    pub misses: u64,
-    /// Completed puts (writer commits included).
-    pub puts: u64,
-    /// Deletes that removed an entry.
-    pub deletes: u64,
-    /// Entries dropped because their region was reclaimed for new writes.
-    pub evictions: u64,
-    /// Lookups that found their entry past its TTL.
-    pub expirations: u64,
-    /// Bytes written to the device.
-    pub bytes_written: u64,
-    /// Bytes read from the device.
-    pub bytes_read: u64,
-    /// Entries that failed their checksum or key check (read, or dropped at recovery).
-    pub checksum_failures: u64,
-    /// I/O errors reported by the operating system.
-    pub io_errors: u64,
-    /// Bytes of memory the in-memory index occupies.
-    pub index_bytes: u64,
-    /// What this handle's open read from the device to rebuild the index, in bytes.
-    pub recovery_bytes_read: u64,
-    /// How long this handle's open took to rebuild the index, in microseconds.
-    pub recovery_micros: u64,
-    /// Entries this handle's open dropped as torn or corrupt.
-    pub recovery_entries_dropped: u64,
-    /// 1 when the previous user had closed the cache cleanly.
-    pub recovery_was_clean: u32,
-}
+// `dcache_stats`, written by build.rs from dcache_stats.rs.in and the engine's stats table.
+include!(concat!(env!("OUT_DIR"), "/dcache_stats.rs"));
 
 /// An open cache. Safe to use from many threads at once.
 pub struct dcache {
@@ -122,6 +77,13 @@ pub struct dcache {
 /// `opts` is NULL or points to a `dcache_options` of at least its `struct_size`.
 unsafe fn cache_options(opts: *const dcache_options) -> Result<CacheOptions> {
     let o = args::versioned_struct(opts, dcache_options::default(), "options")?;
+    if o.flags & DCACHE_OPEN_READ_ONLY != 0
+        && o.flags & (DCACHE_OPEN_CREATE | DCACHE_OPEN_FORMAT) != 0
+    {
+        return Err(Error::invalid(
+            "DCACHE_OPEN_READ_ONLY cannot be combined with DCACHE_OPEN_CREATE or DCACHE_OPEN_FORMAT",
+        ));
+    }
     if o.flags & !OPEN_FLAGS != 0 {
         return Err(Error::invalid(format!(
             "unknown open flags {:#x}",
@@ -480,29 +442,17 @@ pub unsafe extern "C" fn dcache_get_stats(
         let cache = cache_ref(c)?;
         let s = cache.stats();
         let r = cache.recovery();
-        let stats = dcache_stats {
-            struct_size: 0,
+        let mut stats = dcache_stats {
             direct_io: s.direct_io as u32,
             alignment: s.alignment,
-            capacity: s.capacity,
-            used_bytes: s.used_bytes,
-            entries: s.entries,
-            hits: s.hits,
-            misses: s.misses,
-            puts: s.puts,
-            deletes: s.deletes,
-            evictions: s.evictions,
-            expirations: s.expirations,
-            bytes_written: s.bytes_written,
-            bytes_read: s.bytes_read,
-            checksum_failures: s.checksum_failures,
-            io_errors: s.io_errors,
             index_bytes: cache.index_memory_bytes() as u64,
             recovery_bytes_read: r.bytes_read,
             recovery_micros: r.micros,
             recovery_entries_dropped: r.entries_dropped,
             recovery_was_clean: r.was_clean as u32,
+            ..dcache_stats::default()
         };
+        stats.set_engine_fields(&s);
         args::write_versioned_struct(out, &stats, "stats")
     })
 }

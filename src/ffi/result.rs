@@ -1,80 +1,40 @@
 //! `dcache_result`, its static texts, and the per-thread detail of the last failure.
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Remedy};
 use std::cell::RefCell;
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr};
 
 /// The result of every fallible function: `DCACHE_OK` (0) or one of the `DCACHE_*` codes.
 pub type dcache_result = u32;
 
-/// Success.
-pub const DCACHE_OK: dcache_result = 0;
-/// The key is absent, expired, deleted, evicted, or its entry failed verification: a miss.
-pub const DCACHE_NOT_FOUND: dcache_result = 1;
-/// The value does not fit the buffer; `*value_len` holds the size needed.
-pub const DCACHE_BUFFER_TOO_SMALL: dcache_result = 2;
-/// NULL where not allowed, an empty key, an unknown flag or mode, a bad option.
-pub const DCACHE_INVALID_ARGUMENT: dcache_result = 3;
-/// A key or value over the cache's limits.
-pub const DCACHE_TOO_LARGE: dcache_result = 4;
-/// An offset past the end of the value.
-pub const DCACHE_RANGE: dcache_result = 5;
-/// The operating system reported an I/O error.
-pub const DCACHE_IO_ERROR: dcache_result = 6;
-/// The capacity cannot be reserved, or the device is full.
-pub const DCACHE_NO_SPACE: dcache_result = 7;
-/// The path holds data that is not a dcache, and `DCACHE_OPEN_FORMAT` was not given.
-pub const DCACHE_NOT_A_CACHE: dcache_result = 8;
-/// A dcache of another format version or geometry.
-pub const DCACHE_INCOMPATIBLE: dcache_result = 9;
-/// Another handle or process has the cache open.
-pub const DCACHE_LOCKED: dcache_result = 10;
-/// `DCACHE_IO_DIRECT` was required and O_DIRECT is refused here.
-pub const DCACHE_UNSUPPORTED: dcache_result = 11;
-/// A write on a read-only handle or device.
-pub const DCACHE_READ_ONLY: dcache_result = 12;
-/// An allocation failed.
-pub const DCACHE_OUT_OF_MEMORY: dcache_result = 13;
-/// A bug was caught at the boundary (a panic). Please report it with the message.
-pub const DCACHE_INTERNAL: dcache_result = 14;
+// The `DCACHE_*` constants, written by build.rs from result_codes.in.
+include!(concat!(env!("OUT_DIR"), "/result_codes.rs"));
 
-pub(crate) fn code_of(kind: ErrorKind) -> dcache_result {
-    match kind {
-        ErrorKind::NotFound => DCACHE_NOT_FOUND,
-        ErrorKind::BufferTooSmall => DCACHE_BUFFER_TOO_SMALL,
-        ErrorKind::InvalidArgument => DCACHE_INVALID_ARGUMENT,
-        ErrorKind::TooLarge => DCACHE_TOO_LARGE,
-        ErrorKind::Range => DCACHE_RANGE,
-        ErrorKind::Io => DCACHE_IO_ERROR,
-        ErrorKind::NoSpace => DCACHE_NO_SPACE,
-        ErrorKind::NotACache => DCACHE_NOT_A_CACHE,
-        ErrorKind::Incompatible => DCACHE_INCOMPATIBLE,
-        ErrorKind::Locked => DCACHE_LOCKED,
-        ErrorKind::Unsupported => DCACHE_UNSUPPORTED,
-        ErrorKind::ReadOnly => DCACHE_READ_ONLY,
-        ErrorKind::OutOfMemory => DCACHE_OUT_OF_MEMORY,
-        ErrorKind::Internal => DCACHE_INTERNAL,
-    }
+macro_rules! result_codes {
+    ($( $(#[doc = $doc:literal])* $name:ident = $value:literal, $text:literal, [$($kind:ident),*]; )*) => {
+        /// The code that reports an engine error of this kind.
+        pub(crate) fn code_of(kind: ErrorKind) -> dcache_result {
+            match kind {
+                $( $( ErrorKind::$kind => $name, )* )*
+            }
+        }
+
+        fn static_text(r: dcache_result) -> &'static CStr {
+            match r {
+                $( $name => $text, )*
+                _ => c"unknown result code",
+            }
+        }
+    };
 }
+include!("result_codes.in");
 
-fn static_text(r: dcache_result) -> &'static std::ffi::CStr {
-    match r {
-        DCACHE_OK => c"success",
-        DCACHE_NOT_FOUND => c"not found",
-        DCACHE_BUFFER_TOO_SMALL => c"buffer too small",
-        DCACHE_INVALID_ARGUMENT => c"invalid argument",
-        DCACHE_TOO_LARGE => c"key or value too large",
-        DCACHE_RANGE => c"offset past the end of the value",
-        DCACHE_IO_ERROR => c"I/O error",
-        DCACHE_NO_SPACE => c"no space",
-        DCACHE_NOT_A_CACHE => c"not a dcache",
-        DCACHE_INCOMPATIBLE => c"incompatible dcache format or geometry",
-        DCACHE_LOCKED => c"cache is locked by another handle or process",
-        DCACHE_UNSUPPORTED => c"direct I/O is not supported here",
-        DCACHE_READ_ONLY => c"read-only",
-        DCACHE_OUT_OF_MEMORY => c"out of memory",
-        DCACHE_INTERNAL => c"internal error",
-        _ => c"unknown result code",
+/// How a C caller asks for the remedy of an error: the flag or mode to pass.
+fn remedy_text(remedy: Remedy) -> &'static str {
+    match remedy {
+        Remedy::Create => "DCACHE_OPEN_CREATE creates it",
+        Remedy::Format => "DCACHE_OPEN_FORMAT formats it, destroying what it holds",
+        Remedy::AllowBuffered => "DCACHE_IO_AUTO falls back to buffered I/O",
     }
 }
 
@@ -90,6 +50,9 @@ pub(crate) fn record(err: &Error) -> dcache_result {
         let mut last = last.borrow_mut();
         last.clear();
         last.extend(err.message().bytes().map(|b| if b == 0 { b'?' } else { b }));
+        if let Some(remedy) = err.remedy() {
+            last.extend_from_slice(format!(" ({})", remedy_text(remedy)).as_bytes());
+        }
         last.push(0);
     });
     code_of(err.kind())
