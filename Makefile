@@ -21,7 +21,7 @@ DCACHE_CFLAGS        := -I$(CURDIR)/include
 DCACHE_LDLIBS        := -L$(CURDIR)/$(BUILD_DIR) -ldcache -Wl,-rpath,$(CURDIR)/$(BUILD_DIR)
 DCACHE_STATIC_LDLIBS := $(CURDIR)/$(STATIC) -lpthread -ldl -lm
 
-.PHONY: all lib header test test-lint test-rust test-exports test-install install uninstall clean
+.PHONY: all lib header test test-lint test-rust test-exports test-install test-abi install uninstall clean
 
 all: lib
 
@@ -64,6 +64,21 @@ test-install: lib
 	@! ldd build/installed-check | grep -q '$(CURDIR)/target' || { echo "FAIL: linked against the build tree"; exit 1; }
 	@echo "test-install: 1 passed, 0 failed"
 
+# A program built against the 0.1.0 header (kept in tests/abi/) runs against today's shared
+# library, under ASan and UBSan and then under valgrind: appended struct fields must not break it.
+ABI_OUT := $(CURDIR)/build/abi
+test-abi: lib
+	@mkdir -p $(ABI_OUT)/tmp
+	cc -std=c99 -Wall -Wextra -Werror -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+	  -o $(ABI_OUT)/abi_0_1_0 tests/abi/abi_0_1_0.c $(DCACHE_LDLIBS)
+	cc -std=c99 -Wall -Wextra -Werror -g -O1 -o $(ABI_OUT)/abi_0_1_0_plain tests/abi/abi_0_1_0.c \
+	  $(DCACHE_LDLIBS)
+	$(ABI_OUT)/abi_0_1_0 $(ABI_OUT)/tmp
+	@if command -v valgrind >/dev/null; then \
+	  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    $(ABI_OUT)/abi_0_1_0_plain $(ABI_OUT)/tmp; \
+	else echo "SKIP: valgrind not installed (apt-get install valgrind)"; fi
+
 install: lib
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libdcache.a
@@ -89,7 +104,7 @@ clean:
 FRAGMENTS := $(wildcard c-tests/c-tests.mk examples/bindings.mk examples/ats/ats.mk bench/bench.mk)
 include $(FRAGMENTS)
 
-TEST_TARGETS := test-lint test-rust test-exports test-install \
+TEST_TARGETS := test-lint test-rust test-exports test-install test-abi \
   $(if $(wildcard c-tests/c-tests.mk),test-c) \
   $(if $(wildcard examples/bindings.mk),test-bindings) \
   $(if $(wildcard examples/ats/ats.mk),test-ats)
