@@ -119,11 +119,38 @@ def get(c, url, headers=None, method="GET"):
 # Tests
 # ------------------------------------------------------------------------------------------
 
-def test_plugin_loads():
-    """traffic_server's own preflight: dlopen and TSPluginInit (undefined symbols are fatal)."""
+def staged_plugin():
+    """A copy of the plugin and of the libdcache it links, in a new directory that any user
+    can read, as an installed plugin would be: traffic_server drops to its own user (the
+    `trafficserver` user of Debian's records.config), which may not read the build tree (a
+    checkout in a 0700 directory). Returns (directory, plugin path)."""
     import subprocess
-    r = subprocess.run(["traffic_server", "-C", "verify_global_plugin %s" % PLUGIN],
-                       capture_output=True, text=True, timeout=60, cwd=tempfile.gettempdir())
+    out = subprocess.run(["ldd", PLUGIN], capture_output=True, text=True, check=True).stdout
+    libs = [l.split("=>") for l in out.splitlines() if "libdcache" in l and "=>" in l]
+    check(len(libs) == 1 and "/" in libs[0][1],
+          "ldd does not resolve the plugin's libdcache:\n%s" % out)
+    soname, lib = libs[0][0].strip(), libs[0][1].split("(")[0].strip()
+    stage = tempfile.mkdtemp(prefix="dcache-ats-plugin-", dir="/tmp")
+    os.chmod(stage, 0o755)
+    plugin = os.path.join(stage, os.path.basename(PLUGIN))
+    for src, dst in ((PLUGIN, plugin), (lib, os.path.join(stage, soname))):
+        shutil.copyfile(src, dst)
+        os.chmod(dst, 0o755)
+    return stage, plugin
+
+
+def test_plugin_loads():
+    """traffic_server's own preflight, with Debian's configuration (it drops to the
+    trafficserver user): dlopen and TSPluginInit (undefined symbols are fatal)."""
+    import subprocess
+    stage, plugin = staged_plugin()
+    try:
+        env = dict(os.environ, LD_LIBRARY_PATH=stage)
+        env.pop("TS_RUNROOT", None)
+        r = subprocess.run(["traffic_server", "-C", "verify_global_plugin %s" % plugin],
+                           capture_output=True, text=True, timeout=60, cwd=stage, env=env)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     check(r.returncode == 0 and "Success" in (r.stdout + r.stderr),
           "verify_global_plugin failed (%d): %s" % (r.returncode, (r.stdout + r.stderr)[-500:]))
     return "verify_global_plugin: Success"
