@@ -709,6 +709,10 @@ void dcache_buffer_free(uint8_t *data, size_t len);
 /**
  * Sends every later message to `fn` with `userdata`. A NULL `fn` restores the default, which
  * writes warnings and errors to stderr. Nothing is ever written to stdout.
+ *
+ * # Safety
+ * A non-NULL `fn` stays callable, from any thread and concurrently, with `userdata`, until a
+ * later call replaces it and returns.
  */
 void dcache_set_log_callback(dcache_log_fn fn, void *userdata);
 

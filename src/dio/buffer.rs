@@ -26,8 +26,8 @@ impl AlignedBuf {
         Self::with_layout(layout)
     }
 
-    /// The layout of a buffer handed to a caller who gives back only its length
-    /// (`dcache_buffer_free`): it depends on `len` alone.
+    /// The layout of a buffer handed to a caller who gives back only its length when freeing
+    /// it: it depends on `len` alone.
     pub fn export_layout(len: usize) -> Layout {
         let size = len.max(1).div_ceil(EXPORT_ALIGN) * EXPORT_ALIGN;
         Layout::from_size_align(size, EXPORT_ALIGN).expect("export layout")

@@ -35,8 +35,12 @@ impl Userdata {
 
 /// Sends every later message to `fn` with `userdata`. A NULL `fn` restores the default, which
 /// writes warnings and errors to stderr. Nothing is ever written to stdout.
+///
+/// # Safety
+/// A non-NULL `fn` stays callable, from any thread and concurrently, with `userdata`, until a
+/// later call replaces it and returns.
 #[no_mangle]
-pub extern "C" fn dcache_set_log_callback(r#fn: dcache_log_fn, userdata: *mut c_void) {
+pub unsafe extern "C" fn dcache_set_log_callback(r#fn: dcache_log_fn, userdata: *mut c_void) {
     boundary::quietly(|| {
         let sink: Option<log::Sink> = r#fn.map(|f| {
             let userdata = Userdata(userdata);

@@ -140,13 +140,17 @@ def staged_plugin():
 
 
 def test_plugin_loads():
-    """traffic_server's own preflight, with Debian's configuration (it drops to the
+    """traffic_server's own preflight, with Debian's configuration (as root, it drops to the
     trafficserver user): dlopen and TSPluginInit (undefined symbols are fatal)."""
     import subprocess
     stage, plugin = staged_plugin()
     try:
         env = dict(os.environ, LD_LIBRARY_PATH=stage)
         env.pop("TS_RUNROOT", None)
+        if os.geteuid() != 0:
+            # Not root: no drop to another user, and Debian's state and log directories are
+            # not ours to use.
+            env.update(PROXY_CONFIG_LOCAL_STATE_DIR=stage, PROXY_CONFIG_LOG_LOGFILE_DIR=stage)
         r = subprocess.run(["traffic_server", "-C", "verify_global_plugin %s" % plugin],
                            capture_output=True, text=True, timeout=60, cwd=stage, env=env)
     finally:
