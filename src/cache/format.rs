@@ -158,6 +158,12 @@ impl Geometry {
     }
 }
 
+/// The hash the index and the summaries hold for a key: xxh3 seeded with the cache's id.
+/// Summaries on the device hold it, so it must never change.
+pub fn key_hash(cache_id: u64, key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(key, cache_id)
+}
+
 pub fn chunk_count(value_len: u64) -> u64 {
     value_len.div_ceil(CHUNK_SIZE)
 }
@@ -176,7 +182,7 @@ pub struct Superblock {
     /// 1 after a clean close: the active region's partial summary is on disk and current.
     pub clean: bool,
     pub active_region: u32,
-    pub active_seq: u64,
+    pub active_lap: u64,
     pub active_fill: u64,
     pub next_entry_seq: u64,
 }
@@ -212,7 +218,7 @@ impl Superblock {
         put_u64(out, 72, self.created_secs);
         put_u32(out, 80, self.clean as u32);
         put_u32(out, 84, self.active_region);
-        put_u64(out, 88, self.active_seq);
+        put_u64(out, 88, self.active_lap);
         put_u64(out, 96, self.active_fill);
         put_u64(out, 104, self.next_entry_seq);
         let c = crc(0, &[&out[..SUPERBLOCK_LEN - 4]]);
@@ -248,7 +254,7 @@ impl Superblock {
             created_secs: get_u64(b, 72),
             clean: get_u32(b, 80) == 1,
             active_region: get_u32(b, 84),
-            active_seq: get_u64(b, 88),
+            active_lap: get_u64(b, 88),
             active_fill: get_u64(b, 96),
             next_entry_seq: get_u64(b, 104),
         };
@@ -270,7 +276,7 @@ pub struct EntryHeader {
     pub value_offset: u32,
     pub value_len: u64,
     pub entry_seq: u64,
-    pub region_seq: u64,
+    pub lap: u64,
     /// Unix seconds; 0 = never.
     pub expiry: u64,
     pub created: u64,
@@ -304,7 +310,7 @@ impl EntryHeader {
         put_u32(h, 12, self.value_offset);
         put_u64(h, 16, self.value_len);
         put_u64(h, 24, self.entry_seq);
-        put_u64(h, 32, self.region_seq);
+        put_u64(h, 32, self.lap);
         put_u64(h, 40, self.expiry);
         put_u64(h, 48, self.created);
         put_u64(h, 56, 0);
@@ -329,7 +335,7 @@ impl EntryHeader {
             value_offset: get_u32(b, 12),
             value_len: get_u64(b, 16),
             entry_seq: get_u64(b, 24),
-            region_seq: get_u64(b, 32),
+            lap: get_u64(b, 32),
             expiry: get_u64(b, 40),
             created: get_u64(b, 48),
         };
@@ -417,7 +423,7 @@ impl SummaryRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trailer {
     pub sealed: bool,
-    pub region_seq: u64,
+    pub lap: u64,
     pub region: u32,
     pub record_count: u32,
     pub summary_crc: u32,
@@ -431,7 +437,7 @@ impl Trailer {
         out[..TRAILER_LEN].fill(0);
         put_u32(out, 0, TRAILER_MAGIC);
         put_u32(out, 4, if self.sealed { TRAILER_SEALED } else { 0 });
-        put_u64(out, 8, self.region_seq);
+        put_u64(out, 8, self.lap);
         put_u32(out, 16, self.region);
         put_u32(out, 20, self.record_count);
         put_u32(out, 24, self.record_count * SUMMARY_RECORD_LEN as u32);
@@ -451,7 +457,7 @@ impl Trailer {
         }
         let t = Trailer {
             sealed: get_u32(b, 4) == TRAILER_SEALED,
-            region_seq: get_u64(b, 8),
+            lap: get_u64(b, 8),
             region: get_u32(b, 16),
             record_count: get_u32(b, 20),
             summary_crc: get_u32(b, 28),
@@ -494,7 +500,7 @@ mod tests {
             created_secs: 1,
             clean: true,
             active_region: 3,
-            active_seq: 10,
+            active_lap: 10,
             active_fill: 4096,
             next_entry_seq: 55,
         };
@@ -530,7 +536,7 @@ mod tests {
             value_offset: header_len(key.len(), 150_000) as u32,
             value_len: 150_000,
             entry_seq: 5,
-            region_seq: 6,
+            lap: 6,
             expiry: 0,
             created: 1,
         };

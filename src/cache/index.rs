@@ -6,6 +6,7 @@
 //! that lookups run in parallel with each other and with inserts.
 
 use parking_lot::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -148,19 +149,41 @@ impl Table {
     }
 }
 
+/// The index, and the bytes of the entries it points at (it alone inserts and removes, so it
+/// alone keeps that count).
 pub struct Index {
     shards: Box<[RwLock<Table>]>,
-}
-
-impl Default for Index {
-    fn default() -> Self {
-        Index {
-            shards: (0..SHARDS).map(|_| RwLock::new(Table::new())).collect(),
-        }
-    }
+    /// The device's unit: a location's length in bytes is `len_units * unit`.
+    unit: u64,
+    used_bytes: AtomicU64,
 }
 
 impl Index {
+    pub fn new(unit: u32) -> Index {
+        Index {
+            shards: (0..SHARDS).map(|_| RwLock::new(Table::new())).collect(),
+            unit: unit as u64,
+            used_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes of the entries the index points at (headers and padding included). Moves with
+    /// every insert and removal, under the shard lock that makes it, so it never counts an
+    /// entry removed before it was added.
+    pub fn used_bytes(&self) -> u64 {
+        self.used_bytes.load(Relaxed)
+    }
+
+    fn added(&self, loc: Location) {
+        self.used_bytes
+            .fetch_add(loc.len_units as u64 * self.unit, Relaxed);
+    }
+
+    fn removed(&self, loc: Location) {
+        self.used_bytes
+            .fetch_sub(loc.len_units as u64 * self.unit, Relaxed);
+    }
+
     pub fn get(&self, hash: u64) -> Option<Location> {
         let t = self.shards[shard_of(hash)].read();
         t.find(hash).map(|i| Table::location(&t.slots[i]))
@@ -169,12 +192,22 @@ impl Index {
     /// Points `hash` at `loc`; returns what it pointed at before.
     pub fn insert(&self, hash: u64, loc: Location) -> Option<Location> {
         debug_assert!(loc.len_units > 0 && loc.len_units <= MAX_LEN_UNITS);
-        self.shards[shard_of(hash)].write().insert(hash, loc)
+        let mut t = self.shards[shard_of(hash)].write();
+        let old = t.insert(hash, loc);
+        self.added(loc);
+        if let Some(old) = old {
+            self.removed(old);
+        }
+        old
     }
 
     pub fn remove(&self, hash: u64) -> Option<Location> {
         let mut t = self.shards[shard_of(hash)].write();
-        t.find(hash).map(|i| t.remove_at(i))
+        let old = t.find(hash).map(|i| t.remove_at(i));
+        if let Some(old) = old {
+            self.removed(old);
+        }
+        old
     }
 
     /// Removes `hash` only if it still points at `loc` (a newer put may have moved it).
@@ -183,22 +216,24 @@ impl Index {
         match t.find(hash) {
             Some(i) if Table::location(&t.slots[i]) == loc => {
                 t.remove_at(i);
+                self.removed(loc);
                 true
             }
             _ => false,
         }
     }
 
-    /// Removes every entry whose location satisfies `pred`; returns their locations.
-    pub fn remove_where(&self, pred: impl Fn(Location) -> bool) -> Vec<Location> {
-        let mut removed = Vec::new();
+    /// Removes every entry whose location satisfies `pred`; returns how many.
+    pub fn remove_where(&self, pred: impl Fn(Location) -> bool) -> u64 {
+        let mut removed = 0;
         for shard in self.shards.iter() {
             let mut t = shard.write();
             let mut i = 0;
             while i < t.slots.len() {
                 let s = t.slots[i];
                 if s[2] & LEN_MASK != 0 && pred(Table::location(&s)) {
-                    removed.push(t.remove_at(i));
+                    self.removed(t.remove_at(i));
+                    removed += 1;
                     // remove_at may have shifted another member into slot i: look again.
                 } else {
                     i += 1;
@@ -206,6 +241,11 @@ impl Index {
             }
         }
         removed
+    }
+
+    /// Removes every entry in the units `[first, end)`; returns how many.
+    pub fn remove_in(&self, first: u64, end: u64) -> u64 {
+        self.remove_where(|l| (l.unit as u64) >= first && (l.unit as u64) < end)
     }
 
     /// A snapshot of every location in the index.
@@ -249,7 +289,7 @@ mod tests {
 
     #[test]
     fn behaves_like_a_map() {
-        let index = Index::default();
+        let index = Index::new(512);
         let mut model = HashMap::new();
         for i in 0..200_000u64 {
             let h = mix(i % 50_000);
@@ -270,9 +310,21 @@ mod tests {
         for (h, loc) in &model {
             assert_eq!(index.get(*h), Some(*loc));
         }
+        let used: u64 = model.values().map(|l| l.len_units as u64 * 512).sum();
+        assert_eq!(
+            index.used_bytes(),
+            used,
+            "the index counts the bytes it points at"
+        );
         let removed = index.remove_where(|l| l.unit % 2 == 0);
         let expect = model.values().filter(|l| l.unit % 2 == 0).count();
-        assert_eq!(removed.len(), expect);
+        assert_eq!(removed, expect as u64);
+        let used: u64 = model
+            .values()
+            .filter(|l| l.unit % 2 == 1)
+            .map(|l| l.len_units as u64 * 512)
+            .sum();
+        assert_eq!(index.used_bytes(), used);
         for (h, loc) in &model {
             assert_eq!(index.get(*h), (loc.unit % 2 == 1).then_some(*loc));
         }
@@ -280,7 +332,7 @@ mod tests {
 
     #[test]
     fn remove_if_at_respects_newer_locations() {
-        let index = Index::default();
+        let index = Index::new(512);
         let a = Location {
             unit: 1,
             len_units: 1,
@@ -298,7 +350,7 @@ mod tests {
 
     #[test]
     fn memory_per_entry_is_compact() {
-        let index = Index::default();
+        let index = Index::new(512);
         let n = 1_000_000u64;
         for i in 0..n {
             index.insert(

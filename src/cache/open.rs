@@ -1,14 +1,17 @@
 //! Opening a cache: create or refuse, lock, recognise our superblock (or refuse the data as
 //! not ours, untouched), format when told to, and mark the cache in use.
 
+use super::append::LogStart;
+use super::device::Device;
+use super::engine::{Engine, Settings};
 use super::format::{Geometry, SlotContent, Superblock, MIN_CAPACITY};
-use super::log::LogState;
-use super::{now_secs, recovery, CacheOptions, Shared, DEFAULT_MAX_VALUE};
+use super::index::Index;
+use super::recovery::{self, RecoveryReport};
+use super::{now_secs, CacheOptions, DEFAULT_MAX_VALUE};
 use crate::dio::{sys, AlignedBuf, DirectFile, OpenOptions};
 use crate::error::{Error, ErrorKind, Remedy, Result};
-use parking_lot::Mutex;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::Arc;
 
 /// Where a second superblock copy may start: at `meta_size`, a power of two in this range.
 const SLOT_OFFSETS: [u64; 5] = [4096, 8192, 16384, 32768, 65536];
@@ -62,21 +65,6 @@ fn read_superblock(dev: &DirectFile) -> Result<Found> {
     Ok(Found::Foreign)
 }
 
-/// Writes the superblock with the next generation into the copy the previous one is not in,
-/// then syncs: a torn write leaves the other copy intact.
-pub(crate) fn write_superblock(sh: &Shared, sb: &mut Superblock) -> Result<()> {
-    sb.generation += 1;
-    write_superblock_copy(&sh.dev, sb)?;
-    sh.sync()
-}
-
-fn write_superblock_copy(dev: &DirectFile, sb: &Superblock) -> Result<()> {
-    let meta = sb.geometry.meta_size as usize;
-    let mut buf = AlignedBuf::new(meta, meta)?;
-    sb.encode(buf.as_mut_slice());
-    dev.pwrite(buf.as_slice(), (sb.generation % 2) * meta as u64)
-}
-
 fn is_empty(dev: &DirectFile) -> Result<bool> {
     if dev.is_block_device() {
         return Ok(false);
@@ -99,7 +87,7 @@ fn effective_max_value(geometry: &Geometry, asked: u64) -> Result<u64> {
     }
 }
 
-pub(crate) fn open(path: &Path, opts: &CacheOptions) -> Result<Shared> {
+pub(crate) fn open(path: &Path, opts: &CacheOptions) -> Result<Engine> {
     if opts.capacity != 0 && opts.capacity < MIN_CAPACITY {
         return Err(Error::invalid(format!(
             "capacity {} is below the minimum of {MIN_CAPACITY} bytes",
@@ -143,7 +131,7 @@ pub(crate) fn open(path: &Path, opts: &CacheOptions) -> Result<Shared> {
     result
 }
 
-fn open_device(dev: DirectFile, opts: &CacheOptions, created: bool) -> Result<Shared> {
+fn open_device(dev: DirectFile, opts: &CacheOptions, created: bool) -> Result<Engine> {
     let path = dev.path().display().to_string();
     let locked = sys::try_flock(dev.fd(), !opts.read_only)
         .map_err(|e| Error::os(format!("flock {path}"), e))?;
@@ -198,93 +186,75 @@ fn capacity_for_format(dev: &DirectFile, opts: &CacheOptions) -> Result<u64> {
     }
 }
 
-fn new_shared(dev: DirectFile, sb: &Superblock, opts: &CacheOptions) -> Result<Shared> {
-    let g = sb.geometry;
-    let buf_len = if opts.read_only {
-        g.unit as usize
-    } else {
-        g.region_size as usize
-    };
-    let buf_align = dev.alignment().memory.max(g.unit as usize);
-    let log = LogState {
-        region: sb.active_region,
-        region_seq: sb.active_seq,
-        buf: AlignedBuf::new(buf_len, buf_align)?,
-        fill: 0,
-        submitted: 0,
-        mem_from: if opts.read_only { u64::MAX } else { 0 },
-        tail_fill: 0,
-        records: Vec::new(),
-        max_entry_seq: 0,
-        next_entry_seq: sb.next_entry_seq,
-        region_has_entries: vec![false; g.region_count as usize],
-    };
-    Ok(Shared {
-        max_value_size: effective_max_value(&g, opts.max_value_size)?,
-        dev,
-        geometry: g,
-        cache_id: sb.cache_id,
-        index: Default::default(),
-        stats: Default::default(),
-        used_bytes: AtomicU64::new(0),
-        reads_in_flight: AtomicU32::new(0),
-        active_lap: AtomicU64::new(super::pack_lap(sb.active_region, sb.active_seq)),
-        sealing_region: AtomicU32::new(super::writeback::NONE),
-        writeback: super::writeback::Writeback::new(if opts.read_only {
-            None
-        } else {
-            Some(AlignedBuf::new(buf_len, buf_align)?)
-        }),
-        log: Mutex::new(log),
-        superblock: Mutex::new(sb.clone()),
+fn settings(geometry: &Geometry, opts: &CacheOptions) -> Result<Settings> {
+    Ok(Settings {
         read_only: opts.read_only,
         sync_writes: opts.sync_writes,
         default_ttl_secs: opts.default_ttl_secs,
-        closed: AtomicBool::new(false),
-        recovery: Default::default(),
+        max_value_size: effective_max_value(geometry, opts.max_value_size)?,
     })
 }
 
-fn format(dev: DirectFile, opts: &CacheOptions) -> Result<Shared> {
+/// The device and an empty index for the cache `sb` describes.
+fn device_and_index(file: DirectFile, sb: &Superblock) -> (Arc<Device>, Arc<Index>) {
+    let g = sb.geometry;
+    let device = Device::new(file, g, sb.cache_id, Default::default());
+    (Arc::new(device), Arc::new(Index::new(g.unit)))
+}
+
+fn format(file: DirectFile, opts: &CacheOptions) -> Result<Engine> {
     if opts.read_only {
         return Err(Error::new(
             ErrorKind::ReadOnly,
             "cannot format a cache opened read-only",
         ));
     }
-    let capacity = capacity_for_format(&dev, opts)?;
-    let alignment = dev.alignment().offset as u32;
+    let capacity = capacity_for_format(&file, opts)?;
+    let alignment = file.alignment().offset as u32;
     let geometry = Geometry::plan(capacity, alignment).ok_or_else(|| {
         Error::invalid(format!(
             "capacity {capacity} is below the minimum of {MIN_CAPACITY} bytes"
         ))
     })?;
-    effective_max_value(&geometry, opts.max_value_size)?;
-    dev.allocate(capacity)?;
+    let settings = settings(&geometry, opts)?;
+    file.allocate(capacity)?;
     let mut sb = Superblock {
-        generation: 1,
+        generation: 0,
         cache_id: sys::random_u64(),
         geometry,
         created_secs: now_secs(),
         clean: false,
         active_region: 0,
-        active_seq: 1,
+        active_lap: 1,
         active_fill: 0,
         next_entry_seq: 1,
     };
+    let (device, index) = device_and_index(file, &sb);
     // Both copies, so that no copy of an older cache stays behind to be mistaken for ours.
-    write_superblock_copy(&dev, &sb)?;
-    sb.generation += 1;
-    write_superblock_copy(&dev, &sb)?;
-    let sh = new_shared(dev, &sb, opts)?;
-    sh.sync()?;
-    sh.recovery.lock().formatted = true;
-    Ok(sh)
+    device.write_superblock(&mut sb)?;
+    device.write_superblock(&mut sb)?;
+    let start = LogStart {
+        region: 0,
+        lap: 1,
+        buf: AlignedBuf::new(geometry.region_size as usize, device.buffer_align())?,
+        fill: 0,
+        mem_from: 0,
+        tail_fill: 0,
+        records: Vec::new(),
+        max_entry_seq: 0,
+        next_entry_seq: 1,
+        has_entries: vec![false; geometry.region_count as usize],
+    };
+    let report = RecoveryReport {
+        formatted: true,
+        ..Default::default()
+    };
+    Engine::assemble(device, index, start, sb, settings, report)
 }
 
-fn load(dev: DirectFile, sb: Superblock, opts: &CacheOptions) -> Result<Shared> {
-    let g = sb.geometry;
-    let path = dev.path().display().to_string();
+/// Refuses options that contradict the cache the device holds.
+fn check_compatible(file: &DirectFile, g: &Geometry, opts: &CacheOptions) -> Result<()> {
+    let path = file.path().display().to_string();
     if opts.capacity != 0 && opts.capacity != g.capacity {
         return Err(Error::new(
             ErrorKind::Incompatible,
@@ -305,23 +275,27 @@ fn load(dev: DirectFile, sb: Superblock, opts: &CacheOptions) -> Result<Shared> 
             ));
         }
     }
-    if dev.is_direct() && dev.alignment().offset as u32 > g.unit {
+    if file.is_direct() && file.alignment().offset as u32 > g.unit {
         return Err(Error::new(
             ErrorKind::Incompatible,
             format!(
                 "{path} now needs alignment {} for direct I/O; the cache was formatted with {}",
-                dev.alignment().offset,
+                file.alignment().offset,
                 g.unit
             ),
         ));
     }
-    let mut sh = new_shared(dev, &sb, opts)?;
-    recovery::recover(&mut sh, &sb)?;
+    Ok(())
+}
+
+fn load(file: DirectFile, sb: Superblock, opts: &CacheOptions) -> Result<Engine> {
+    check_compatible(&file, &sb.geometry, opts)?;
+    let settings = settings(&sb.geometry, opts)?;
+    let (device, index) = device_and_index(file, &sb);
+    let (start, report) = recovery::recover(&device, &index, &sb, opts.read_only)?;
+    let engine = Engine::assemble(device, index, start, sb, settings, report)?;
     if !opts.read_only {
-        let mut sb = sb;
-        sb.clean = false;
-        write_superblock(&sh, &mut sb)?;
-        *sh.superblock.lock() = sb;
+        engine.mark_in_use()?;
     }
-    Ok(sh)
+    Ok(engine)
 }

@@ -4,9 +4,12 @@
 //! flush or clean close wrote, and after a crash its entries past that are read and checked.
 //! Torn or corrupt entries are dropped and counted; nothing unverified enters the index.
 
-use super::format::{Decoded, EntryHeader, SummaryRecord, Superblock, Trailer, ENTRY_HEADER_LEN};
-use super::index::Location;
-use super::Shared;
+use super::append::LogStart;
+use super::device::Device;
+use super::format::{
+    key_hash, Decoded, EntryHeader, SummaryRecord, Superblock, Trailer, ENTRY_HEADER_LEN,
+};
+use super::index::{Index, Location};
 use crate::dio::AlignedBuf;
 use crate::error::Result;
 use std::sync::atomic::Ordering::Relaxed;
@@ -33,66 +36,210 @@ pub struct RecoveryReport {
 /// How much of a region a recovery scan reads at a time.
 const SCAN_WINDOW: u64 = 1 << 20;
 
+/// The entries a scan of a region found.
 struct Scan {
     records: Vec<SummaryRecord>,
     fill: u64,
     max_entry_seq: u64,
 }
 
-impl Shared {
+/// Rebuilds `index` (empty) from the device; returns where the log stands and the report.
+/// A read-only handle gets a log start whose buffer holds nothing.
+pub(crate) fn recover(
+    device: &Device,
+    index: &Index,
+    sb: &Superblock,
+    read_only: bool,
+) -> Result<(LogStart, RecoveryReport)> {
+    let started = Instant::now();
+    let read_before = device.counters().bytes_read.load(Relaxed);
+    let mut recovery = Recovery {
+        device,
+        index,
+        report: RecoveryReport {
+            was_clean: sb.clean,
+            ..Default::default()
+        },
+        next_entry_seq: sb.next_entry_seq,
+        has_entries: vec![false; device.geometry().region_count as usize],
+    };
+    let n = device.geometry().region_count;
+    let trailers: Vec<Option<Trailer>> = (0..n).map(|r| device.read_trailer(r)).collect();
+    let (active, active_lap) = match trailers.iter().flatten().max_by_key(|t| t.lap) {
+        None => (sb.active_region, sb.active_lap),
+        Some(t) if t.sealed => ((t.region + 1) % n, t.lap + 1),
+        Some(t) => (t.region, t.lap),
+    };
+    recovery.sealed_regions(&trailers, active, active_lap)?;
+    let start = recovery.active_region(&trailers, sb, active, active_lap, read_only)?;
+    let mut report = recovery.report;
+    device
+        .counters()
+        .checksum_failures
+        .fetch_add(report.entries_dropped, Relaxed);
+    report.entries = index.len() as u64;
+    report.bytes_read = device.counters().bytes_read.load(Relaxed) - read_before;
+    report.micros = started.elapsed().as_micros() as u64;
+    Ok((start, report))
+}
+
+/// What a recovery has found so far.
+struct Recovery<'a> {
+    device: &'a Device,
+    index: &'a Index,
+    report: RecoveryReport,
+    next_entry_seq: u64,
+    has_entries: Vec<bool>,
+}
+
+impl Recovery<'_> {
+    /// The sealed regions of the live ring, oldest first: their summaries, or a scan of the
+    /// entries where a summary is missing or damaged.
+    fn sealed_regions(
+        &mut self,
+        trailers: &[Option<Trailer>],
+        active: u32,
+        active_lap: u64,
+    ) -> Result<()> {
+        let g = *self.device.geometry();
+        let n = g.region_count;
+        let mut scratch: Option<AlignedBuf> = None;
+        for k in (1..n).rev() {
+            let region = (active + n - k) % n;
+            let Some(lap) = active_lap.checked_sub(k as u64).filter(|&s| s > 0) else {
+                continue; // not written since the cache was formatted
+            };
+            let summary = match trailers[region as usize] {
+                Some(t) if t.sealed && t.lap == lap => {
+                    self.device.read_summary_records(region, &t).map(|r| (t, r))
+                }
+                _ => None,
+            };
+            let records = match summary {
+                Some((t, records)) => {
+                    self.next_entry_seq = self.next_entry_seq.max(t.max_entry_seq + 1);
+                    records
+                }
+                None => {
+                    self.report.regions_scanned += 1;
+                    let buf = match &mut scratch {
+                        Some(b) => b,
+                        None => scratch
+                            .insert(AlignedBuf::new(g.region_size as usize, g.unit as usize)?),
+                    };
+                    let scan = self.scan(region, lap, 0, buf.as_mut_slice())?;
+                    self.next_entry_seq = self.next_entry_seq.max(scan.max_entry_seq + 1);
+                    scan.records
+                }
+            };
+            self.has_entries[region as usize] = !records.is_empty();
+            self.apply(region, &records);
+        }
+        Ok(())
+    }
+
+    /// The active region: its partial summary, if a flush or clean close left one, then
+    /// (unless that close is the last thing that happened) its entries past it, read into
+    /// the region buffer, which then holds the region for gets and appends.
+    fn active_region(
+        &mut self,
+        trailers: &[Option<Trailer>],
+        sb: &Superblock,
+        active: u32,
+        active_lap: u64,
+        read_only: bool,
+    ) -> Result<LogStart> {
+        let g = *self.device.geometry();
+        let mut records = Vec::new();
+        let mut tail_fill = 0;
+        let mut max_entry_seq = 0;
+        if let Some(t) = trailers[active as usize].filter(|t| !t.sealed && t.lap == active_lap) {
+            if let Some(partial) = self.device.read_summary_records(active, &t) {
+                records = partial;
+                tail_fill = t.fill;
+                max_entry_seq = t.max_entry_seq;
+            }
+        }
+        let clean = sb.clean
+            && sb.active_region == active
+            && sb.active_lap == active_lap
+            && sb.active_fill == tail_fill;
+        let buf_len = if read_only {
+            g.unit as usize
+        } else {
+            g.region_size as usize
+        };
+        let mut buf = AlignedBuf::new(buf_len, self.device.buffer_align())?;
+        let mut fill = tail_fill;
+        if !clean {
+            self.report.regions_scanned += 1;
+            // Read-only handles scan into a scratch buffer: theirs holds nothing.
+            let mut scratch;
+            let into = if read_only {
+                scratch = AlignedBuf::new(g.region_size as usize, g.unit as usize)?;
+                scratch.as_mut_slice()
+            } else {
+                buf.as_mut_slice()
+            };
+            let scan = self.scan(active, active_lap, tail_fill, into)?;
+            records.extend(scan.records);
+            fill = scan.fill;
+            max_entry_seq = max_entry_seq.max(scan.max_entry_seq);
+        }
+        self.apply(active, &records);
+        self.has_entries[active as usize] |= !records.is_empty();
+        Ok(LogStart {
+            region: active,
+            lap: active_lap,
+            buf,
+            fill,
+            // The buffer holds the region from where the scan started (nothing if clean, and
+            // nothing on a read-only handle); before that, only the device has it.
+            mem_from: if read_only {
+                u64::MAX
+            } else if clean {
+                fill
+            } else {
+                tail_fill
+            },
+            tail_fill,
+            records,
+            max_entry_seq,
+            next_entry_seq: self.next_entry_seq,
+            has_entries: std::mem::take(&mut self.has_entries),
+        })
+    }
+
     /// Applies a region's summary to the index, in log order.
     fn apply(&self, region: u32, records: &[SummaryRecord]) {
-        let g = &self.geometry;
-        let base = region as u64 * g.units_per_region();
-        let unit = g.unit as u64;
+        let base = region as u64 * self.device.geometry().units_per_region();
         for r in records {
             if r.tombstone {
-                if let Some(old) = self.index.remove(r.hash) {
-                    self.used_bytes
-                        .fetch_sub(old.len_units as u64 * unit, Relaxed);
-                }
+                self.index.remove(r.hash);
                 continue;
             }
             let loc = Location {
                 unit: (base + r.offset_units as u64) as u32,
                 len_units: r.len_units,
             };
-            self.used_bytes
-                .fetch_add(loc.len_units as u64 * unit, Relaxed);
-            if let Some(old) = self.index.insert(r.hash, loc) {
-                self.used_bytes
-                    .fetch_sub(old.len_units as u64 * unit, Relaxed);
-            }
+            self.index.insert(r.hash, loc);
         }
     }
 
-    /// Reads the entries of lap `seq` of `region` from byte `from` into `buf` (a region-sized
+    /// Reads the entries of `lap` of `region` from byte `from` into `buf` (a region-sized
     /// buffer, at the same offsets), verifying each; stops at the first header that is not
     /// one of them. The region is read in windows as the scan needs them, so that a region
     /// holding few entries past `from` costs few bytes.
-    fn scan(
-        &self,
-        region: u32,
-        seq: u64,
-        from: u64,
-        buf: &mut [u8],
-        dropped: &mut u64,
-    ) -> Result<Scan> {
-        let g = &self.geometry;
+    fn scan(&mut self, region: u32, lap: u64, from: u64, buf: &mut [u8]) -> Result<Scan> {
+        let g = *self.device.geometry();
+        let cache_id = self.device.cache_id();
         let unit = g.unit as u64;
         let end = g.region_size - unit;
-        let region_start = g.region_offset(region);
-        // buf[from..read_end] holds the region's bytes.
-        let mut read_end = from;
-        let read_on = |buf: &mut [u8], read_end: &mut u64, want: u64| -> Result<bool> {
-            let n = want.max(SCAN_WINDOW).min(end - *read_end);
-            if n == 0 {
-                return Ok(false);
-            }
-            let at = *read_end as usize;
-            let got = self.read(&mut buf[at..at + n as usize], region_start + *read_end)?;
-            *read_end += got as u64;
-            Ok(got > 0)
+        let mut window = ScanWindow {
+            device: self.device,
+            region_start: g.region_offset(region),
+            end,
+            read_end: from,
         };
         let mut scan = Scan {
             records: Vec::new(),
@@ -102,31 +249,31 @@ impl Shared {
         let mut pos = from;
         while pos < end {
             // A header's fixed part first: decode calls fewer bytes invalid, not incomplete.
-            if read_end - pos < ENTRY_HEADER_LEN as u64 && !read_on(buf, &mut read_end, 0)? {
+            if window.read_end - pos < ENTRY_HEADER_LEN as u64 && !window.read_on(buf, 0)? {
                 break;
             }
-            let available = &buf[pos as usize..read_end as usize];
-            let h = match EntryHeader::decode(available, self.cache_id, end - pos, g.unit) {
-                Decoded::Valid(h) if h.region_seq == seq => h,
-                Decoded::Incomplete if read_on(buf, &mut read_end, 0)? => continue,
+            let available = &buf[pos as usize..window.read_end as usize];
+            let h = match EntryHeader::decode(available, cache_id, end - pos, g.unit) {
+                Decoded::Valid(h) if h.lap == lap => h,
+                Decoded::Incomplete if window.read_on(buf, 0)? => continue,
                 _ => break,
             };
             let elen = h.entry_len(g.unit);
-            let missing = (pos + elen).saturating_sub(read_end);
-            if missing > 0 && (!read_on(buf, &mut read_end, missing)? || pos + elen > read_end) {
+            let missing = (pos + elen).saturating_sub(window.read_end);
+            if missing > 0 && (!window.read_on(buf, missing)? || pos + elen > window.read_end) {
                 break; // the file ends inside the entry
             }
             let b = &buf[pos as usize..(pos + elen) as usize];
             let value = &b[h.value_offset as usize..(h.value_offset as u64 + h.value_len) as usize];
             if h.is_tombstone() || h.verify_chunks(b, 0, value) {
                 scan.records.push(SummaryRecord {
-                    hash: self.hash(h.key(b)),
+                    hash: key_hash(cache_id, h.key(b)),
                     offset_units: (pos / unit) as u32,
                     len_units: (elen / unit) as u32,
                     tombstone: h.is_tombstone(),
                 });
             } else {
-                *dropped += 1;
+                self.report.entries_dropped += 1;
             }
             scan.max_entry_seq = scan.max_entry_seq.max(h.entry_seq);
             pos += elen;
@@ -136,135 +283,29 @@ impl Shared {
     }
 }
 
-pub(crate) fn recover(sh: &mut Shared, sb: &Superblock) -> Result<()> {
-    let started = Instant::now();
-    let read_before = sh.stats.bytes_read.load(Relaxed);
-    let g = sh.geometry;
-    let n = g.region_count;
-    let trailers: Vec<Option<Trailer>> = (0..n).map(|r| sh.read_trailer(r)).collect();
-    let (active, active_seq) = match trailers.iter().flatten().max_by_key(|t| t.region_seq) {
-        None => (sb.active_region, sb.active_seq),
-        Some(t) if t.sealed => ((t.region + 1) % n, t.region_seq + 1),
-        Some(t) => (t.region, t.region_seq),
-    };
-    let mut report = RecoveryReport {
-        was_clean: sb.clean,
-        ..Default::default()
-    };
-    let mut next_entry_seq = sb.next_entry_seq;
-    let mut has_entries = vec![false; n as usize];
-    let mut scratch: Option<AlignedBuf> = None;
+/// The part of a region a scan has read: `buf[from..read_end]` holds the region's bytes.
+struct ScanWindow<'a> {
+    device: &'a Device,
+    region_start: u64,
+    /// Where the region's entries must end (its trailer follows).
+    end: u64,
+    read_end: u64,
+}
 
-    // The sealed regions of the live ring, oldest first.
-    for k in (1..n).rev() {
-        let region = (active + n - k) % n;
-        let Some(seq) = active_seq.checked_sub(k as u64).filter(|&s| s > 0) else {
-            continue; // not written since the cache was formatted
-        };
-        let summary = match trailers[region as usize] {
-            Some(t) if t.sealed && t.region_seq == seq => {
-                sh.read_summary_records(region, &t).map(|r| (t, r))
-            }
-            _ => None,
-        };
-        let records = match summary {
-            Some((t, records)) => {
-                next_entry_seq = next_entry_seq.max(t.max_entry_seq + 1);
-                records
-            }
-            None => {
-                report.regions_scanned += 1;
-                let buf = match &mut scratch {
-                    Some(b) => b,
-                    None => {
-                        scratch.insert(AlignedBuf::new(g.region_size as usize, g.unit as usize)?)
-                    }
-                };
-                let scan = sh.scan(
-                    region,
-                    seq,
-                    0,
-                    buf.as_mut_slice(),
-                    &mut report.entries_dropped,
-                )?;
-                next_entry_seq = next_entry_seq.max(scan.max_entry_seq + 1);
-                scan.records
-            }
-        };
-        has_entries[region as usize] = !records.is_empty();
-        sh.apply(region, &records);
-    }
-    drop(scratch);
-
-    // The active region: its partial summary, if a clean close left one, then (unless that
-    // close is the last thing that happened) its entries past it.
-    let mut records = Vec::new();
-    let mut from = 0;
-    let mut max_entry_seq = 0;
-    if let Some(t) = trailers[active as usize].filter(|t| !t.sealed && t.region_seq == active_seq) {
-        if let Some(partial) = sh.read_summary_records(active, &t) {
-            records = partial;
-            from = t.fill;
-            max_entry_seq = t.max_entry_seq;
+impl ScanWindow<'_> {
+    /// Reads on, at least `want` bytes or a window (whichever is more, up to the end); false
+    /// at the end of the region or the file.
+    fn read_on(&mut self, buf: &mut [u8], want: u64) -> Result<bool> {
+        let n = want.max(SCAN_WINDOW).min(self.end - self.read_end);
+        if n == 0 {
+            return Ok(false);
         }
+        let at = self.read_end as usize;
+        let got = self.device.read(
+            &mut buf[at..at + n as usize],
+            self.region_start + self.read_end,
+        )?;
+        self.read_end += got as u64;
+        Ok(got > 0)
     }
-    let tail_fill = from;
-    let clean = sb.clean
-        && sb.active_region == active
-        && sb.active_seq == active_seq
-        && sb.active_fill == from;
-    let scan_start = from;
-    if !clean {
-        // Read into the region buffer, which then holds the region for gets and appends
-        // (read-only handles have no region buffer and use a scratch one).
-        report.regions_scanned += 1;
-        let mut buf = if sh.read_only {
-            AlignedBuf::new(g.region_size as usize, g.unit as usize)?
-        } else {
-            let placeholder = AlignedBuf::new(g.unit as usize, g.unit as usize)?;
-            std::mem::replace(&mut sh.log.get_mut().buf, placeholder)
-        };
-        let scan = sh.scan(
-            active,
-            active_seq,
-            from,
-            buf.as_mut_slice(),
-            &mut report.entries_dropped,
-        );
-        if !sh.read_only {
-            sh.log.get_mut().buf = buf;
-        }
-        let scan = scan?;
-        records.extend(scan.records);
-        from = scan.fill;
-        max_entry_seq = max_entry_seq.max(scan.max_entry_seq);
-    }
-    sh.set_active_lap(active, active_seq);
-    let log = sh.log.get_mut();
-    log.region = active;
-    log.region_seq = active_seq;
-    // The buffer holds the region from where the scan started; before that, only the device.
-    log.mem_from = if clean { from } else { scan_start };
-    sh.apply(active, &records);
-    has_entries[active as usize] |= !records.is_empty();
-    let log = sh.log.get_mut();
-    log.fill = from;
-    log.submitted = from;
-    if sh.read_only {
-        log.mem_from = u64::MAX;
-    }
-    log.records = records;
-    log.tail_fill = tail_fill;
-    log.max_entry_seq = max_entry_seq;
-    log.next_entry_seq = next_entry_seq.max(max_entry_seq + 1);
-    log.region_has_entries = has_entries;
-
-    sh.stats
-        .checksum_failures
-        .fetch_add(report.entries_dropped, Relaxed);
-    report.entries = sh.index.len() as u64;
-    report.bytes_read = sh.stats.bytes_read.load(Relaxed) - read_before;
-    report.micros = started.elapsed().as_micros() as u64;
-    *sh.recovery.get_mut() = report;
-    Ok(())
 }

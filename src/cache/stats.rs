@@ -2,7 +2,6 @@
 //! interface's `dcache_stats` is also made from. Counters are updated with relaxed atomics on
 //! the hot paths.
 
-use super::Shared;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 macro_rules! stats_fields {
@@ -29,7 +28,7 @@ macro_rules! stats_fields {
 
         impl Counters {
             /// Copies every counter into `stats`.
-            fn load_into(&self, stats: &mut Stats) {
+            pub(crate) fn load_into(&self, stats: &mut Stats) {
                 $( stats.$counter = self.$counter.load(Relaxed); )*
             }
         }
@@ -37,18 +36,3 @@ macro_rules! stats_fields {
 }
 
 include!("stats_fields.in");
-
-impl Shared {
-    pub(crate) fn stats(&self) -> Stats {
-        let mut s = Stats {
-            direct_io: self.dev.is_direct(),
-            alignment: self.geometry.alignment,
-            capacity: self.geometry.capacity,
-            used_bytes: self.used_bytes.load(Relaxed).min(self.geometry.capacity),
-            entries: self.index.len() as u64,
-            ..Stats::default()
-        };
-        self.stats.load_into(&mut s);
-        s
-    }
-}

@@ -13,13 +13,17 @@
 //! region's queued seal job if there is one, else by the next write-behind or flush of the
 //! region (the rollback). A failed seal drops the region's entries from the index.
 
-use super::index::Location;
-use super::{parts_len, scatter, Shared};
+use super::device::Device;
+use super::index::Index;
+use super::{parts_len, scatter};
 use crate::dio::AlignedBuf;
 use crate::error::{Error, ErrorKind, Result};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::atomic::{
+    AtomicU32,
+    Ordering::{Acquire, Release},
+};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -27,7 +31,7 @@ use std::thread::JoinHandle;
 const SPARE_POLL: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// No region is being sealed.
-pub(crate) const NONE: u32 = u32::MAX;
+const NONE: u32 = u32::MAX;
 
 /// A read-only view of the active region's buffer.
 ///
@@ -65,8 +69,8 @@ struct Job {
 }
 
 impl Job {
-    fn write(&self, sh: &Shared) -> Result<()> {
-        let start = sh.geometry.region_offset(self.region);
+    fn write(&self, device: &Device) -> Result<()> {
+        let start = device.geometry().region_offset(self.region);
         for &(from, to) in self.ranges.iter().filter(|(f, t)| t > f) {
             let data = match &self.bytes {
                 // SAFETY: [from, to) is below the fill when the job was made; see ActiveView.
@@ -76,7 +80,7 @@ impl Job {
                 Bytes::Sealed(buf) => &buf.as_slice()[from..to],
                 Bytes::Copy { buf, at, .. } => &buf.as_slice()[from - at..to - at],
             };
-            sh.write(data, start + from as u64)?;
+            device.write(data, start + from as u64)?;
         }
         Ok(())
     }
@@ -105,9 +109,14 @@ struct State {
     stop: bool,
 }
 
-#[derive(Default)]
 pub(crate) struct Writeback {
+    device: Arc<Device>,
+    /// Where a failed seal drops its region's entries.
+    index: Arc<Index>,
     state: Mutex<State>,
+    /// The region whose sealed buffer is not written yet (NONE when none): a get of it copies
+    /// from the buffer.
+    sealing_region: AtomicU32,
     /// The writer thread waits here for jobs (or stop).
     work: Condvar,
     /// Puts wait here for the spare buffer, flushes for an empty queue. Signalled when the
@@ -118,25 +127,36 @@ pub(crate) struct Writeback {
 }
 
 impl Writeback {
-    pub fn new(spare: Option<AlignedBuf>) -> Writeback {
+    /// A writeback with `spare` as the second region buffer (None: a read-only cache).
+    pub fn new(device: Arc<Device>, index: Arc<Index>, spare: Option<AlignedBuf>) -> Writeback {
         Writeback {
+            device,
+            index,
             state: Mutex::new(State {
                 spare,
                 ..Default::default()
             }),
-            ..Default::default()
+            sealing_region: AtomicU32::new(NONE),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            thread: Mutex::new(None),
         }
     }
 
     /// Starts the writer thread.
-    pub fn start(sh: &Arc<Shared>) -> Result<()> {
-        let worker = sh.clone();
+    pub fn start(self: &Arc<Self>) -> Result<()> {
+        let worker = self.clone();
         let handle = std::thread::Builder::new()
             .name("dcache-writer".into())
-            .spawn(move || run(&worker))
+            .spawn(move || worker.run())
             .map_err(|e| Error::os("starting the region writer thread", e))?;
-        *sh.writeback.thread.lock() = Some(handle);
+        *self.thread.lock() = Some(handle);
         Ok(())
+    }
+
+    /// Whether `region`'s sealed buffer may still be unwritten (then `copy_if_sealing`).
+    pub fn is_sealing(&self, region: u32) -> bool {
+        self.sealing_region.load(Acquire) == region
     }
 
     /// The spare buffer if the previous seal is done (or a failed write's error).
@@ -166,7 +186,7 @@ impl Writeback {
 
     /// Queues bytes [from, to) of the active region's buffer `buf` (and any range of it
     /// that failed before).
-    pub fn write_behind(&self, sh: &Shared, region: u32, buf: &AlignedBuf, from: usize, to: usize) {
+    pub fn write_behind(&self, region: u32, buf: &AlignedBuf, from: usize, to: usize) {
         let mut st = self.state.lock();
         let from = match st.rollback {
             Some((r, failed_from)) if r == region => {
@@ -184,14 +204,14 @@ impl Writeback {
                 }),
                 mem_from: 0,
             };
-            self.enqueue(sh, st, job);
+            self.enqueue(st, job);
         }
     }
 
     /// Queues `bytes` to be written at offset `at` of `region` (a partial summary and
     /// trailer). A failure is reported like any other; the next flush or the seal writes
     /// the region's tail again.
-    pub fn write_copy(&self, sh: &Shared, region: u32, bytes: AlignedBuf, at: usize, len: usize) {
+    pub fn write_copy(&self, region: u32, bytes: AlignedBuf, at: usize, len: usize) {
         let st = self.state.lock();
         let job = Job {
             region,
@@ -203,18 +223,11 @@ impl Writeback {
             },
             mem_from: 0,
         };
-        self.enqueue(sh, st, job);
+        self.enqueue(st, job);
     }
 
     /// Queues a full region's buffer: its entries from `from` to `fill`, then its tail.
-    pub fn seal(
-        &self,
-        sh: &Shared,
-        region: u32,
-        buf: AlignedBuf,
-        ranges: [(usize, usize); 2],
-        mem_from: u64,
-    ) {
+    pub fn seal(&self, region: u32, buf: AlignedBuf, ranges: [(usize, usize); 2], mem_from: u64) {
         let mut st = self.state.lock();
         let mut ranges = ranges.to_vec();
         if let Some((r, failed_from)) = st.rollback {
@@ -223,21 +236,21 @@ impl Writeback {
                 ranges[0].0 = ranges[0].0.min(failed_from);
             }
         }
-        sh.sealing_region.store(region, Release);
+        self.sealing_region.store(region, Release);
         let job = Job {
             region,
             ranges,
             bytes: Bytes::Sealed(Arc::new(buf)),
             mem_from,
         };
-        self.enqueue(sh, st, job);
+        self.enqueue(st, job);
     }
 
-    fn enqueue(&self, sh: &Shared, mut st: parking_lot::MutexGuard<'_, State>, job: Job) {
+    fn enqueue(&self, mut st: parking_lot::MutexGuard<'_, State>, job: Job) {
         if self.thread.lock().is_none() {
             // No thread (it could not start): write here, in order.
             drop(st);
-            self.execute(sh, job);
+            self.execute(job);
             return;
         }
         st.queue.push_back(job);
@@ -301,7 +314,7 @@ impl Writeback {
     /// write failed after it was queued, or its region has a range still to be redone:
     /// it would describe entries that are not on the device, and a recovery that trusted it
     /// could find an older lap's bytes where they should be.
-    fn execute(&self, sh: &Shared, job: Job) {
+    fn execute(&self, job: Job) {
         let stale = match &job.bytes {
             Bytes::Copy { failures, .. } => {
                 let st = self.state.lock();
@@ -309,11 +322,15 @@ impl Writeback {
             }
             _ => false,
         };
-        let result = if stale { Ok(()) } else { job.write(sh) };
-        self.finish(sh, job, result);
+        let result = if stale {
+            Ok(())
+        } else {
+            job.write(&self.device)
+        };
+        self.finish(job, result);
     }
 
-    fn finish(&self, sh: &Shared, job: Job, result: Result<()>) {
+    fn finish(&self, job: Job, result: Result<()>) {
         let Job {
             region,
             ranges,
@@ -338,19 +355,13 @@ impl Writeback {
             Bytes::Sealed(mut buf) => {
                 if result.is_err() {
                     // The region never reached the device: its entries must not be read there.
-                    let upr = sh.geometry.units_per_region();
+                    let upr = self.device.geometry().units_per_region();
                     let base = region as u64 * upr;
-                    let gone = sh.index.remove_where(|l: Location| {
-                        (l.unit as u64) >= base && (l.unit as u64) < base + upr
-                    });
-                    for loc in gone {
-                        sh.used_bytes
-                            .fetch_sub(loc.len_units as u64 * sh.geometry.unit as u64, Relaxed);
-                    }
+                    self.index.remove_in(base, base + upr);
                 }
                 let mut st = self.state.lock();
                 st.in_flight_seal = None;
-                sh.sealing_region.store(NONE, Release);
+                self.sealing_region.store(NONE, Release);
                 if let Err(e) = result {
                     Self::record_failure(&mut st, e);
                 }
@@ -375,7 +386,6 @@ impl Writeback {
         }
     }
 
-    /// Waits until every queued write is done; returns a failed write's error.
     /// Waits until every queued write is done. Fails with a failed write's error, or, if a
     /// write failed after `since` (a count from `failures`) and another caller took its
     /// error, with one saying so: the caller's writes may be among the lost ones.
@@ -402,27 +412,27 @@ impl Writeback {
             let _ = handle.join();
         }
     }
-}
 
-fn run(sh: &Shared) {
-    let wb = &sh.writeback;
-    loop {
-        let job = {
-            let mut st = wb.state.lock();
-            loop {
-                if let Some(job) = st.queue.pop_front() {
-                    st.busy = true;
-                    if let Some(b) = job.sealed_buffer() {
-                        st.in_flight_seal = Some((job.region, job.mem_from, b.clone()));
+    /// The writer thread's loop: jobs in order until stopped.
+    fn run(&self) {
+        loop {
+            let job = {
+                let mut st = self.state.lock();
+                loop {
+                    if let Some(job) = st.queue.pop_front() {
+                        st.busy = true;
+                        if let Some(b) = job.sealed_buffer() {
+                            st.in_flight_seal = Some((job.region, job.mem_from, b.clone()));
+                        }
+                        break job;
                     }
-                    break job;
+                    if st.stop {
+                        return;
+                    }
+                    self.work.wait(&mut st);
                 }
-                if st.stop {
-                    return;
-                }
-                wb.work.wait(&mut st);
-            }
-        };
-        wb.execute(sh, job);
+            };
+            self.execute(job);
+        }
     }
 }

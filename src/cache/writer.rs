@@ -1,12 +1,12 @@
 //! Streaming puts: the value is gathered in memory and stored whole at commit, so nothing is
 //! visible before it and an abort (or drop) leaves nothing.
 
-use super::Shared;
+use super::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use std::sync::Arc;
 
 pub struct Writer {
-    shared: Arc<Shared>,
+    engine: Arc<Engine>,
     key: Vec<u8>,
     ttl_secs: u64,
     value: Vec<u8>,
@@ -14,9 +14,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(shared: Arc<Shared>, key: &[u8], ttl_secs: u64) -> Writer {
+    pub(crate) fn new(engine: Arc<Engine>, key: &[u8], ttl_secs: u64) -> Writer {
         Writer {
-            shared,
+            engine,
             key: key.to_vec(),
             ttl_secs,
             value: Vec::new(),
@@ -28,7 +28,7 @@ impl Writer {
     /// spoiled, so that a commit cannot store a truncated value.
     pub fn check_len(&mut self, len: u64) -> Result<()> {
         let total = (self.value.len() as u64).saturating_add(len);
-        if let Err(e) = self.shared.check_value_len(total) {
+        if let Err(e) = self.engine.check_value_len(total) {
             self.refused = true;
             return Err(e);
         }
@@ -57,6 +57,6 @@ impl Writer {
                 "a write to this writer was refused as too large; nothing was stored",
             ));
         }
-        self.shared.put(&self.key, &self.value, self.ttl_secs)
+        self.engine.put(&self.key, &self.value, self.ttl_secs)
     }
 }

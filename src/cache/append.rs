@@ -1,0 +1,442 @@
+//! The append path: the active region, filled in memory and handed to the writer thread in
+//! large aligned pieces as it fills and at a flush. When a region is full, its summary and
+//! trailer go at its end (sealing it) and the log moves on to the next region, reclaiming it
+//! (`eviction`).
+
+use super::device::Device;
+use super::eviction::{Eviction, ReadSummary};
+use super::format::{EntryHeader, SummaryRecord, Trailer, SUMMARY_RECORD_LEN, TRAILER_LEN};
+use super::index::Location;
+use super::writeback::Writeback;
+use super::{parts_len, scatter};
+use crate::dio::AlignedBuf;
+use crate::error::Result;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Appended bytes go to the writer thread in pieces of about this size, so the device works
+/// while the region fills instead of waiting for it to be full.
+const WRITE_BEHIND: u64 = 2 << 20;
+/// Write-behind pieces end on this boundary: file systems take direct writes that are not
+/// aligned to their block (4 KiB on ext4) through a slower, serialising path.
+const WRITE_BEHIND_ALIGN: u64 = 1 << 20;
+
+/// The active region and its lap, readable without the log's lock: packed as
+/// `lap << 32 | region` (the lap's low 32 bits), so that a reader sees both from one moment.
+/// - The active region's newest bytes may be only in the log's buffer; reads of any other
+///   region go to the device without touching the log's lock.
+/// - Every region's lap follows from them, and a read checks that the entry it found was
+///   written in that lap: the index keeps no lap, and after a power loss an older lap's entry
+///   of the same key can sit, intact, where a newer entry's bytes never landed.
+///
+/// The log publishes a new region after handing the full one to the writer (which marks it
+/// as sealing first), so a reader that sees the next region active also sees the sealing one.
+pub(crate) struct LogHead {
+    packed: AtomicU64,
+    region_count: u32,
+    /// Read-only handles have no buffered region.
+    writable: bool,
+}
+
+impl LogHead {
+    pub fn new(region_count: u32, writable: bool) -> LogHead {
+        LogHead {
+            packed: AtomicU64::new(0),
+            region_count,
+            writable,
+        }
+    }
+
+    fn publish(&self, region: u32, lap: u64) {
+        self.packed
+            .store((lap << 32) | region as u64, Ordering::Release);
+    }
+
+    /// The region whose newest bytes may be only in the log's buffer (None: read-only).
+    pub fn buffered_region(&self) -> Option<u32> {
+        let packed = self.packed.load(Ordering::Acquire);
+        self.writable.then_some(packed as u32)
+    }
+
+    /// The low 32 bits of the lap that `region` holds now.
+    pub fn lap_of(&self, region: u32) -> u32 {
+        let packed = self.packed.load(Ordering::Acquire);
+        let (active, lap) = (packed as u32 as u64, (packed >> 32) as u32);
+        let n = self.region_count as u64;
+        let behind = (active + n - region as u64) % n;
+        lap.wrapping_sub(behind as u32)
+    }
+}
+
+/// Where the log starts when a cache opens: after a format, or as recovery found it.
+pub(crate) struct LogStart {
+    pub region: u32,
+    pub lap: u64,
+    /// The region's buffer; it holds the region's bytes from `mem_from` to `fill`.
+    pub buf: AlignedBuf,
+    /// Bytes of entries in the region.
+    pub fill: u64,
+    /// Before this, the region's bytes are only on the device (u64::MAX: a read-only handle,
+    /// whose buffer holds nothing).
+    pub mem_from: u64,
+    /// The fill that the region's partial summary on the device describes (0: none).
+    pub tail_fill: u64,
+    /// The summary records of the region's entries.
+    pub records: Vec<SummaryRecord>,
+    pub max_entry_seq: u64,
+    pub next_entry_seq: u64,
+    /// The regions that may have entries in the index, one flag a region.
+    pub has_entries: Vec<bool>,
+}
+
+/// What `AppendLog::append` did.
+pub(crate) enum Appended {
+    At(Location),
+    /// The region is full and the spare buffer is still being written: wait for it.
+    WaitForSpare,
+    /// The region is full and moving on reclaims this region, whose summary is on the
+    /// device: read it without the lock (a read under it would stall every put and every
+    /// get of the active region), then try again.
+    NeedSummary(u32),
+}
+
+/// What to append: an entry header with its key, and the value with its chunk checksums.
+pub(crate) struct NewEntry<'a> {
+    pub hash: u64,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub chunk_crcs: &'a [u32],
+    pub flags: u16,
+    pub expiry: u64,
+    pub created: u64,
+}
+
+/// Where the log stands, for a clean close's superblock.
+pub(crate) struct LogPosition {
+    pub region: u32,
+    pub lap: u64,
+    pub fill: u64,
+    pub next_entry_seq: u64,
+}
+
+/// The log's write side, behind the engine's lock.
+pub(crate) struct AppendLog {
+    device: Arc<Device>,
+    writeback: Arc<Writeback>,
+    head: Arc<LogHead>,
+    eviction: Eviction,
+    region: u32,
+    /// Which lap of the log this region holds: one more than the region before it.
+    lap: u64,
+    buf: AlignedBuf,
+    /// Bytes of entries in the region.
+    fill: u64,
+    /// Bytes of the region handed to the device (written, or queued for the writer thread).
+    submitted: u64,
+    /// The buffer holds the region's bytes from here on (after recovery, earlier ones are
+    /// only on the device).
+    mem_from: u64,
+    /// The fill that the region's last partial summary on the device describes (0: none).
+    tail_fill: u64,
+    records: Vec<SummaryRecord>,
+    max_entry_seq: u64,
+    next_entry_seq: u64,
+}
+
+impl AppendLog {
+    /// The log at `start`, published to `head`.
+    pub fn new(
+        device: Arc<Device>,
+        writeback: Arc<Writeback>,
+        head: Arc<LogHead>,
+        eviction_of: impl FnOnce(Vec<bool>) -> Eviction,
+        start: LogStart,
+    ) -> AppendLog {
+        head.publish(start.region, start.lap);
+        AppendLog {
+            device,
+            writeback,
+            head,
+            eviction: eviction_of(start.has_entries),
+            region: start.region,
+            lap: start.lap,
+            buf: start.buf,
+            fill: start.fill,
+            submitted: start.fill,
+            mem_from: start.mem_from,
+            tail_fill: start.tail_fill,
+            records: start.records,
+            max_entry_seq: start.max_entry_seq,
+            next_entry_seq: start.next_entry_seq.max(start.max_entry_seq + 1),
+        }
+    }
+
+    pub fn position(&self) -> LogPosition {
+        LogPosition {
+            region: self.region,
+            lap: self.lap,
+            fill: self.fill,
+            next_entry_seq: self.next_entry_seq,
+        }
+    }
+
+    fn region_start(&self) -> u64 {
+        self.device.geometry().region_offset(self.region)
+    }
+
+    fn fits(&self, entry_len: u64) -> bool {
+        let g = self.device.geometry();
+        self.fill + entry_len + g.tail_len(self.records.len() + 1) <= g.region_size
+    }
+
+    /// Whether the buffer holds the entry at `loc`; if so, copies as many bytes of it as
+    /// `out` holds, from `rel` on, into `out`'s parts in order.
+    pub fn copy_if_buffered(&self, loc: Location, rel: u64, out: &mut [&mut [u8]]) -> bool {
+        let g = self.device.geometry();
+        let unit = g.unit as u64;
+        let upr = g.units_per_region();
+        if loc.unit as u64 / upr != self.region as u64 {
+            return false;
+        }
+        let off = (loc.unit as u64 % upr) * unit;
+        let end = off + loc.len_units as u64 * unit;
+        let len = parts_len(out);
+        if off < self.mem_from || end > self.fill || rel + len as u64 > end - off {
+            return false;
+        }
+        let start = (off + rel) as usize;
+        scatter(&self.buf.as_slice()[start..start + len], out);
+        true
+    }
+
+    /// Appends an entry to the active region (sealing and moving on first if it does not
+    /// fit) and returns where it is, or what the caller must do without the lock before it
+    /// tries again. `summary` is what the caller read for a previous `NeedSummary`. The
+    /// caller has checked that the entry fits an empty region.
+    pub fn append(
+        &mut self,
+        e: &NewEntry<'_>,
+        summary: &mut Option<ReadSummary>,
+    ) -> Result<Appended> {
+        let (value_offset, entry_len) = self
+            .device
+            .geometry()
+            .entry_layout(e.key.len(), e.value.len() as u64);
+        if !self.fits(entry_len) {
+            if let Some(wait) = self.move_on(summary)? {
+                return Ok(wait);
+            }
+        }
+        let loc = self.write_entry(e, value_offset, entry_len);
+        let aligned_fill = self.fill / WRITE_BEHIND_ALIGN * WRITE_BEHIND_ALIGN;
+        if aligned_fill >= self.submitted + WRITE_BEHIND {
+            self.submit_up_to(aligned_fill);
+        }
+        Ok(Appended::At(loc))
+    }
+
+    /// Seals the full region and moves to the next, if the next one's summary is at hand
+    /// (where it is needed) and the spare buffer is back; else says what to wait for.
+    fn move_on(&mut self, summary: &mut Option<ReadSummary>) -> Result<Option<Appended>> {
+        let next = (self.region + 1) % self.device.geometry().region_count;
+        let next_summary = match summary.take() {
+            Some(s) if s.region == next => s.summary,
+            _ if self.eviction.needs_summary(next) => return Ok(Some(Appended::NeedSummary(next))),
+            _ => None,
+        };
+        match self.writeback.try_take_spare()? {
+            Some(spare) => {
+                self.seal_and_advance(spare, next_summary);
+                Ok(None)
+            }
+            None => {
+                *summary = Some(ReadSummary {
+                    region: next,
+                    summary: next_summary,
+                });
+                Ok(Some(Appended::WaitForSpare))
+            }
+        }
+    }
+
+    /// Writes the entry into the buffer at the fill and records it in the region's summary.
+    fn write_entry(&mut self, e: &NewEntry<'_>, value_offset: u64, entry_len: u64) -> Location {
+        let g = *self.device.geometry();
+        let header = EntryHeader {
+            flags: e.flags,
+            key_len: e.key.len() as u16,
+            value_offset: value_offset as u32,
+            value_len: e.value.len() as u64,
+            entry_seq: self.next_entry_seq,
+            lap: self.lap,
+            expiry: e.expiry,
+            created: e.created,
+        };
+        let dst = self.buf.range_mut(self.fill as usize, entry_len as usize);
+        let header_len = header.header_len();
+        header.encode(self.device.cache_id(), e.key, e.chunk_crcs, dst);
+        let (voff, vend) = (value_offset as usize, value_offset as usize + e.value.len());
+        dst[header_len..voff].fill(0);
+        dst[voff..vend].copy_from_slice(e.value);
+        dst[vend..].fill(0);
+
+        let unit = g.unit as u64;
+        let offset_units = (self.fill / unit) as u32;
+        let len_units = (entry_len / unit) as u32;
+        self.records.push(SummaryRecord {
+            hash: e.hash,
+            offset_units,
+            len_units,
+            tombstone: header.is_tombstone(),
+        });
+        self.fill += entry_len;
+        self.max_entry_seq = self.next_entry_seq;
+        self.next_entry_seq += 1;
+        self.eviction.note_entry(self.region);
+        Location {
+            unit: (self.region as u64 * g.units_per_region()) as u32 + offset_units,
+            len_units,
+        }
+    }
+
+    /// Hands the region's entries not yet submitted to the writer thread.
+    pub fn submit_pending(&mut self) {
+        self.submit_up_to(self.fill);
+    }
+
+    fn submit_up_to(&mut self, end: u64) {
+        self.writeback.write_behind(
+            self.region,
+            &self.buf,
+            self.submitted as usize,
+            end as usize,
+        );
+        self.submitted = end;
+    }
+
+    /// Queues a partial summary and trailer of the region as it is now, after its entries,
+    /// so that recovery after a crash reads this summary instead of the entries. Skipped
+    /// when the entries appended since the last one are fewer bytes than the summary: a
+    /// flush after every small put would otherwise rewrite the whole summary each time
+    /// (this bounds the extra writing to the entries' own size; recovery then reads those
+    /// few entries).
+    pub fn queue_partial_tail(&mut self) -> Result<()> {
+        let summary_len = (self.records.len() * SUMMARY_RECORD_LEN) as u64;
+        if self.records.is_empty() || self.fill - self.tail_fill < summary_len.max(1) {
+            return Ok(());
+        }
+        let start = self.tail_start();
+        let len = self.device.geometry().region_size as usize - start;
+        let mut tail = AlignedBuf::new(len, self.device.buffer_align())?;
+        let trailer = self.trailer(false);
+        encode_tail_into(
+            &self.device,
+            &self.records,
+            trailer,
+            &mut tail.as_mut_slice()[..len],
+        );
+        self.writeback.write_copy(self.region, tail, start, len);
+        self.tail_fill = self.fill;
+        Ok(())
+    }
+
+    /// Makes every appended entry durable, with the log's lock held (for a cache whose every
+    /// put is durable when it returns).
+    pub fn flush(&mut self) -> Result<()> {
+        let since = self.writeback.failures();
+        self.submit_pending();
+        self.writeback.wait_idle(since)?;
+        self.device.sync()
+    }
+
+    /// Writes the pending entries, then the region's summary and trailer at its end: a
+    /// partial summary, the index snapshot of this region that a clean close leaves.
+    pub fn write_partial_tail(&mut self) -> Result<()> {
+        let since = self.writeback.failures();
+        self.submit_pending();
+        self.writeback.wait_idle(since)?;
+        let tail_start = self.encode_tail(false);
+        self.device.write(
+            &self.buf.as_slice()[tail_start..],
+            self.region_start() + tail_start as u64,
+        )
+    }
+
+    /// Where the region's summary and trailer start, for the entries it holds now.
+    fn tail_start(&self) -> usize {
+        let g = self.device.geometry();
+        (g.region_size - g.tail_len(self.records.len())) as usize
+    }
+
+    /// The region's trailer as it stands (the summary's CRC is filled in by `encode_tail_into`).
+    fn trailer(&self, sealed: bool) -> Trailer {
+        Trailer {
+            sealed,
+            lap: self.lap,
+            region: self.region,
+            record_count: self.records.len() as u32,
+            summary_crc: 0,
+            fill: self.fill,
+            max_entry_seq: self.max_entry_seq,
+        }
+    }
+
+    /// Encodes the summary and trailer into the end of the buffer; returns where they start.
+    /// Only the tail is borrowed: the writer thread may be reading entries below it.
+    fn encode_tail(&mut self, sealed: bool) -> usize {
+        let start = self.tail_start();
+        let len = self.device.geometry().region_size as usize - start;
+        let trailer = self.trailer(sealed);
+        let tail = self.buf.range_mut(start, len);
+        encode_tail_into(&self.device, &self.records, trailer, tail);
+        start
+    }
+
+    /// Seals the full region and moves to the next, reclaiming it. The full buffer is
+    /// written by the writer thread while puts go on into the spare one.
+    fn seal_and_advance(
+        &mut self,
+        spare: AlignedBuf,
+        next_summary: Option<(Trailer, Vec<SummaryRecord>)>,
+    ) {
+        let region_size = self.device.geometry().region_size as usize;
+        let tail_start = self.encode_tail(true);
+        let full = std::mem::replace(&mut self.buf, spare);
+        let ranges = [
+            (self.submitted as usize, self.fill as usize),
+            (tail_start, region_size),
+        ];
+        self.writeback
+            .seal(self.region, full, ranges, self.mem_from);
+        let next = (self.region + 1) % self.device.geometry().region_count;
+        self.eviction.reclaim(next, self.lap + 1, next_summary);
+        self.region = next;
+        self.lap += 1;
+        self.head.publish(next, self.lap);
+        self.fill = 0;
+        self.submitted = 0;
+        self.mem_from = 0;
+        self.tail_fill = 0;
+        self.records.clear();
+        self.max_entry_seq = 0;
+    }
+}
+
+/// Encodes `records` and `trailer` (with the summary's CRC) into `tail`, a region's tail.
+fn encode_tail_into(
+    device: &Device,
+    records: &[SummaryRecord],
+    mut trailer: Trailer,
+    tail: &mut [u8],
+) {
+    let cache_id = device.cache_id();
+    let summary_len = records.len() * SUMMARY_RECORD_LEN;
+    let trailer_at = tail.len() - device.geometry().unit as usize;
+    for (i, r) in records.iter().enumerate() {
+        r.encode(&mut tail[i * SUMMARY_RECORD_LEN..]);
+    }
+    tail[summary_len..trailer_at].fill(0);
+    trailer.summary_crc = super::format::crc(cache_id, &[&tail[..summary_len]]);
+    trailer.encode(cache_id, &mut tail[trailer_at..trailer_at + TRAILER_LEN]);
+    tail[trailer_at + TRAILER_LEN..].fill(0);
+}

@@ -1,0 +1,281 @@
+//! The engine: a small holder of the cache's parts, and the write side of its operations.
+//! A put goes down, never back up: `Engine::put` → `AppendLog::append` → `Writeback` (the
+//! writer thread) → `Device::write` → the I/O layer. Reads are in `read.rs`.
+
+use super::append::{AppendLog, Appended, LogHead, LogStart, NewEntry};
+use super::device::Device;
+use super::eviction::{Eviction, ReadSummary};
+use super::format::{self, Superblock, CHUNK_SIZE, FLAG_TOMBSTONE};
+use super::index::{Index, Location};
+use super::now_secs;
+use super::recovery::RecoveryReport;
+use super::stats::{Counters, Stats};
+use super::writeback::Writeback;
+use crate::dio::AlignedBuf;
+use crate::error::{Error, ErrorKind, Result};
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// What the options fix for the life of a handle.
+pub(super) struct Settings {
+    pub read_only: bool,
+    /// Every put is durable when it returns.
+    pub sync_writes: bool,
+    pub default_ttl_secs: u64,
+    pub max_value_size: u64,
+}
+
+pub(crate) struct Engine {
+    pub(super) device: Arc<Device>,
+    pub(super) index: Arc<Index>,
+    pub(super) counters: Arc<Counters>,
+    /// Where the log is, for reads that do not take the log's lock.
+    pub(super) head: Arc<LogHead>,
+    pub(super) log: Mutex<AppendLog>,
+    pub(super) writeback: Arc<Writeback>,
+    pub(super) settings: Settings,
+    superblock: Mutex<Superblock>,
+    closed: AtomicBool,
+    recovery: RecoveryReport,
+}
+
+impl Engine {
+    /// Puts the parts together around `device` and `index` (filled by recovery, or empty),
+    /// with the log at `start`. `start_writer` then starts the writer thread.
+    pub(super) fn assemble(
+        device: Arc<Device>,
+        index: Arc<Index>,
+        start: LogStart,
+        superblock: Superblock,
+        settings: Settings,
+        recovery: RecoveryReport,
+    ) -> Result<Engine> {
+        let g = *device.geometry();
+        let counters = device.counters().clone();
+        let spare = match settings.read_only {
+            true => None,
+            false => Some(AlignedBuf::new(
+                g.region_size as usize,
+                device.buffer_align(),
+            )?),
+        };
+        let writeback = Arc::new(Writeback::new(device.clone(), index.clone(), spare));
+        let head = Arc::new(LogHead::new(g.region_count, !settings.read_only));
+        let eviction_of =
+            |has_entries| Eviction::new(index.clone(), counters.clone(), g, has_entries);
+        let log = AppendLog::new(
+            device.clone(),
+            writeback.clone(),
+            head.clone(),
+            eviction_of,
+            start,
+        );
+        Ok(Engine {
+            device,
+            index,
+            counters,
+            head,
+            log: Mutex::new(log),
+            writeback,
+            settings,
+            superblock: Mutex::new(superblock),
+            closed: AtomicBool::new(false),
+            recovery,
+        })
+    }
+
+    /// Starts the writer thread of a writable cache.
+    pub fn start_writer(&self) -> Result<()> {
+        match self.settings.read_only {
+            true => Ok(()),
+            false => self.writeback.start(),
+        }
+    }
+
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Marks the cache in use on the device: until a clean close, a reopen recovers.
+    pub(super) fn mark_in_use(&self) -> Result<()> {
+        let mut sb = self.superblock.lock();
+        sb.clean = false;
+        self.device.write_superblock(&mut sb)
+    }
+
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        format::key_hash(self.device.cache_id(), key)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let g = self.device.geometry();
+        let mut s = Stats {
+            direct_io: self.device.file().is_direct(),
+            alignment: g.alignment,
+            capacity: g.capacity,
+            used_bytes: self.index.used_bytes().min(g.capacity),
+            entries: self.index.len() as u64,
+            ..Stats::default()
+        };
+        self.counters.load_into(&mut s);
+        s
+    }
+
+    pub fn writable(&self) -> Result<()> {
+        if self.settings.read_only {
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                "the cache was opened read-only",
+            ));
+        }
+        if self.closed.load(Relaxed) {
+            return Err(Error::new(ErrorKind::Io, "the cache is closed"));
+        }
+        Ok(())
+    }
+
+    pub fn check_value_len(&self, len: u64) -> Result<()> {
+        let max = self.settings.max_value_size;
+        if len > max {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("value of {len} bytes is larger than max_value_size ({max})"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn expiry(&self, ttl_secs: u64, now: u64) -> u64 {
+        let ttl = match ttl_secs {
+            0 => self.settings.default_ttl_secs,
+            ttl => ttl,
+        };
+        match ttl {
+            0 => 0,
+            ttl => now.saturating_add(ttl),
+        }
+    }
+
+    /// Stores a value. Checksums are computed before the log lock is taken; the copy into
+    /// the region buffer and the index update happen under it, so that the index and the
+    /// log agree on which of two puts of a key came last.
+    pub fn put(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
+        self.writable()?;
+        self.check_value_len(value.len() as u64)?;
+        let hash = self.hash(key);
+        let chunk_crcs: Vec<u32> = value
+            .chunks(CHUNK_SIZE as usize)
+            .map(crc32c::crc32c)
+            .collect();
+        let now = now_secs();
+        let entry = NewEntry {
+            hash,
+            key,
+            value,
+            chunk_crcs: &chunk_crcs,
+            flags: 0,
+            expiry: self.expiry(ttl_secs, now),
+            created: now,
+        };
+        let (mut log, loc) = self.append(&entry, || Ok(()))?;
+        self.index.insert(hash, loc);
+        if self.settings.sync_writes {
+            log.flush()?;
+        }
+        drop(log);
+        self.counters.puts.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        self.writable()?;
+        let hash = self.hash(key);
+        let tombstone = NewEntry {
+            hash,
+            key,
+            value: &[],
+            chunk_crcs: &[],
+            flags: FLAG_TOMBSTONE,
+            expiry: 0,
+            created: now_secs(),
+        };
+        // Only a key that is there gets a tombstone; checked under the log's lock.
+        let present = || match self.index.get(hash) {
+            Some(_) => Ok(()),
+            None => Err(Error::new(ErrorKind::NotFound, "key not found")),
+        };
+        let (mut log, _) = self.append(&tombstone, present)?;
+        self.index.remove(hash);
+        if self.settings.sync_writes {
+            log.flush()?;
+        }
+        drop(log);
+        self.counters.deletes.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// Appends an entry, waiting without the log's lock when the region is full and the
+    /// previous one is still being written. Returns the lock, still held, with the location.
+    /// `check` runs under the lock before the entry is appended.
+    fn append(
+        &self,
+        entry: &NewEntry<'_>,
+        check: impl Fn() -> Result<()>,
+    ) -> Result<(MutexGuard<'_, AppendLog>, Location)> {
+        let mut summary = None;
+        loop {
+            let mut log = self.log.lock();
+            check()?;
+            match log.append(entry, &mut summary)? {
+                Appended::At(loc) => return Ok((log, loc)),
+                Appended::WaitForSpare => {
+                    drop(log);
+                    self.writeback.wait_spare();
+                }
+                Appended::NeedSummary(region) => {
+                    drop(log);
+                    summary = Some(ReadSummary {
+                        region,
+                        summary: self.device.read_summary(region),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Hands the active region's pending bytes to the writer thread under the log's lock,
+    /// then waits for every queued write and syncs without it, so that gets and puts go on.
+    pub fn flush(&self) -> Result<()> {
+        self.writable()?;
+        let since = {
+            let mut log = self.log.lock();
+            let since = self.writeback.failures();
+            log.submit_pending();
+            log.queue_partial_tail()?;
+            since
+        };
+        self.writeback.wait_idle(since)?;
+        self.device.sync()
+    }
+
+    /// Flushes, writes the active region's summary, and marks the superblock clean.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Relaxed) || self.settings.read_only {
+            return Ok(());
+        }
+        let mut log = self.log.lock();
+        let tail = log.write_partial_tail();
+        self.writeback.stop();
+        tail?;
+        self.device.sync()?;
+        let at = log.position();
+        let mut sb = self.superblock.lock();
+        sb.clean = true;
+        sb.active_region = at.region;
+        sb.active_lap = at.lap;
+        sb.active_fill = at.fill;
+        sb.next_entry_seq = at.next_entry_seq;
+        self.device.write_superblock(&mut sb)
+    }
+}
