@@ -206,10 +206,27 @@ impl Engine {
 
     pub(crate) fn get_range(&self, key: &[u8], offset: u64, out: &mut [u8]) -> Result<usize> {
         let (hash, loc) = self.locate(key)?;
+        let n = match self.plan_range(hash, loc, key, offset, out)? {
+            RangePlan::Done(n) => n,
+            RangePlan::Read(span) => self.read_span(hash, loc, offset, &span, out)?,
+        };
+        self.counters.hits.fetch_add(1, Relaxed);
+        Ok(n)
+    }
+
+    /// Reads the entry's header first: the value's place, length and the checksums of the
+    /// chunks the range touches. When what it read holds the whole range, the range is
+    /// served from there.
+    fn plan_range(
+        &self,
+        hash: u64,
+        loc: Location,
+        key: &[u8],
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<RangePlan> {
         let probe = self.header_probe_len(loc, key);
-        // First the header: the value's place, length and the checksums of the chunks the
-        // range touches. When the probe held the whole range, it is served from there.
-        let plan = with_bounce(
+        with_bounce(
             probe,
             self.device.buffer_align(),
             |b| -> Result<RangePlan> {
@@ -243,47 +260,44 @@ impl Engine {
                     out[..n].copy_from_slice(&b[from..from + n]);
                     return Ok(RangePlan::Done(n));
                 }
-                let crcs = (c0..=c1).map(|i| h.chunk_crc(b, i)).collect();
-                Ok(RangePlan::Read {
-                    span_start,
-                    span_end,
+                Ok(RangePlan::Read(Span {
+                    start: span_start,
+                    end: span_end,
                     value_offset: h.value_offset as u64,
                     n,
-                    crcs,
-                })
+                    crcs: (c0..=c1).map(|i| h.chunk_crc(b, i)).collect(),
+                }))
             },
-        )??;
-        let n = match plan {
-            RangePlan::Done(n) => n,
-            RangePlan::Read {
-                span_start,
-                span_end,
-                value_offset,
-                n,
-                crcs,
-            } => {
-                let unit = self.device.geometry().unit as usize;
-                let (start, end) = (round_down(span_start, unit), round_up(span_end, unit));
-                with_bounce((end - start) as usize, self.device.buffer_align(), |b| {
-                    if !self.read_entry(loc, start, b)? {
-                        return Err(self.corrupt(hash, loc));
-                    }
-                    let span = &b[(span_start - start) as usize..(span_end - start) as usize];
-                    let intact = span
-                        .chunks(CHUNK_SIZE as usize)
-                        .zip(&crcs)
-                        .all(|(c, crc)| crc32c::crc32c(c) == *crc);
-                    if !intact {
-                        return Err(self.corrupt(hash, loc));
-                    }
-                    let from = (value_offset + offset - start) as usize;
-                    out[..n].copy_from_slice(&b[from..from + n]);
-                    Ok(n)
-                })??
+        )?
+    }
+
+    /// Reads the whole chunks of `span`, checks them, and copies the range into `out`.
+    fn read_span(
+        &self,
+        hash: u64,
+        loc: Location,
+        offset: u64,
+        span: &Span,
+        out: &mut [u8],
+    ) -> Result<usize> {
+        let unit = self.device.geometry().unit as usize;
+        let (start, end) = (round_down(span.start, unit), round_up(span.end, unit));
+        with_bounce((end - start) as usize, self.device.buffer_align(), |b| {
+            if !self.read_entry(loc, start, b)? {
+                return Err(self.corrupt(hash, loc));
             }
-        };
-        self.counters.hits.fetch_add(1, Relaxed);
-        Ok(n)
+            let chunks = &b[(span.start - start) as usize..(span.end - start) as usize];
+            let intact = chunks
+                .chunks(CHUNK_SIZE as usize)
+                .zip(&span.crcs)
+                .all(|(c, crc)| crc32c::crc32c(c) == *crc);
+            if !intact {
+                return Err(self.corrupt(hash, loc));
+            }
+            let from = (span.value_offset + offset - start) as usize;
+            out[..span.n].copy_from_slice(&b[from..from + span.n]);
+            Ok(span.n)
+        })?
     }
 }
 
@@ -413,13 +427,22 @@ impl Engine {
     }
 }
 
+/// What a range read does after reading the entry's header.
 enum RangePlan {
+    /// The range was in what the header read brought: this many bytes are in `out`.
     Done(usize),
-    Read {
-        span_start: u64,
-        span_end: u64,
-        value_offset: u64,
-        n: usize,
-        crcs: Vec<u32>,
-    },
+    /// Read these chunks.
+    Read(Span),
+}
+
+/// The chunks of a value that hold a range, and what to check them against.
+struct Span {
+    /// Where the first chunk starts and the last ends, in bytes from the entry's start.
+    start: u64,
+    end: u64,
+    value_offset: u64,
+    /// The range's length.
+    n: usize,
+    /// The chunks' checksums, from the header.
+    crcs: Vec<u32>,
 }

@@ -125,112 +125,129 @@ fn is_aligned_ptr(ptr: *const u8, align: usize) -> bool {
     (ptr as usize).is_multiple_of(align)
 }
 
+/// The flags of the plain open, and of the O_DIRECT reopen (without creation or truncation).
+struct OpenFlags {
+    on_open: libc::c_int,
+    on_reopen: libc::c_int,
+}
+
+fn check_options(opts: &OpenOptions) -> Result<()> {
+    if let Some(a) = opts.alignment {
+        if !align::valid_explicit(a as u64) {
+            return Err(Error::invalid(format!(
+                "alignment {a} is not a power of two of at least 512"
+            )));
+        }
+    }
+    if opts.read_only && (opts.create || opts.create_new || opts.truncate) {
+        return Err(Error::invalid("a read-only open cannot create or truncate"));
+    }
+    Ok(())
+}
+
+fn open_flags(opts: &OpenOptions) -> OpenFlags {
+    let access = if opts.read_only {
+        libc::O_RDONLY
+    } else {
+        libc::O_RDWR
+    };
+    let sync = if opts.sync_writes { libc::O_DSYNC } else { 0 };
+    let mut on_open = access | sync;
+    if opts.create {
+        on_open |= libc::O_CREAT;
+    }
+    if opts.create_new {
+        on_open |= libc::O_CREAT | libc::O_EXCL;
+    }
+    if opts.truncate {
+        on_open |= libc::O_TRUNC;
+    }
+    OpenFlags {
+        on_open,
+        on_reopen: access | sync,
+    }
+}
+
+/// Refuses what is neither a regular file nor a block device, and a read-only device
+/// opened for writing.
+fn check_kind(
+    path: &Path,
+    plain: &OwnedFd,
+    st: &libc::stat,
+    block_device: bool,
+    read_only: bool,
+) -> Result<()> {
+    if !block_device && st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Error::invalid(format!(
+            "{} is neither a regular file nor a block device",
+            path.display()
+        )));
+    }
+    if block_device && !read_only {
+        let ro = sys::block_device_read_only(plain.as_fd())
+            .map_err(|e| Error::os(format!("BLKROGET {}", path.display()), e))?;
+        if ro {
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                format!(
+                    "{} is a read-only device: open it read-only",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The descriptors an open ends with, and what the file said of its alignment.
+struct Opened {
+    fd: OwnedFd,
+    /// The plain descriptor kept for small transfers (with `min_io_size`).
+    small_fd: Option<OwnedFd>,
+    direct: bool,
+    detected: Detected,
+}
+
+impl Opened {
+    fn buffered(fd: OwnedFd, detected: Detected) -> Opened {
+        Opened {
+            fd,
+            small_fd: None,
+            direct: false,
+            detected,
+        }
+    }
+}
+
 impl DirectFile {
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<DirectFile> {
-        if let Some(a) = opts.alignment {
-            if !align::valid_explicit(a as u64) {
-                return Err(Error::invalid(format!(
-                    "alignment {a} is not a power of two of at least 512"
-                )));
-            }
-        }
-        if opts.read_only && (opts.create || opts.create_new || opts.truncate) {
-            return Err(Error::invalid("a read-only open cannot create or truncate"));
-        }
-        let access = if opts.read_only {
-            libc::O_RDONLY
-        } else {
-            libc::O_RDWR
-        };
-        let sync = if opts.sync_writes { libc::O_DSYNC } else { 0 };
-        let mut flags = access | sync;
-        if opts.create {
-            flags |= libc::O_CREAT;
-        }
-        if opts.create_new {
-            flags |= libc::O_CREAT | libc::O_EXCL;
-        }
-        if opts.truncate {
-            flags |= libc::O_TRUNC;
-        }
+        check_options(opts)?;
+        let flags = open_flags(opts);
         // Open once without O_DIRECT, so that creation, truncation and permission errors come
         // from an ordinary open; then reopen the same inode with O_DIRECT.
-        let plain = open_raw(path, flags, opts.mode)
+        let plain = open_raw(path, flags.on_open, opts.mode)
             .map_err(|e| Error::os(format!("open {}", path.display()), e))?;
         let st = sys::fstat(plain.as_fd())
             .map_err(|e| Error::os(format!("fstat {}", path.display()), e))?;
         let block_device = sys::is_block_device(&st);
-        if !block_device && st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(Error::invalid(format!(
-                "{} is neither a regular file nor a block device",
-                path.display()
-            )));
-        }
-
-        if block_device && !opts.read_only {
-            let ro = sys::block_device_read_only(plain.as_fd())
-                .map_err(|e| Error::os(format!("BLKROGET {}", path.display()), e))?;
-            if ro {
-                return Err(Error::new(
-                    ErrorKind::ReadOnly,
-                    format!(
-                        "{} is a read-only device: open it read-only",
-                        path.display()
-                    ),
-                ));
-            }
-        }
-        let (fd, small_fd, direct, detected) = match opts.io_mode {
-            IoMode::Buffered => {
-                let detected = align::detect(plain.as_fd(), block_device);
-                (plain, None, false, detected)
-            }
-            IoMode::Auto | IoMode::Direct => {
-                match Self::reopen_direct(path, &plain, access | sync, block_device) {
-                    Ok((direct_fd, detected)) => {
-                        let small = if opts.min_io_size > 0 {
-                            Some(plain)
-                        } else {
-                            None
-                        };
-                        (direct_fd, small, true, detected)
-                    }
-                    Err(reason) if opts.io_mode == IoMode::Direct => {
-                        return Err(Error::new(
-                            ErrorKind::Unsupported,
-                            format!(
-                                "{}: O_DIRECT is refused here ({reason}) and direct I/O was required",
-                                path.display()
-                            ),
-                        )
-                        .with_remedy(Remedy::AllowBuffered));
-                    }
-                    Err(reason) => {
-                        log::warn(&format!(
-                        "{}: O_DIRECT is refused here ({reason}); falling back to buffered I/O through the page cache",
-                        path.display()
-                    ));
-                        (plain, None, false, Detected::NoDirectIo)
-                    }
-                }
-            }
-        };
-        let alignment = match (opts.alignment, detected) {
+        check_kind(path, &plain, &st, block_device, opts.read_only)?;
+        let opened = Self::choose_io(path, plain, flags.on_reopen, block_device, opts)?;
+        let alignment = match (opts.alignment, opened.detected) {
             (Some(a), _) => Alignment::uniform(a),
             (None, Detected::Aligned(a, _)) => a,
             (None, Detected::NoDirectIo) => Alignment::uniform(align::FALLBACK_ALIGNMENT),
         };
         let size = if block_device {
-            sys::block_device_size(fd.as_fd())
+            sys::block_device_size(opened.fd.as_fd())
                 .map_err(|e| Error::os(format!("BLKGETSIZE64 {}", path.display()), e))?
         } else {
             st.st_size as u64
         };
         Ok(DirectFile {
             path: path.to_path_buf(),
-            fd,
-            small_fd,
-            direct,
+            fd: opened.fd,
+            small_fd: opened.small_fd,
+            direct: opened.direct,
             alignment,
             block_device,
             read_only: opts.read_only,
@@ -238,6 +255,45 @@ impl DirectFile {
             size: RwLock::new(size),
             blocks: RangeLock::default(),
         })
+    }
+
+    /// The descriptors for the I/O mode asked, falling back to buffered I/O where O_DIRECT
+    /// is refused and the mode allows it (with a warning: the fallback is always visible).
+    fn choose_io(
+        path: &Path,
+        plain: OwnedFd,
+        reopen_flags: libc::c_int,
+        block_device: bool,
+        opts: &OpenOptions,
+    ) -> Result<Opened> {
+        if opts.io_mode == IoMode::Buffered {
+            let detected = align::detect(plain.as_fd(), block_device);
+            return Ok(Opened::buffered(plain, detected));
+        }
+        match Self::reopen_direct(path, &plain, reopen_flags, block_device) {
+            Ok((fd, detected)) => Ok(Opened {
+                fd,
+                small_fd: (opts.min_io_size > 0).then_some(plain),
+                direct: true,
+                detected,
+            }),
+            Err(reason) if opts.io_mode == IoMode::Direct => Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{}: O_DIRECT is refused here ({reason}) and direct I/O was required",
+                    path.display()
+                ),
+            )
+            .with_remedy(Remedy::AllowBuffered)),
+            Err(reason) => {
+                log::warn(&format!(
+                    "{}: O_DIRECT is refused here ({reason}); falling back to buffered I/O \
+                     through the page cache",
+                    path.display()
+                ));
+                Ok(Opened::buffered(plain, Detected::NoDirectIo))
+            }
+        }
     }
 
     /// Opens the inode behind `plain` again with O_DIRECT, and checks that the file system
