@@ -36,8 +36,13 @@ CT_BINS := $(addprefix $(CT_OUT)/test_,$(CT_TESTS) $(CT_ROOT_TESTS)) \
            $(CT_OUT)/header_c99 $(CT_OUT)/header_cxx
 CT_ROOT_BINS := $(addprefix $(CT_OUT)/test_,$(CT_ROOT_TESTS))
 CT_PLAIN := $(CT_OUT)/functional_plain
+# The helpers every test links, one for each thing they serve (see common.h).
+CT_HELPERS := harness values process devices library
+CT_HEADERS := $(CT_SRC)/common.h $(addprefix $(CT_SRC)/,$(addsuffix .h,$(CT_HELPERS)))
+CT_HELPER_OBJS := $(addprefix $(CT_OUT)/,$(addsuffix .o,$(CT_HELPERS)))
 CT_PLAIN_OBJS := $(addprefix $(CT_OUT)/plain/test_,$(addsuffix .o,$(CT_VALGRIND_TESTS))) \
-                 $(CT_OUT)/plain/common.o $(CT_OUT)/plain/combined_main.o
+                 $(addprefix $(CT_OUT)/plain/,$(addsuffix .o,$(CT_HELPERS))) \
+                 $(CT_OUT)/plain/combined_main.o
 
 CT_ENV := DCACHE_TEST_TMPDIR=$(CT_TMP) \
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1 \
@@ -83,11 +88,11 @@ $(CT_OUT) $(CT_OUT)/plain:
 	@mkdir -p $@
 
 # ---- sanitizer builds: one binary per test ---------------------------------------------------
-$(CT_OUT)/common.o: $(CT_SRC)/common.c $(CT_SRC)/common.h $(CT_LIBDEPS) | $(CT_OUT)
+$(CT_HELPER_OBJS): $(CT_OUT)/%.o: $(CT_SRC)/%.c $(CT_HEADERS) $(CT_LIBDEPS) | $(CT_OUT)
 	$(CT_CC) $(CT_CFLAGS) -c $< -o $@
 
-$(CT_OUT)/test_%: $(CT_SRC)/test_%.c $(CT_OUT)/common.o $(CT_SRC)/common.h $(CT_LIBDEPS) | $(CT_OUT)
-	$(CT_CC) $(CT_CFLAGS) $< $(CT_OUT)/common.o -o $@ $(DCACHE_STATIC_LDLIBS)
+$(CT_OUT)/test_%: $(CT_SRC)/test_%.c $(CT_HELPER_OBJS) $(CT_HEADERS) $(CT_LIBDEPS) | $(CT_OUT)
+	$(CT_CC) $(CT_CFLAGS) $< $(CT_HELPER_OBJS) -o $@ $(DCACHE_STATIC_LDLIBS)
 
 # header hygiene: dcache.h included twice, strict C99 and C++11, linked and run
 $(CT_OUT)/header_c99: $(CT_SRC)/header_c99.c $(CT_SRC)/header_api.inc $(CT_LIBDEPS) | $(CT_OUT)
@@ -104,10 +109,10 @@ $(CT_OUT)/plain/tests.def: ct-force | $(CT_OUT)/plain
 .PHONY: ct-force
 ct-force:
 
-$(CT_OUT)/plain/combined_main.o: $(CT_SRC)/combined_main.c $(CT_OUT)/plain/tests.def $(CT_SRC)/common.h $(CT_LIBDEPS)
+$(CT_OUT)/plain/combined_main.o: $(CT_SRC)/combined_main.c $(CT_OUT)/plain/tests.def $(CT_HEADERS) $(CT_LIBDEPS)
 	$(CT_CC) $(CT_PLAIN_CFLAGS) -c $< -o $@
 
-$(CT_OUT)/plain/%.o: $(CT_SRC)/%.c $(CT_SRC)/common.h $(CT_LIBDEPS) | $(CT_OUT)/plain
+$(CT_OUT)/plain/%.o: $(CT_SRC)/%.c $(CT_HEADERS) $(CT_LIBDEPS) | $(CT_OUT)/plain
 	$(CT_CC) $(CT_PLAIN_CFLAGS) -c $< -o $@
 
 $(CT_PLAIN): $(CT_PLAIN_OBJS)

@@ -23,6 +23,9 @@ pub(crate) struct Device {
     counters: Arc<Counters>,
     /// Gets waiting for the device: while there are any, writes go in small pieces.
     gets_in_flight: AtomicU32,
+    /// Unit tests make writes that touch these bytes of the device fail, as a bad block would.
+    #[cfg(test)]
+    failing: parking_lot::Mutex<Option<std::ops::Range<u64>>>,
 }
 
 impl Device {
@@ -38,7 +41,28 @@ impl Device {
             cache_id,
             counters,
             gets_in_flight: AtomicU32::new(0),
+            #[cfg(test)]
+            failing: Default::default(),
         }
+    }
+
+    /// Makes every later write that touches `bytes` of the device fail with EIO (None: none).
+    #[cfg(test)]
+    pub fn fail_writes_in(&self, bytes: Option<std::ops::Range<u64>>) {
+        *self.failing.lock() = bytes;
+    }
+
+    fn pwrite(&self, data: &[u8], offset: u64) -> Result<()> {
+        #[cfg(test)]
+        if let Some(bad) = self.failing.lock().clone() {
+            if offset < bad.end && bad.start < offset + data.len() as u64 {
+                return Err(crate::error::Error::os(
+                    format!("write at {offset} (a failure made by the test)"),
+                    std::io::Error::from_raw_os_error(libc::EIO),
+                ));
+            }
+        }
+        self.file.pwrite(data, offset)
     }
 
     pub fn file(&self) -> &DirectFile {
@@ -84,10 +108,7 @@ impl Device {
                 WRITE_PIECE
             };
             let n = piece.min(data.len() - done);
-            self.count_io(
-                self.file
-                    .pwrite(&data[done..done + n], offset + done as u64),
-            )?;
+            self.count_io(self.pwrite(&data[done..done + n], offset + done as u64))?;
             self.counters.bytes_written.fetch_add(n as u64, Relaxed);
             done += n;
         }
@@ -124,10 +145,7 @@ impl Device {
         let meta = sb.geometry.meta_size as usize;
         let mut buf = AlignedBuf::new(meta, meta)?;
         sb.encode(buf.as_mut_slice());
-        self.count_io(
-            self.file
-                .pwrite(buf.as_slice(), (sb.generation % 2) * meta as u64),
-        )?;
+        self.count_io(self.pwrite(buf.as_slice(), (sb.generation % 2) * meta as u64))?;
         self.sync()
     }
 

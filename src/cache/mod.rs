@@ -27,6 +27,9 @@ mod stats;
 mod writeback;
 mod writer;
 
+#[cfg(test)]
+mod testing;
+
 pub use format::{Geometry, FORMAT_VERSION};
 pub use read::{Fetched, VerifyReport};
 pub use recovery::RecoveryReport;

@@ -446,3 +446,180 @@ struct Span {
     /// The chunks' checksums, from the header.
     crcs: Vec<u32>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{self, MIB};
+    use super::Fetched;
+    use crate::cache::Cache;
+    use crate::dio::AlignedBuf;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// Gets into an aligned buffer (the in-place path for large values) or a Vec (the
+    /// bounce buffer), whichever `aligned` says.
+    fn get_either(c: &Cache, key: &[u8], aligned: bool) -> Option<Vec<u8>> {
+        if !aligned {
+            return testing::get(c, key);
+        }
+        let mut buf = AlignedBuf::new(c.max_value_size() as usize, 4096).unwrap();
+        match c.get(key, buf.as_mut_slice()) {
+            Ok(Fetched::Copied(n)) => Some(buf.as_slice()[..n].to_vec()),
+            Ok(Fetched::TooSmall(n)) => panic!("too small for {n}"),
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn an_overwrite_racing_a_get_gives_one_whole_version_never_a_mix() {
+        let dir = testing::scratch();
+        let (_, c) = testing::create(dir.path(), "c", 64 * MIB);
+        let key = b"hot";
+        c.put(key, &testing::value(key, 0, 1000), 0).unwrap();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut version = 1;
+                while !stop.load(Ordering::Relaxed) {
+                    // Small values, and large ones read in place, in turn.
+                    let len = 1000 + (version as usize * 7919) % 200_000;
+                    c.put(key, &testing::value(key, version, len), 0).unwrap();
+                    version += 1;
+                }
+            });
+            let deadline = Instant::now() + Duration::from_millis(1500);
+            let mut gets = 0u64;
+            while Instant::now() < deadline {
+                let v =
+                    get_either(&c, key, gets.is_multiple_of(2)).expect("the key is always there");
+                assert!(
+                    testing::version_of(key, &v).is_some(),
+                    "a mixed or wrong value"
+                );
+                gets += 1;
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert!(gets > 100);
+        });
+        assert_eq!(c.stats().checksum_failures, 0);
+    }
+
+    #[test]
+    fn a_get_racing_the_reclaim_of_its_region_is_a_miss_or_the_right_bytes() {
+        let dir = testing::scratch();
+        // 7 regions of 1 MiB: a region is reclaimed every ten puts.
+        let (_, c) = testing::create(dir.path(), "c", 8 * MIB);
+        let written = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..1500 {
+                    let key = format!("k{i}").into_bytes();
+                    c.put(&key, &testing::value(&key, 1, 100_000), 0).unwrap();
+                    written.store(i + 1, Ordering::Release);
+                }
+            });
+            let (mut hits, mut misses) = (0u64, 0u64);
+            let mut r = 1u64;
+            while written.load(Ordering::Acquire) < 1500 {
+                let n = written.load(Ordering::Acquire).max(1);
+                // The oldest live keys, whose regions are the next to go.
+                r = r
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let i = n.saturating_sub(70) + (r >> 33) as usize % 70.min(n);
+                let key = format!("k{i}").into_bytes();
+                match get_either(&c, &key, r.is_multiple_of(2)) {
+                    Some(v) => {
+                        assert_eq!(testing::version_of(&key, &v), Some(1), "k{i}");
+                        hits += 1;
+                    }
+                    None => misses += 1,
+                }
+            }
+            assert!(hits > 0 && misses > 0, "hits {hits}, misses {misses}");
+        });
+        let s = c.stats();
+        assert_eq!(
+            s.checksum_failures, 0,
+            "a reclaim overtaking a get is a plain miss"
+        );
+        assert!(s.evictions > 1000);
+    }
+
+    #[test]
+    fn another_key_with_the_same_hash_is_a_miss_not_its_value() {
+        let dir = testing::scratch();
+        let (_, c) = testing::create(dir.path(), "c", 8 * MIB);
+        c.put(b"a", &testing::value(b"a", 1, 5000), 0).unwrap();
+        let at_a = c.engine.index.get(c.engine.hash(b"a")).unwrap();
+        // Make "b" collide with "a" in the index, as two keys with the same hash would.
+        c.engine.index.insert(c.engine.hash(b"b"), at_a);
+        assert_eq!(testing::get(&c, b"b"), None);
+        assert_eq!(c.stats().checksum_failures, 1);
+        assert!(testing::get(&c, b"a").is_some());
+    }
+
+    #[test]
+    fn damage_on_the_device_is_a_miss_and_the_entry_is_forgotten() {
+        let dir = testing::scratch();
+        let (path, c) = testing::create(dir.path(), "c", 8 * MIB);
+        for i in 0..12 {
+            let key = format!("k{i}").into_bytes();
+            c.put(&key, &testing::value(&key, 1, 100_000), 0).unwrap();
+        }
+        c.flush().unwrap();
+        // k3 is in region 0, sealed and written: gets of it go to the device.
+        let g = *c.engine.device.geometry();
+        let loc = c.engine.index.get(c.engine.hash(b"k3")).unwrap();
+        let value_at = g.data_start + loc.unit as u64 * g.unit as u64 + 50_000;
+        let byte = std::fs::read(&path).unwrap()[value_at as usize];
+        testing::damage(&path, value_at, &[!byte]);
+        let entries = c.stats().entries;
+        assert_eq!(testing::get(&c, b"k3"), None);
+        assert_eq!(c.stats().checksum_failures, 1);
+        assert_eq!(
+            c.stats().entries,
+            entries - 1,
+            "the damaged entry left the index"
+        );
+        assert_eq!(testing::get(&c, b"k3"), None);
+        assert_eq!(c.stats().checksum_failures, 1, "and is not read again");
+        assert!(testing::get(&c, b"k4").is_some());
+    }
+
+    #[test]
+    fn a_range_read_checks_the_chunks_it_returns_and_only_those() {
+        let dir = testing::scratch();
+        let (path, c) = testing::create(dir.path(), "c", 8 * MIB);
+        let v = testing::value(b"big", 1, 300_000);
+        c.put(b"big", &v, 0).unwrap();
+        for i in 0..12 {
+            let key = format!("k{i}").into_bytes();
+            c.put(&key, &testing::value(&key, 1, 100_000), 0).unwrap();
+        }
+        c.flush().unwrap();
+        let g = *c.engine.device.geometry();
+        let loc = c.engine.index.get(c.engine.hash(b"big")).unwrap();
+        // The value starts on a unit after its header; damage a byte of its third chunk.
+        let entry_at = g.data_start + loc.unit as u64 * g.unit as u64;
+        let value_at = entry_at + g.unit as u64;
+        let bad = value_at + 2 * (64 << 10) + 100;
+        let byte = std::fs::read(&path).unwrap()[bad as usize];
+        testing::damage(&path, bad, &[!byte]);
+        let mut out = vec![0u8; 1000];
+        assert_eq!(c.get_range(b"big", 10, &mut out).unwrap(), 1000);
+        assert_eq!(
+            &out[..],
+            &v[10..1010],
+            "the first chunk is intact and served"
+        );
+        let err = c.get_range(b"big", 2 * (64 << 10), &mut out).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            crate::ErrorKind::NotFound,
+            "the damaged chunk is a miss"
+        );
+        assert_eq!(c.stats().checksum_failures, 1);
+    }
+}

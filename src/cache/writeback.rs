@@ -436,3 +436,83 @@ impl Writeback {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{self, MIB};
+    use crate::cache::Cache;
+
+    fn put_range(c: &Cache, keys: std::ops::Range<usize>, len: usize) {
+        for i in keys {
+            let key = format!("k{i}").into_bytes();
+            c.put(&key, &testing::value(&key, 1, len), 0).unwrap();
+        }
+    }
+
+    fn check_all(c: &Cache, keys: std::ops::Range<usize>) {
+        for i in keys {
+            let key = format!("k{i}").into_bytes();
+            let v = testing::get(c, &key).unwrap_or_else(|| panic!("k{i} is missing"));
+            assert_eq!(testing::version_of(&key, &v), Some(1), "k{i}");
+        }
+    }
+
+    #[test]
+    fn a_failed_write_behind_is_reported_then_written_again_by_the_next_flush() {
+        let dir = testing::scratch();
+        let (path, c) = testing::create(dir.path(), "c", 64 * MIB);
+        let g = *c.engine.device.geometry();
+        // Regions are 8 MiB here; write-behind hands the first 2 MiB over while puts go on.
+        c.engine
+            .device
+            .fail_writes_in(Some(g.data_start..g.data_start + MIB));
+        put_range(&c, 0..25, 100_000);
+        let err = c.flush().expect_err("the flush reports the failed write");
+        assert!(err.message().contains("failure made by the test"), "{err}");
+        assert!(c.stats().io_errors >= 1);
+        c.engine.device.fail_writes_in(None);
+        c.flush()
+            .expect("the next flush writes the failed range again");
+        check_all(&c, 0..25);
+        // The device has every entry: a reopen after a crash now finds them all.
+        let image = testing::crash_image(&path, dir.path(), "image");
+        let after = testing::reopen(&image);
+        check_all(&after, 0..25);
+        assert_eq!(after.recovery().entries_dropped, 0);
+    }
+
+    #[test]
+    fn a_write_error_in_the_middle_of_a_sealed_region_drops_its_entries_never_serves_them() {
+        let dir = testing::scratch();
+        let (_, c) = testing::create(dir.path(), "c", 8 * MIB);
+        let g = *c.engine.device.geometry();
+        let bad = g.data_start + 256 * 1024;
+        c.engine.device.fail_writes_in(Some(bad..bad + 256 * 1024));
+        // Regions are 1 MiB: about ten of these fill region 0, and the 11th seals it.
+        put_range(&c, 0..12, 100_000);
+        assert!(c.flush().is_err(), "the failed seal is reported");
+        c.engine.device.fail_writes_in(None);
+        let in_region_0 = |i: usize| {
+            let loc = c
+                .engine
+                .index
+                .get(c.engine.hash(format!("k{i}").as_bytes()));
+            loc.is_some_and(|l| (l.unit as u64) < g.units_per_region())
+        };
+        assert!(
+            !(0..12).any(in_region_0),
+            "no entry of the failed region is left"
+        );
+        assert!(testing::get(&c, b"k0").is_none(), "a get of it is a miss");
+        check_all(&c, 11..12);
+        assert_eq!(
+            c.stats().checksum_failures,
+            0,
+            "nothing unwritten was ever read"
+        );
+        // The cache goes on.
+        put_range(&c, 100..105, 100_000);
+        c.flush().unwrap();
+        check_all(&c, 100..105);
+    }
+}
