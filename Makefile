@@ -101,10 +101,12 @@ clean:
 	rm -rf build
 
 # Tests, examples and benchmarks that live beside their code.
-FRAGMENTS := $(wildcard c-tests/c-tests.mk examples/bindings.mk examples/ats/ats.mk bench/bench.mk)
+FRAGMENTS := $(wildcard c-tests/c-tests.mk examples/bindings.mk examples/ats/ats.mk bench/bench.mk \
+  bench/policy/policy.mk)
 include $(FRAGMENTS)
 
 TEST_TARGETS := test-lint test-rust test-exports test-install test-abi \
+  $(if $(wildcard bench/policy/policy.mk),test-replay) \
   $(if $(wildcard c-tests/c-tests.mk),test-c) \
   $(if $(wildcard examples/bindings.mk),test-bindings) \
   $(if $(wildcard examples/ats/ats.mk),test-ats)

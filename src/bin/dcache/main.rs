@@ -1,4 +1,8 @@
-//! `dcache`: look inside and use a cache file or device from a shell.
+//! `dcache`: look inside and use a cache file or device from a shell, and judge the cache on
+//! a trace of requests.
+
+mod replay;
+mod trace;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dcache::cache::{Cache, CacheOptions, Fetched};
@@ -60,6 +64,43 @@ enum Command {
         /// Alignment in bytes (a power of two of at least 512); default: ask the device.
         #[arg(long)]
         alignment: Option<usize>,
+    },
+    /// Play a trace of requests through a new cache of --capacity bytes: a get per request,
+    /// a put on a miss; prints the miss ratios and the bytes written to the device.
+    Replay {
+        /// libCacheSim's oracleGeneral binary trace, or a `time,id,size` CSV (`.csv`).
+        trace: PathBuf,
+        /// The cache's size in bytes, with an optional K, M, G or T suffix.
+        #[arg(long, value_parser = parse_size)]
+        capacity: u64,
+        /// The trace's format; default: from its extension.
+        #[arg(long, value_enum)]
+        format: Option<trace::TraceFormat>,
+        /// Where the cache file goes (it must not exist; it is removed at the end).
+        /// Default: a new file in the current directory.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a synthetic trace of one of the shapes the cache policy is judged on.
+    GenTrace {
+        #[arg(value_enum)]
+        shape: trace::Shape,
+        /// Where the trace goes.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 400_000)]
+        requests: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The format to write: oracleGeneral (with next-access times) or CSV.
+        #[arg(long, value_enum, default_value_t = trace::TraceFormat::Oracle)]
+        format: trace::TraceFormat,
+        /// Print the trace's summary as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -185,9 +226,84 @@ fn check(path: &Path, mode: Mode) -> Result<ExitCode, Error> {
     })
 }
 
+fn run_replay(
+    trace: &Path,
+    capacity: u64,
+    format: Option<trace::TraceFormat>,
+    cache: Option<PathBuf>,
+    json: bool,
+    mode: Mode,
+) -> Result<ExitCode, Error> {
+    let cache = cache
+        .unwrap_or_else(|| PathBuf::from(format!("dcache-replay-{}.dcache", std::process::id())));
+    let report = replay::replay(&replay::ReplayOptions {
+        trace,
+        format: format.unwrap_or_else(|| trace::TraceFormat::of_path(trace)),
+        cache: &cache,
+        capacity,
+        io_mode: io_mode(mode),
+        progress: !json,
+    })?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        println!("{}", report.to_text());
+    }
+    Ok(if report.wrong_values == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run_gen_trace(
+    shape: trace::Shape,
+    output: &Path,
+    requests: u64,
+    seed: u64,
+    format: trace::TraceFormat,
+    json: bool,
+) -> Result<ExitCode, Error> {
+    let trace = trace::generate(shape, requests, seed);
+    trace::write_trace(output, format, &trace)
+        .map_err(|e| Error::os(format!("writing {}", output.display()), e))?;
+    let s = trace::summarize(&trace);
+    if json {
+        println!(
+            "{{\"requests\": {}, \"objects\": {}, \"footprint_bytes\": {}, \"requested_bytes\": {}}}",
+            s.requests, s.objects, s.footprint_bytes, s.requested_bytes
+        );
+    } else {
+        println!(
+            "{}: {} requests for {} objects, footprint {}, {} requested",
+            output.display(),
+            s.requests,
+            s.objects,
+            human(s.footprint_bytes),
+            human(s.requested_bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let mode = cli.io_mode;
     match cli.command {
+        Command::Replay {
+            trace,
+            capacity,
+            format,
+            cache,
+            json,
+        } => run_replay(&trace, capacity, format, cache, json, mode),
+        Command::GenTrace {
+            shape,
+            output,
+            requests,
+            seed,
+            format,
+            json,
+        } => run_gen_trace(shape, &output, requests, seed, format, json),
         Command::Info { path } => info(&path, mode),
         Command::Check { path } => check(&path, mode),
         Command::Get { path, key } => {
