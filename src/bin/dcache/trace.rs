@@ -202,7 +202,7 @@ pub const SIZE_SIGMA: f64 = 1.0;
 pub const SIZE_MIN: u32 = 256;
 pub const SIZE_MAX: u32 = 1 << 20;
 /// Drift: the ranking slides by one object every this many requests.
-pub const DRIFT_EVERY: u64 = 20;
+pub const DRIFT_EVERY: u64 = 4;
 pub const ONE_HIT_SHARE: f64 = 0.3;
 /// Scan: this many cold objects, read in order, every `SCAN_PERIOD` requests.
 pub const SCAN_OBJECTS: u64 = 10_000;
