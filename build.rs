@@ -36,34 +36,45 @@ macro_rules! stats_fields {
     (
         sizes { $( $(#[doc = $size_doc:literal])* $size:ident, )* }
         counters { $( $(#[doc = $counter_doc:literal])* $counter:ident, )* }
+        later_counters { $( $(#[doc = $later_doc:literal])* $later:ident, )* }
     ) => {
-        /// The engine's stats fields, as `(doc lines, name)` in table order.
+        /// The engine's stats fields that 0.1.0 had, as `(doc lines, name)` in table order.
         fn engine_stats_fields() -> Vec<(Vec<&'static str>, &'static str)> {
             vec![
                 $( (vec![$($size_doc),*], stringify!($size)), )*
                 $( (vec![$($counter_doc),*], stringify!($counter)), )*
             ]
         }
+
+        /// The engine's stats fields added later: at the end of `dcache_stats`.
+        fn later_stats_fields() -> Vec<(Vec<&'static str>, &'static str)> {
+            vec![ $( (vec![$($later_doc),*], stringify!($later)), )* ]
+        }
     };
 }
 include!("src/cache/stats_fields.in");
 
-/// `dcache_stats`: the template in src/ffi with the engine's fields put in at its marker, and
+/// `dcache_stats`: the template in src/ffi with the engine's fields put in at its markers, and
 /// the method that copies them from the engine's `Stats`.
 fn dcache_stats_items(template: &str) -> String {
-    let fields = engine_stats_fields();
-    let mut declared = String::new();
+    let mut s = template.to_string();
     let mut copied = String::new();
-    for (docs, name) in &fields {
-        declared += &doc_lines(docs, "    ");
-        writeln!(declared, "    pub {name}: u64,").unwrap();
-        writeln!(copied, "        self.{name} = s.{name};").unwrap();
+    for (marker, fields) in [
+        ("// ENGINE FIELDS", engine_stats_fields()),
+        ("// LATER ENGINE FIELDS", later_stats_fields()),
+    ] {
+        let mut declared = String::new();
+        for (docs, name) in &fields {
+            declared += &doc_lines(docs, "    ");
+            writeln!(declared, "    pub {name}: u64,").unwrap();
+            writeln!(copied, "        self.{name} = s.{name};").unwrap();
+        }
+        let line = template
+            .lines()
+            .find(|l| l.trim_start().starts_with(marker))
+            .unwrap_or_else(|| panic!("the {marker} marker in src/ffi/dcache_stats.rs.in"));
+        s = s.replacen(&format!("{line}\n"), &declared, 1);
     }
-    let marker = template
-        .lines()
-        .find(|l| l.trim_start().starts_with("// ENGINE FIELDS"))
-        .expect("the ENGINE FIELDS marker in src/ffi/dcache_stats.rs.in");
-    let mut s = template.replacen(&format!("{marker}\n"), &declared, 1);
     write!(
         s,
         "\nimpl dcache_stats {{\n    /// Copies the engine's fields from `s`; the C-only ones are left as they are.\n    \

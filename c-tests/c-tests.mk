@@ -19,7 +19,7 @@ CT_CXX ?= g++
 CT_TESTS ?= version file_args file_flags file_whole file_random file_edges file_threads \
             cache_codes cache_roundtrip cache_ttl cache_update cache_writer cache_range \
             cache_reopen cache_stats cache_evict cache_threads cache_safety cache_corrupt \
-            cache_crash
+            cache_crash cache_reinsert
 CT_ROOT_TESTS ?= ramfs file_loop4k cache_loop4k
 # The main functional tests, linked into one plain (no sanitizer) binary run under valgrind.
 CT_VALGRIND_TESTS ?= version file_args file_flags file_whole file_random cache_codes \

@@ -263,6 +263,15 @@ typedef struct dcache_stats {
    * 1 when the previous user had closed the cache cleanly.
    */
   uint32_t recovery_was_clean;
+  /**
+   * Entries read since they were written that were kept, written again at the head
+   * of the log, when their region was reclaimed.
+   */
+  uint64_t reinserted;
+  /**
+   * Bytes of those entries (headers and padding included).
+   */
+  uint64_t reinserted_bytes;
 } dcache_stats;
 
 /**

@@ -1733,10 +1733,12 @@ static void op_stats(Op *op)
             ", \"dcache\": {\"capacity\": %" PRIu64 ", \"used_bytes\": %" PRIu64 ", \"entries\": %" PRIu64 ", \"hits\": %" PRIu64
             ", \"misses\": %" PRIu64 ", \"puts\": %" PRIu64 ", \"deletes\": %" PRIu64 ", \"evictions\": %" PRIu64
             ", \"expirations\": %" PRIu64 ", \"bytes_written\": %" PRIu64 ", \"bytes_read\": %" PRIu64 ", \"checksum_failures\": %" PRIu64
-            ", \"io_errors\": %" PRIu64 ", \"alignment\": %u}",
+            ", \"io_errors\": %" PRIu64 ", \"reinserted\": %" PRIu64 ", \"reinserted_bytes\": %" PRIu64
+            ", \"alignment\": %u}",
             (uint64_t)ds.capacity, (uint64_t)ds.used_bytes, (uint64_t)ds.entries, (uint64_t)ds.hits, (uint64_t)ds.misses,
             (uint64_t)ds.puts, (uint64_t)ds.deletes, (uint64_t)ds.evictions, (uint64_t)ds.expirations, (uint64_t)ds.bytes_written,
-            (uint64_t)ds.bytes_read, (uint64_t)ds.checksum_failures, (uint64_t)ds.io_errors, (unsigned)ds.alignment);
+            (uint64_t)ds.bytes_read, (uint64_t)ds.checksum_failures, (uint64_t)ds.io_errors,
+            (uint64_t)ds.reinserted, (uint64_t)ds.reinserted_bytes, (unsigned)ds.alignment);
   }
   str_cat(&s, "}\n");
   Responder *r = responder_fixed(200, "OK", "application/json", s.p);

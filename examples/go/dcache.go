@@ -356,6 +356,8 @@ type Stats struct {
 	RecoveryMicros         uint64 // how long that took
 	RecoveryEntriesDropped uint64 // entries dropped at open as torn or corrupt
 	RecoveryWasClean       bool   // the previous user had closed the cache cleanly
+	Reinserted             uint64 // entries read since written, kept when their region was reclaimed
+	ReinsertedBytes        uint64 // their bytes
 }
 
 // Stats returns the cache's counters.
@@ -391,6 +393,8 @@ func (c *Cache) Stats() (Stats, error) {
 		RecoveryMicros:         uint64(s.recovery_micros),
 		RecoveryEntriesDropped: uint64(s.recovery_entries_dropped),
 		RecoveryWasClean:       s.recovery_was_clean != 0,
+		Reinserted:             uint64(s.reinserted),
+		ReinsertedBytes:        uint64(s.reinserted_bytes),
 	}, nil
 }
 

@@ -158,6 +158,8 @@ _STAT_FIELDS = [
     ("recovery_micros", _u64),
     ("recovery_entries_dropped", _u64),
     ("recovery_was_clean", _u32),
+    ("reinserted", _u64),
+    ("reinserted_bytes", _u64),
 ]
 
 

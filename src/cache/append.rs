@@ -4,8 +4,10 @@
 //! (`eviction`).
 
 use super::device::Device;
-use super::eviction::{Eviction, ReadSummary};
-use super::format::{EntryHeader, SummaryRecord, Trailer, SUMMARY_RECORD_LEN, TRAILER_LEN};
+use super::eviction::{Eviction, ReadSummary, Survivor};
+use super::format::{
+    chunk_count, Decoded, EntryHeader, SummaryRecord, Trailer, SUMMARY_RECORD_LEN, TRAILER_LEN,
+};
 use super::index::Location;
 use super::writeback::Writeback;
 use super::{parts_len, scatter};
@@ -223,7 +225,7 @@ impl AppendLog {
             .geometry()
             .entry_layout(e.key.len(), e.value.len() as u64);
         if !self.fits(entry_len) {
-            if let Some(wait) = self.move_on(summary)? {
+            if let Some(wait) = self.move_on(summary, entry_len)? {
                 return Ok(wait);
             }
         }
@@ -236,24 +238,26 @@ impl AppendLog {
     }
 
     /// Seals the full region and moves to the next, if the next one's summary is at hand
-    /// (where it is needed) and the spare buffer is back; else says what to wait for.
-    fn move_on(&mut self, summary: &mut Option<ReadSummary>) -> Result<Option<Appended>> {
+    /// (where it is needed) and the spare buffer is back; else says what to wait for. Leaves
+    /// room for an entry of `pending` bytes in the new region.
+    fn move_on(
+        &mut self,
+        summary: &mut Option<ReadSummary>,
+        pending: u64,
+    ) -> Result<Option<Appended>> {
         let next = (self.region + 1) % self.device.geometry().region_count;
         let next_summary = match summary.take() {
-            Some(s) if s.region == next => s.summary,
+            Some(s) if s.region == next => Some(s),
             _ if self.eviction.needs_summary(next) => return Ok(Some(Appended::NeedSummary(next))),
             _ => None,
         };
         match self.writeback.try_take_spare()? {
             Some(spare) => {
-                self.seal_and_advance(spare, next_summary);
+                self.seal_and_advance(spare, next_summary, pending);
                 Ok(None)
             }
             None => {
-                *summary = Some(ReadSummary {
-                    region: next,
-                    summary: next_summary,
-                });
+                *summary = next_summary;
                 Ok(Some(Appended::WaitForSpare))
             }
         }
@@ -394,11 +398,7 @@ impl AppendLog {
 
     /// Seals the full region and moves to the next, reclaiming it. The full buffer is
     /// written by the writer thread while puts go on into the spare one.
-    fn seal_and_advance(
-        &mut self,
-        spare: AlignedBuf,
-        next_summary: Option<(Trailer, Vec<SummaryRecord>)>,
-    ) {
+    fn seal_and_advance(&mut self, spare: AlignedBuf, next: Option<ReadSummary>, pending: u64) {
         let region_size = self.device.geometry().region_size as usize;
         let tail_start = self.encode_tail(true);
         let full = std::mem::replace(&mut self.buf, spare);
@@ -408,8 +408,11 @@ impl AppendLog {
         ];
         self.writeback
             .seal(self.region, full, ranges, self.mem_from);
+        let (summary, survivors) = next.map_or((None, Vec::new()), |r| (r.summary, r.survivors));
         let next = (self.region + 1) % self.device.geometry().region_count;
-        self.eviction.reclaim(next, self.lap + 1, next_summary);
+        let survivors = self
+            .eviction
+            .reclaim(next, self.lap + 1, summary, survivors);
         self.region = next;
         self.lap += 1;
         self.head.publish(next, self.lap);
@@ -419,6 +422,37 @@ impl AppendLog {
         self.tail_fill = 0;
         self.records.clear();
         self.max_entry_seq = 0;
+        for survivor in &survivors {
+            self.reinsert(survivor, pending);
+        }
+    }
+
+    /// Writes a survivor of the reclaimed region again at the head of the log, as a new
+    /// entry of this lap (its key, value, checksums, expiry and creation time unchanged), if
+    /// it fits with room left for an entry of `pending` bytes.
+    fn reinsert(&mut self, survivor: &Survivor, pending: u64) {
+        let g = *self.device.geometry();
+        let len = survivor.bytes.len() as u64;
+        let room = g.region_size - g.tail_len(self.records.len() + 2);
+        let h = match EntryHeader::decode(&survivor.bytes, self.device.cache_id(), len, g.unit) {
+            Decoded::Valid(h) if self.fill + len + pending <= room => h,
+            _ => return self.eviction.dropped(),
+        };
+        let b = &survivor.bytes;
+        let chunk_crcs: Vec<u32> = (0..chunk_count(h.value_len))
+            .map(|i| h.chunk_crc(b, i))
+            .collect();
+        let entry = NewEntry {
+            hash: survivor.hash,
+            key: h.key(b),
+            value: &b[h.value_offset as usize..(h.value_offset as u64 + h.value_len) as usize],
+            chunk_crcs: &chunk_crcs,
+            flags: h.flags,
+            expiry: h.expiry,
+            created: h.created,
+        };
+        let at = self.write_entry(&entry, h.value_offset as u64, len);
+        self.eviction.reinserted(survivor, at);
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::append::{AppendLog, Appended, LogHead, LogStart, NewEntry};
 use super::device::Device;
-use super::eviction::{Eviction, ReadSummary};
+use super::eviction::{self, Eviction, ReadSummary};
 use super::format::{self, Superblock, CHUNK_SIZE, FLAG_TOMBSTONE};
 use super::index::{Index, Location};
 use super::now_secs;
@@ -235,12 +235,26 @@ impl Engine {
                 }
                 Appended::NeedSummary(region) => {
                     drop(log);
-                    summary = Some(ReadSummary {
-                        region,
-                        summary: self.device.read_summary(region),
-                    });
+                    summary = Some(self.read_for_reclaim(region));
                 }
             }
+        }
+    }
+
+    /// What the reclaim of `region` needs, read without the log's lock: its summary, and the
+    /// entries worth keeping, read and verified.
+    pub(super) fn read_for_reclaim(&self, region: u32) -> ReadSummary {
+        let summary = self.device.read_summary(region);
+        let g = self.device.geometry();
+        let lap = self.head.lap_of(region);
+        let survivors = eviction::survivor_candidates(&self.index, g, region, lap, &summary)
+            .into_iter()
+            .filter_map(|(hash, at)| self.read_survivor(hash, at))
+            .collect();
+        ReadSummary {
+            region,
+            summary,
+            survivors,
         }
     }
 

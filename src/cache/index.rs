@@ -1,6 +1,7 @@
-//! The in-memory index: key hash → where the entry is. Compact on purpose (12 bytes a slot):
-//! it holds no key, only 50 bits of the key's hash, because every read checks the full key on
-//! disk anyway; a rare tag collision costs a miss, never a wrong value.
+//! The in-memory index: key hash → where the entry is, and how often it was read since it was
+//! written (two bits, for eviction). Compact on purpose (12 bytes a slot): it holds no key,
+//! only 48 bits of the key's hash, because every read checks the full key on disk anyway; a
+//! rare tag collision costs a miss, never a wrong value.
 //!
 //! 64 shards, each an open-addressing table with linear probing behind its own RwLock, so
 //! that lookups run in parallel with each other and with inserts.
@@ -26,7 +27,12 @@ const LEN_BITS: u32 = 20;
 const LEN_MASK: u32 = (1 << LEN_BITS) - 1;
 pub const MAX_LEN_UNITS: u32 = LEN_MASK;
 
-/// [tag, unit, len_units | extra tag << 20]; len_units == 0 marks an empty slot.
+/// Reads since the entry was written: 0 to 3, saturating.
+const READS_SHIFT: u32 = LEN_BITS;
+const READS_MASK: u32 = 0b11 << READS_SHIFT;
+const EXTRA_SHIFT: u32 = LEN_BITS + 2;
+
+/// [tag, unit, len_units | reads << 20 | extra tag << 22]; len_units == 0 marks an empty slot.
 type Slot = [u32; 3];
 
 fn tag_of(hash: u64) -> u32 {
@@ -34,7 +40,7 @@ fn tag_of(hash: u64) -> u32 {
 }
 
 fn extra_of(hash: u64) -> u32 {
-    ((hash >> 40) as u32) & 0xfff
+    ((hash >> 40) as u32) & 0x3ff
 }
 
 fn shard_of(hash: u64) -> usize {
@@ -75,7 +81,7 @@ impl Table {
             if s[2] & LEN_MASK == 0 {
                 return None;
             }
-            if s[0] == tag && s[2] >> LEN_BITS == extra {
+            if s[0] == tag && s[2] >> EXTRA_SHIFT == extra {
                 return Some(i);
             }
             i = self.next(i);
@@ -93,7 +99,7 @@ impl Table {
         if let Some(i) = self.find(hash) {
             let old = Self::location(&self.slots[i]);
             self.slots[i][1] = loc.unit;
-            self.slots[i][2] = loc.len_units | extra_of(hash) << LEN_BITS;
+            self.slots[i][2] = loc.len_units | extra_of(hash) << EXTRA_SHIFT;
             return Some(old);
         }
         if (self.len + 1) * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
@@ -106,7 +112,7 @@ impl Table {
         self.slots[i] = [
             tag_of(hash),
             loc.unit,
-            loc.len_units | extra_of(hash) << LEN_BITS,
+            loc.len_units | extra_of(hash) << EXTRA_SHIFT,
         ];
         self.len += 1;
         None
@@ -187,6 +193,29 @@ impl Index {
     pub fn get(&self, hash: u64) -> Option<Location> {
         let t = self.shards[shard_of(hash)].read();
         t.find(hash).map(|i| Table::location(&t.slots[i]))
+    }
+
+    /// Counts a read of the entry at `loc` (if `hash` still points there).
+    pub fn mark_read(&self, hash: u64, loc: Location) {
+        let mut t = self.shards[shard_of(hash)].write();
+        if let Some(i) = t
+            .find(hash)
+            .filter(|&i| Table::location(&t.slots[i]) == loc)
+        {
+            let w = t.slots[i][2];
+            if w & READS_MASK != READS_MASK {
+                t.slots[i][2] = w + (1 << READS_SHIFT);
+            }
+        }
+    }
+
+    /// How often the entry at `loc` was read since it was written (0 to 3, saturating), if
+    /// `hash` still points there.
+    pub fn reads_at(&self, hash: u64, loc: Location) -> Option<u32> {
+        let t = self.shards[shard_of(hash)].read();
+        t.find(hash)
+            .filter(|&i| Table::location(&t.slots[i]) == loc)
+            .map(|i| (t.slots[i][2] & READS_MASK) >> READS_SHIFT)
     }
 
     /// Points `hash` at `loc`; returns what it pointed at before.

@@ -3,6 +3,7 @@
 //! fails is a miss, never another key's bytes.
 
 use super::engine::Engine;
+use super::eviction::Survivor;
 use super::format::{header_len, Decoded, EntryHeader, ALIGNED_VALUE_MIN, CHUNK_SIZE};
 use super::index::Location;
 use super::{now_secs, parts_len};
@@ -20,10 +21,27 @@ pub enum Fetched {
     TooSmall(u64),
 }
 
+/// An entry the index pointed a key at, and the lap its region held when it was looked up:
+/// if the lap moved on while the entry was read, a failed check means the read raced a
+/// reclaim (the bytes at `loc` now belong to a newer lap), not that the entry is damaged.
+#[derive(Clone, Copy)]
+struct Found {
+    hash: u64,
+    loc: Location,
+    lap: u32,
+}
+
 /// Entries up to this size are read whole, in one system call, even for a range read.
 const WHOLE_READ_MAX: u64 = 256 << 10;
 
 impl Engine {
+    /// A get returned the entry at `loc`: count it, and mark the entry read, which eviction
+    /// looks at.
+    fn hit(&self, f: Found) {
+        self.counters.hits.fetch_add(1, Relaxed);
+        self.index.mark_read(f.hash, f.loc);
+    }
+
     fn miss(&self) -> Error {
         self.counters.misses.fetch_add(1, Relaxed);
         Error::new(ErrorKind::NotFound, "key not found")
@@ -68,34 +86,41 @@ impl Engine {
     /// The entry at `loc` failed verification. If the index still points there it is
     /// corrupt: count it and forget it. If not, a newer put or a reclaim overtook this read,
     /// which is an ordinary miss.
-    fn corrupt(&self, hash: u64, loc: Location) -> Error {
-        if self.index.remove_if_at(hash, loc) {
+    fn corrupt(&self, f: Found) -> Error {
+        if !self.raced(f) && self.index.remove_if_at(f.hash, f.loc) {
             self.counters.checksum_failures.fetch_add(1, Relaxed);
         }
         self.miss()
     }
 
+    /// Whether the region of `f` started a new lap since `f` was looked up.
+    fn raced(&self, f: Found) -> bool {
+        self.head.lap_of(self.region_of(f.loc)) != f.lap
+    }
+
+    fn region_of(&self, loc: Location) -> u32 {
+        (loc.unit as u64 / self.device.geometry().units_per_region()) as u32
+    }
+
     /// Verifies the header at the start of `b` (read from `loc`) for `key`. `Ok(None)` asks
     /// for the header's full length when `b` is too short.
-    fn check_header(
-        &self,
-        hash: u64,
-        loc: Location,
-        key: &[u8],
-        b: &[u8],
-    ) -> Result<Option<EntryHeader>> {
+    fn check_header(&self, f: Found, key: &[u8], b: &[u8]) -> Result<Option<EntryHeader>> {
+        let (hash, loc) = (f.hash, f.loc);
         let unit = self.device.geometry().unit;
         let h = match EntryHeader::decode(b, self.device.cache_id(), self.entry_len(loc), unit) {
             Decoded::Valid(h) if h.entry_len(unit) == self.entry_len(loc) => h,
             Decoded::Incomplete => return Ok(None),
-            _ => return Err(self.corrupt(hash, loc)),
+            _ => return Err(self.corrupt(f)),
         };
         if !self.written_this_lap(loc, &h) {
-            return Err(self.corrupt(hash, loc));
+            return Err(self.corrupt(f));
         }
         if h.key(b) != key || h.is_tombstone() {
-            // Another key with the same 50 bits of hash: its entry, not ours.
-            self.counters.checksum_failures.fetch_add(1, Relaxed);
+            // Another key with the same 48 bits of hash: its entry, not ours. Unless a reclaim
+            // overtook this read, and another entry took the place.
+            if !self.raced(f) && self.index.get(hash) == Some(loc) {
+                self.counters.checksum_failures.fetch_add(1, Relaxed);
+            }
             return Err(self.miss());
         }
         if h.is_expired(now_secs()) {
@@ -107,10 +132,14 @@ impl Engine {
         Ok(Some(h))
     }
 
-    fn locate(&self, key: &[u8]) -> Result<(u64, Location)> {
+    fn locate(&self, key: &[u8]) -> Result<Found> {
         let hash = self.hash(key);
         match self.index.get(hash) {
-            Some(loc) => Ok((hash, loc)),
+            Some(loc) => Ok(Found {
+                hash,
+                loc,
+                lap: self.head.lap_of(self.region_of(loc)),
+            }),
             None => Err(self.miss()),
         }
     }
@@ -132,30 +161,30 @@ impl Engine {
     }
 
     pub(crate) fn get(&self, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {
-        let (mut hash, mut loc) = self.locate(key)?;
-        if (buf.len() as u64) < self.least_value_len(loc, key.len()) {
+        let mut f = self.locate(key)?;
+        if (buf.len() as u64) < self.least_value_len(f.loc, key.len()) {
             // Too small whatever the header says: read only the header for the size.
             let size = self.value_size(key)?;
             if size > buf.len() as u64 {
                 return Ok(Fetched::TooSmall(size));
             }
             // A put of a smaller value came in between: read that one.
-            (hash, loc) = self.locate(key)?;
+            f = self.locate(key)?;
         }
-        if let Some(value_offset) = self.in_place_offset(loc, key, buf) {
-            if let Some(fetched) = self.get_in_place(hash, loc, key, buf, value_offset)? {
+        if let Some(value_offset) = self.in_place_offset(f.loc, key, buf) {
+            if let Some(fetched) = self.get_in_place(f, key, buf, value_offset)? {
                 return Ok(fetched);
             }
         }
         with_bounce(
-            self.entry_len(loc) as usize,
+            self.entry_len(f.loc) as usize,
             self.device.buffer_align(),
             |b| {
-                if !self.read_entry(loc, 0, b)? {
-                    return Err(self.corrupt(hash, loc));
+                if !self.read_entry(f.loc, 0, b)? {
+                    return Err(self.corrupt(f));
                 }
-                let Some(h) = self.check_header(hash, loc, key, b)? else {
-                    return Err(self.corrupt(hash, loc));
+                let Some(h) = self.check_header(f, key, b)? else {
+                    return Err(self.corrupt(f));
                 };
                 let (voff, vlen) = (h.value_offset as usize, h.value_len as usize);
                 if buf.len() < vlen {
@@ -163,10 +192,10 @@ impl Engine {
                 }
                 let value = &b[voff..voff + vlen];
                 if !h.verify_chunks(b, 0, value) {
-                    return Err(self.corrupt(hash, loc));
+                    return Err(self.corrupt(f));
                 }
                 buf[..vlen].copy_from_slice(value);
-                self.counters.hits.fetch_add(1, Relaxed);
+                self.hit(f);
                 Ok(Fetched::Copied(vlen))
             },
         )?
@@ -188,53 +217,47 @@ impl Engine {
     }
 
     pub(crate) fn value_size(&self, key: &[u8]) -> Result<u64> {
-        let (hash, loc) = self.locate(key)?;
+        let f = self.locate(key)?;
         with_bounce(
-            self.header_units_len(loc, key),
+            self.header_units_len(f.loc, key),
             self.device.buffer_align(),
             |b| {
-                if !self.read_entry(loc, 0, b)? {
-                    return Err(self.corrupt(hash, loc));
+                if !self.read_entry(f.loc, 0, b)? {
+                    return Err(self.corrupt(f));
                 }
-                match self.check_header(hash, loc, key, b)? {
+                match self.check_header(f, key, b)? {
                     Some(h) => Ok(h.value_len),
-                    None => Err(self.corrupt(hash, loc)),
+                    None => Err(self.corrupt(f)),
                 }
             },
         )?
     }
 
     pub(crate) fn get_range(&self, key: &[u8], offset: u64, out: &mut [u8]) -> Result<usize> {
-        let (hash, loc) = self.locate(key)?;
-        let n = match self.plan_range(hash, loc, key, offset, out)? {
+        let f = self.locate(key)?;
+        let n = match self.plan_range(f, key, offset, out)? {
             RangePlan::Done(n) => n,
-            RangePlan::Read(span) => self.read_span(hash, loc, offset, &span, out)?,
+            RangePlan::Read(span) => self.read_span(f, offset, &span, out)?,
         };
-        self.counters.hits.fetch_add(1, Relaxed);
+        self.hit(f);
         Ok(n)
     }
 
     /// Reads the entry's header first: the value's place, length and the checksums of the
     /// chunks the range touches. When what it read holds the whole range, the range is
     /// served from there.
-    fn plan_range(
-        &self,
-        hash: u64,
-        loc: Location,
-        key: &[u8],
-        offset: u64,
-        out: &mut [u8],
-    ) -> Result<RangePlan> {
+    fn plan_range(&self, f: Found, key: &[u8], offset: u64, out: &mut [u8]) -> Result<RangePlan> {
+        let loc = f.loc;
         let probe = self.header_probe_len(loc, key);
         with_bounce(
             probe,
             self.device.buffer_align(),
             |b| -> Result<RangePlan> {
                 if !self.read_entry(loc, 0, b)? {
-                    return Err(self.corrupt(hash, loc));
+                    return Err(self.corrupt(f));
                 }
-                let Some(h) = self.check_header(hash, loc, key, b)? else {
-                    return Err(self.corrupt(hash, loc));
+                let Some(h) = self.check_header(f, key, b)? else {
+                    return Err(self.corrupt(f));
                 };
                 if offset > h.value_len {
                     return Err(Error::new(
@@ -254,7 +277,7 @@ impl Engine {
                 let span_end = h.value_offset as u64 + ((c1 + 1) * CHUNK_SIZE).min(h.value_len);
                 if span_end as usize <= b.len() {
                     if !h.verify_chunks(b, c0, &b[span_start as usize..span_end as usize]) {
-                        return Err(self.corrupt(hash, loc));
+                        return Err(self.corrupt(f));
                     }
                     let from = (h.value_offset as u64 + offset) as usize;
                     out[..n].copy_from_slice(&b[from..from + n]);
@@ -272,19 +295,13 @@ impl Engine {
     }
 
     /// Reads the whole chunks of `span`, checks them, and copies the range into `out`.
-    fn read_span(
-        &self,
-        hash: u64,
-        loc: Location,
-        offset: u64,
-        span: &Span,
-        out: &mut [u8],
-    ) -> Result<usize> {
+    fn read_span(&self, f: Found, offset: u64, span: &Span, out: &mut [u8]) -> Result<usize> {
+        let loc = f.loc;
         let unit = self.device.geometry().unit as usize;
         let (start, end) = (round_down(span.start, unit), round_up(span.end, unit));
         with_bounce((end - start) as usize, self.device.buffer_align(), |b| {
             if !self.read_entry(loc, start, b)? {
-                return Err(self.corrupt(hash, loc));
+                return Err(self.corrupt(f));
             }
             let chunks = &b[(span.start - start) as usize..(span.end - start) as usize];
             let intact = chunks
@@ -292,7 +309,7 @@ impl Engine {
                 .zip(&span.crcs)
                 .all(|(c, crc)| crc32c::crc32c(c) == *crc);
             if !intact {
-                return Err(self.corrupt(hash, loc));
+                return Err(self.corrupt(f));
             }
             let from = (span.value_offset + offset - start) as usize;
             out[..span.n].copy_from_slice(&b[from..from + span.n]);
@@ -332,12 +349,12 @@ impl Engine {
     /// the layout `in_place_offset` expected (the caller then uses the bounce buffer).
     fn get_in_place(
         &self,
-        hash: u64,
-        loc: Location,
+        f: Found,
         key: &[u8],
         buf: &mut [u8],
         value_offset: u64,
     ) -> Result<Option<Fetched>> {
+        let loc = f.loc;
         let unit = self.device.geometry().unit as usize;
         let head_len = value_offset as usize;
         let middle = self.entry_len(loc) as usize - head_len - unit;
@@ -346,9 +363,9 @@ impl Engine {
         let outcome = with_bounce(head_len + unit, self.device.buffer_align(), |b| {
             let (head, tail) = b.split_at_mut(head_len);
             if !self.read_entry_parts(loc, 0, &mut [head, &mut buf[..middle], tail])? {
-                return Err(self.corrupt(hash, loc));
+                return Err(self.corrupt(f));
             }
-            let h = match self.check_header(hash, loc, key, head)? {
+            let h = match self.check_header(f, key, head)? {
                 Some(h) if h.value_offset as u64 == value_offset => h,
                 _ => return Ok(None),
             };
@@ -359,13 +376,13 @@ impl Engine {
             buf[middle..value_len].copy_from_slice(&tail[..in_tail]);
             filled = value_len;
             if !h.verify_chunks(head, 0, &buf[..value_len]) {
-                return Err(self.corrupt(hash, loc));
+                return Err(self.corrupt(f));
             }
             Ok(Some(value_len))
         })?;
         match outcome {
             Ok(Some(n)) => {
-                self.counters.hits.fetch_add(1, Relaxed);
+                self.hit(f);
                 Ok(Some(Fetched::Copied(n)))
             }
             other => {
@@ -373,6 +390,30 @@ impl Engine {
                 other.map(|_| None)
             }
         }
+    }
+}
+
+impl Engine {
+    /// The entry at `at`, whole, if it verifies as `hash`'s, of the lap its region holds,
+    /// live and unexpired: a survivor of a reclaim, to be written again.
+    pub(super) fn read_survivor(&self, hash: u64, at: Location) -> Option<Survivor> {
+        let g = self.device.geometry();
+        let len = self.entry_len(at);
+        let mut bytes = vec![0u8; len as usize];
+        if !self.read_entry(at, 0, &mut bytes).ok()? {
+            return None;
+        }
+        let h = match EntryHeader::decode(&bytes, self.device.cache_id(), len, g.unit) {
+            Decoded::Valid(h) if h.entry_len(g.unit) == len => h,
+            _ => return None,
+        };
+        let value = &bytes[h.value_offset as usize..(h.value_offset as u64 + h.value_len) as usize];
+        let intact = self.written_this_lap(at, &h)
+            && !h.is_tombstone()
+            && !h.is_expired(now_secs())
+            && self.hash(h.key(&bytes)) == hash
+            && h.verify_chunks(&bytes, 0, value);
+        intact.then_some(Survivor { hash, at, bytes })
     }
 }
 

@@ -8,11 +8,13 @@ macro_rules! stats_fields {
     (
         sizes { $( $(#[doc = $size_doc:literal])* $size:ident, )* }
         counters { $( $(#[doc = $counter_doc:literal])* $counter:ident, )* }
+        later_counters { $( $(#[doc = $later_doc:literal])* $later:ident, )* }
     ) => {
         /// The counters, one atomic each.
         #[derive(Default)]
         pub(crate) struct Counters {
             $( $(#[doc = $counter_doc])* pub $counter: AtomicU64, )*
+            $( $(#[doc = $later_doc])* pub $later: AtomicU64, )*
         }
 
         /// A snapshot of a cache's counters and sizes.
@@ -24,12 +26,14 @@ macro_rules! stats_fields {
             pub alignment: u32,
             $( $(#[doc = $size_doc])* pub $size: u64, )*
             $( $(#[doc = $counter_doc])* pub $counter: u64, )*
+            $( $(#[doc = $later_doc])* pub $later: u64, )*
         }
 
         impl Counters {
             /// Copies every counter into `stats`.
             pub(crate) fn load_into(&self, stats: &mut Stats) {
                 $( stats.$counter = self.$counter.load(Relaxed); )*
+                $( stats.$later = self.$later.load(Relaxed); )*
             }
         }
     };

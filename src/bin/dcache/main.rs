@@ -185,6 +185,15 @@ fn info(path: &Path, mode: Mode) -> Result<ExitCode, Error> {
     );
     println!("max value size:  {}", human(c.max_value_size()));
     println!(
+        "eviction:        oldest region first; entries read since written are written again \
+         (up to half a region)"
+    );
+    println!(
+        "reinserted:      {} entries, {} (counted since this open)",
+        s.reinserted,
+        human(s.reinserted_bytes)
+    );
+    println!(
         "last shutdown:   {}",
         if r.was_clean {
             "clean"

@@ -24,6 +24,9 @@ pub struct ReplayReport {
     /// Hits whose bytes were not the object's: must be 0.
     pub wrong_values: u64,
     pub puts: u64,
+    /// Entries kept, written again, when their region was reclaimed, and their bytes.
+    pub reinserted: u64,
+    pub reinserted_bytes: u64,
     pub device_bytes_written: u64,
     pub capacity: u64,
     pub max_value_size: u64,
@@ -52,7 +55,7 @@ impl ReplayReport {
     }
 
     pub fn to_json(&self) -> String {
-        let fields: [(&str, String); 18] = [
+        let fields: [(&str, String); 20] = [
             ("requests", self.requests.to_string()),
             ("hits", self.hits.to_string()),
             ("misses", self.misses.to_string()),
@@ -71,6 +74,8 @@ impl ReplayReport {
             ("too_large", self.too_large.to_string()),
             ("wrong_values", self.wrong_values.to_string()),
             ("puts", self.puts.to_string()),
+            ("reinserted", self.reinserted.to_string()),
+            ("reinserted_bytes", self.reinserted_bytes.to_string()),
             ("capacity", self.capacity.to_string()),
             ("max_value_size", self.max_value_size.to_string()),
             ("io_mode", format!("\"{}\"", io_mode_name(self.direct_io))),
@@ -94,6 +99,7 @@ impl ReplayReport {
              miss ratio:           {:.4} ({} misses)\n\
              byte miss ratio:      {:.4}\n\
              written per missed byte: {:.3} ({} bytes to the device)\n\
+             reinserted:           {} entries, {} bytes\n\
              too large to store:   {}\n\
              wrong values:         {}\n\
              capacity:             {} bytes, values up to {} bytes, I/O {}\n\
@@ -104,6 +110,8 @@ impl ReplayReport {
             self.byte_miss_ratio(),
             self.write_amplification(),
             self.device_bytes_written,
+            self.reinserted,
+            self.reinserted_bytes,
             self.too_large,
             self.wrong_values,
             self.capacity,
@@ -271,6 +279,9 @@ fn play(
     // What is still in the region buffer counts too: it reaches the device at the latest
     // when the cache closes.
     cache.flush()?;
-    r.device_bytes_written = cache.stats().bytes_written;
+    let stats = cache.stats();
+    r.device_bytes_written = stats.bytes_written;
+    r.reinserted = stats.reinserted;
+    r.reinserted_bytes = stats.reinserted_bytes;
     Ok(r)
 }
