@@ -73,7 +73,7 @@ def print_table(rows, seconds):
     names = [n for n, _ in PEERS]
     print("== miss ratio (object / byte), same trace, same byte capacity ==")
     head = "%-6s %4s %8s | %-13s" % ("shape", "cap", "MiB", "dcache") + "".join(
-        " %-13s" % n for n in names) + " | dcache / best of LRU, S3-FIFO"
+        " %-13s" % n for n in names) + " | dcache / LRU      | dcache / best of LRU, S3-FIFO"
     print(head)
     for r in rows:
         d = r["dcache"]
@@ -82,18 +82,22 @@ def print_table(rows, seconds):
                                                r["peers"][n]["byte_miss_ratio"]) for n in names)
         best = min(r["peers"]["LRU"]["miss_ratio"], r["peers"]["S3-FIFO"]["miss_ratio"])
         best_b = min(r["peers"]["LRU"]["byte_miss_ratio"], r["peers"]["S3-FIFO"]["byte_miss_ratio"])
-        print("%-6s %3d%% %8d |%s%s | %.2fx / %.2fx" % (
+        lru = r["peers"]["LRU"]
+        print("%-6s %3d%% %8d |%s%s | %.3fx / %.3fx | %.2fx / %.2fx" % (
             r["shape"], round(r["fraction"] * 100), r["capacity"] >> 20, cells, peer_cells,
+            d["miss_ratio"] / lru["miss_ratio"], d["byte_miss_ratio"] / lru["byte_miss_ratio"],
             d["miss_ratio"] / best, d["byte_miss_ratio"] / best_b))
     print()
     print("== dcache ==")
-    print("%-6s %4s %16s %12s %10s %12s %10s" % ("shape", "cap", "written/missed B", "too large",
-                                                 "wrong", "requests/s", "I/O"))
+    print("%-6s %4s %16s %12s %16s %10s %8s %12s %8s" % (
+        "shape", "cap", "written/missed B", "reinserted", "reinserted MiB", "too large", "wrong",
+        "requests/s", "I/O"))
     for r in rows:
         d = r["dcache"]
-        print("%-6s %3d%% %16.3f %12d %10d %12.0f %10s" % (
-            r["shape"], round(r["fraction"] * 100), d["written_per_missed_byte"], d["too_large"],
-            d["wrong_values"], d["requests_per_second"], d["io_mode"]))
+        print("%-6s %3d%% %16.3f %12d %16.1f %10d %8d %12.0f %8s" % (
+            r["shape"], round(r["fraction"] * 100), d["written_per_missed_byte"], d["reinserted"],
+            d["reinserted_bytes"] / 2**20, d["too_large"], d["wrong_values"],
+            d["requests_per_second"], d["io_mode"]))
     print()
     t = rows[0]["trace"]
     print("traces: %d requests each; zipf: %d objects, footprint %.0f MiB (see the README for "
