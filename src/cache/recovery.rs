@@ -315,13 +315,6 @@ mod tests {
     use super::super::testing::{self, MIB};
     use crate::cache::Cache;
 
-    fn put_range(c: &Cache, keys: std::ops::Range<usize>, len: usize) {
-        for i in keys {
-            let key = format!("k{i}").into_bytes();
-            c.put(&key, &testing::value(&key, 1, len), 0).unwrap();
-        }
-    }
-
     fn present(c: &Cache, i: usize) -> bool {
         let key = format!("k{i}").into_bytes();
         match testing::get(c, &key) {
@@ -341,7 +334,7 @@ mod tests {
     fn a_clean_reopen_reads_the_summaries_and_not_one_entry() {
         let dir = testing::scratch();
         let (path, c) = testing::create(dir.path(), "c", 8 * MIB);
-        put_range(&c, 0..30, 100_000);
+        testing::put_range(&c, 0..30, 100_000);
         c.close().unwrap();
         drop(c);
         let c = testing::reopen(&path);
@@ -366,7 +359,7 @@ mod tests {
         let (path, c) = testing::create(dir.path(), "c", 64 * MIB);
         // Regions are 8 MiB; write-behind hands over the first 2 MiB, no summary is written:
         // a crash now leaves entries up to 2 MiB on the device and one torn across it.
-        put_range(&c, 0..25, 100_000);
+        testing::put_range(&c, 0..25, 100_000);
         let wb = &c.engine.writeback;
         wb.wait_idle(wb.failures()).unwrap();
         let g = *c.engine.device.geometry();
@@ -399,7 +392,7 @@ mod tests {
         for missing in [false, true] {
             let dir = testing::scratch();
             let (path, c) = testing::create(dir.path(), "c", 8 * MIB);
-            put_range(&c, 0..25, 100_000);
+            testing::put_range(&c, 0..25, 100_000);
             c.close().unwrap();
             drop(c);
             let (g, trailer) = {

@@ -54,6 +54,14 @@ pub fn version_of(key: &[u8], v: &[u8]) -> Option<u64> {
     (value(key, version, v.len()) == v).then_some(version)
 }
 
+/// Puts version 1 of the keys `k{i}` for `i` in `keys`, each `len` bytes.
+pub fn put_range(c: &Cache, keys: std::ops::Range<usize>, len: usize) {
+    for i in keys {
+        let key = format!("k{i}").into_bytes();
+        c.put(&key, &value(&key, 1, len), 0).unwrap();
+    }
+}
+
 /// The value under `key`, None on a miss; panics on any other failure.
 pub fn get(c: &Cache, key: &[u8]) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; c.max_value_size() as usize];

@@ -442,13 +442,6 @@ mod tests {
     use super::super::testing::{self, MIB};
     use crate::cache::Cache;
 
-    fn put_range(c: &Cache, keys: std::ops::Range<usize>, len: usize) {
-        for i in keys {
-            let key = format!("k{i}").into_bytes();
-            c.put(&key, &testing::value(&key, 1, len), 0).unwrap();
-        }
-    }
-
     fn check_all(c: &Cache, keys: std::ops::Range<usize>) {
         for i in keys {
             let key = format!("k{i}").into_bytes();
@@ -466,7 +459,7 @@ mod tests {
         c.engine
             .device
             .fail_writes_in(Some(g.data_start..g.data_start + MIB));
-        put_range(&c, 0..25, 100_000);
+        testing::put_range(&c, 0..25, 100_000);
         let err = c.flush().expect_err("the flush reports the failed write");
         assert!(err.message().contains("failure made by the test"), "{err}");
         assert!(c.stats().io_errors >= 1);
@@ -489,7 +482,7 @@ mod tests {
         let bad = g.data_start + 256 * 1024;
         c.engine.device.fail_writes_in(Some(bad..bad + 256 * 1024));
         // Regions are 1 MiB: about ten of these fill region 0, and the 11th seals it.
-        put_range(&c, 0..12, 100_000);
+        testing::put_range(&c, 0..12, 100_000);
         assert!(c.flush().is_err(), "the failed seal is reported");
         c.engine.device.fail_writes_in(None);
         let in_region_0 = |i: usize| {
@@ -511,7 +504,7 @@ mod tests {
             "nothing unwritten was ever read"
         );
         // The cache goes on.
-        put_range(&c, 100..105, 100_000);
+        testing::put_range(&c, 100..105, 100_000);
         c.flush().unwrap();
         check_all(&c, 100..105);
     }
