@@ -179,6 +179,9 @@ def test_fill_and_hit():
             check(env.origin.count(url) == 1, "%s: origin saw %d requests" % (url, env.origin.count(url)))
         st = env.stats()
         check(st["hits"] >= 4 and st["stores"] >= 4, "stats %r" % st)
+        d = st.get("dcache", {})
+        check(d.get("hits", 0) >= 4 and d.get("reinserted") == 0 and d.get("reinserted_bytes") == 0,
+              "the library's counters on the stats page, reinsertions among them: %r" % d)
         return "hits %d, stores %d, direct_io %d" % (st["hits"], st["stores"], st["direct_io"])
 
 
