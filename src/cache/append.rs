@@ -62,8 +62,29 @@ impl LogHead {
 
     /// The low 32 bits of the lap that `region` holds now.
     pub fn lap_of(&self, region: u32) -> u32 {
-        let packed = self.packed.load(Ordering::Acquire);
-        let (active, lap) = (packed as u32 as u64, (packed >> 32) as u32);
+        self.snapshot().lap_of(region)
+    }
+
+    /// Where the log is now, to tell later which lap a region held at this moment.
+    pub fn snapshot(&self) -> HeadSnapshot {
+        HeadSnapshot {
+            packed: self.packed.load(Ordering::Acquire),
+            region_count: self.region_count,
+        }
+    }
+}
+
+/// The log's head at one moment (see `LogHead::snapshot`).
+#[derive(Clone, Copy)]
+pub(crate) struct HeadSnapshot {
+    packed: u64,
+    region_count: u32,
+}
+
+impl HeadSnapshot {
+    /// The low 32 bits of the lap that `region` held at that moment.
+    pub fn lap_of(self, region: u32) -> u32 {
+        let (active, lap) = (self.packed as u32 as u64, (self.packed >> 32) as u32);
         let n = self.region_count as u64;
         let behind = (active + n - region as u64) % n;
         lap.wrapping_sub(behind as u32)

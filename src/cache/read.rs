@@ -21,9 +21,9 @@ pub enum Fetched {
     TooSmall(u64),
 }
 
-/// An entry the index pointed a key at, and the lap its region held when it was looked up:
-/// if the lap moved on while the entry was read, a failed check means the read raced a
-/// reclaim (the bytes at `loc` now belong to a newer lap), not that the entry is damaged.
+/// An entry the index pointed a key at, and the lap its region held just before it was
+/// looked up: if the lap moved on since, a failed check means the read raced a reclaim (the
+/// bytes at `loc` belong to another lap), not that the entry is damaged.
 #[derive(Clone, Copy)]
 struct Found {
     hash: u64,
@@ -134,11 +134,14 @@ impl Engine {
 
     fn locate(&self, key: &[u8]) -> Result<Found> {
         let hash = self.hash(key);
+        // The head before the index: a reclaim of the entry's region after this moment
+        // shows as a newer lap when the entry's checks fail.
+        let head = self.head.snapshot();
         match self.index.get(hash) {
             Some(loc) => Ok(Found {
                 hash,
                 loc,
-                lap: self.head.lap_of(self.region_of(loc)),
+                lap: head.lap_of(self.region_of(loc)),
             }),
             None => Err(self.miss()),
         }
