@@ -218,7 +218,7 @@ impl AppendLog {
         let g = self.device.geometry();
         let unit = g.unit as u64;
         let upr = g.units_per_region();
-        if loc.unit as u64 / upr != self.region as u64 {
+        if g.region_of(loc.unit) != self.region {
             return false;
         }
         let off = (loc.unit as u64 % upr) * unit;
@@ -319,7 +319,7 @@ impl AppendLog {
         self.next_entry_seq += 1;
         self.eviction.note_entry(self.region);
         Location {
-            unit: (self.region as u64 * g.units_per_region()) as u32 + offset_units,
+            unit: g.first_unit(self.region) as u32 + offset_units,
             len_units,
         }
     }

@@ -48,7 +48,7 @@ pub(crate) fn survivor_candidates(
         return Vec::new();
     };
     debug_assert_eq!(t.region, region);
-    let base = region as u64 * geometry.units_per_region();
+    let base = geometry.first_unit(region);
     let budget = geometry.units_per_region() / REINSERT_SHARE;
     let mut units = 0;
     let mut chosen = Vec::new();
@@ -124,7 +124,7 @@ impl Eviction {
             .filter(|s| self.index.get(s.hash) == Some(s.at))
             .collect();
         let g = &self.geometry;
-        let base = region as u64 * g.units_per_region();
+        let base = g.first_unit(region);
         let previous_lap = new_lap.checked_sub(g.region_count as u64);
         let evicted = match summary {
             Some((t, records)) if t.sealed && Some(t.lap) == previous_lap => records
@@ -173,7 +173,7 @@ mod tests {
 
     fn at(g: &Geometry, region: u32, offset_units: u32) -> Location {
         Location {
-            unit: (region as u64 * g.units_per_region()) as u32 + offset_units,
+            unit: g.first_unit(region) as u32 + offset_units,
             len_units: 2,
         }
     }
@@ -311,7 +311,7 @@ mod reinsertion_tests {
 
     fn region_of(c: &Cache, key: &str) -> u32 {
         let loc = c.engine.index.get(c.engine.hash(key.as_bytes())).unwrap();
-        (loc.unit as u64 / c.engine.device.geometry().units_per_region()) as u32
+        c.engine.device.geometry().region_of(loc.unit)
     }
 
     #[test]

@@ -111,6 +111,16 @@ impl Geometry {
         self.region_size / self.unit as u64
     }
 
+    /// The region that holds `unit` (counted in units from the start of the data area).
+    pub fn region_of(&self, unit: u32) -> u32 {
+        (unit as u64 / self.units_per_region()) as u32
+    }
+
+    /// The first unit of `region`, counted from the start of the data area.
+    pub fn first_unit(&self, region: u32) -> u64 {
+        region as u64 * self.units_per_region()
+    }
+
     /// Bytes at the end of a region holding `records` summary records and the trailer.
     pub fn tail_len(&self, records: usize) -> u64 {
         round_up((records * SUMMARY_RECORD_LEN) as u64, self.unit as usize) + self.unit as u64

@@ -60,7 +60,7 @@ impl Engine {
     /// `read_entry` into several buffers filled in order (one system call from the device).
     fn read_entry_parts(&self, loc: Location, rel: u64, out: &mut [&mut [u8]]) -> Result<bool> {
         let g = self.device.geometry();
-        let region = (loc.unit as u64 / g.units_per_region()) as u32;
+        let region = g.region_of(loc.unit);
         if self.head.buffered_region() == Some(region)
             && self.log.lock().copy_if_buffered(loc, rel, out)
         {
@@ -68,9 +68,7 @@ impl Engine {
         }
         // A region being sealed: its buffer holds the bytes until the write is done.
         let in_region = (loc.unit as u64 % g.units_per_region()) * g.unit as u64 + rel;
-        if self.writeback.is_sealing(region)
-            && self.writeback.copy_if_sealing(region, in_region, out)
-        {
+        if self.writeback.copy_if_sealing(region, in_region, out) {
             return Ok(true);
         }
         let offset = g.data_start + loc.unit as u64 * g.unit as u64 + rel;
@@ -79,7 +77,7 @@ impl Engine {
 
     /// Whether the entry at `loc` was written in the lap its region holds now.
     fn written_this_lap(&self, loc: Location, h: &EntryHeader) -> bool {
-        let region = (loc.unit as u64 / self.device.geometry().units_per_region()) as u32;
+        let region = self.region_of(loc);
         h.lap as u32 == self.head.lap_of(region)
     }
 
@@ -99,7 +97,7 @@ impl Engine {
     }
 
     fn region_of(&self, loc: Location) -> u32 {
-        (loc.unit as u64 / self.device.geometry().units_per_region()) as u32
+        self.device.geometry().region_of(loc.unit)
     }
 
     /// Verifies the header at the start of `b` (read from `loc`) for `key`. `Ok(None)` asks

@@ -212,7 +212,7 @@ impl Recovery<'_> {
 
     /// Applies a region's summary to the index, in log order.
     fn apply(&self, region: u32, records: &[SummaryRecord]) {
-        let base = region as u64 * self.device.geometry().units_per_region();
+        let base = self.device.geometry().first_unit(region);
         for r in records {
             if r.tombstone {
                 self.index.remove(r.hash);

@@ -154,11 +154,6 @@ impl Writeback {
         Ok(())
     }
 
-    /// Whether `region`'s sealed buffer may still be unwritten (then `copy_if_sealing`).
-    pub fn is_sealing(&self, region: u32) -> bool {
-        self.sealing_region.load(Acquire) == region
-    }
-
     /// The spare buffer if the previous seal is done (or a failed write's error).
     pub fn try_take_spare(&self) -> Result<Option<AlignedBuf>> {
         let mut st = self.state.lock();
@@ -260,6 +255,10 @@ impl Writeback {
     /// Fills `out`'s parts, in order, from `offset` of `region` in a sealed buffer not yet
     /// written, if there is one holding them.
     pub fn copy_if_sealing(&self, region: u32, offset: u64, out: &mut [&mut [u8]]) -> bool {
+        // Without the lock first: most reads are of regions long written.
+        if self.sealing_region.load(Acquire) != region {
+            return false;
+        }
         let buf = {
             let st = self.state.lock();
             let in_flight = st.in_flight_seal.iter().map(|(r, m, b)| (*r, *m, b));
@@ -355,9 +354,9 @@ impl Writeback {
             Bytes::Sealed(mut buf) => {
                 if result.is_err() {
                     // The region never reached the device: its entries must not be read there.
-                    let upr = self.device.geometry().units_per_region();
-                    let base = region as u64 * upr;
-                    self.index.remove_in(base, base + upr);
+                    let g = self.device.geometry();
+                    let base = g.first_unit(region);
+                    self.index.remove_in(base, base + g.units_per_region());
                 }
                 let mut st = self.state.lock();
                 st.in_flight_seal = None;
