@@ -318,10 +318,7 @@ impl AppendLog {
         self.max_entry_seq = self.next_entry_seq;
         self.next_entry_seq += 1;
         self.eviction.note_entry(self.region);
-        Location {
-            unit: g.first_unit(self.region) as u32 + offset_units,
-            len_units,
-        }
+        Location::in_region(g.first_unit(self.region), offset_units, len_units)
     }
 
     /// Hands the region's entries not yet submitted to the writer thread.

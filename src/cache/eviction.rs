@@ -53,10 +53,7 @@ pub(crate) fn survivor_candidates(
     let mut units = 0;
     let mut chosen = Vec::new();
     for r in records.iter().filter(|r| !r.tombstone) {
-        let at = Location {
-            unit: (base + r.offset_units as u64) as u32,
-            len_units: r.len_units,
-        };
+        let at = Location::in_region(base, r.offset_units, r.len_units);
         if index.reads_at(r.hash, at).is_some_and(|n| n > 0) && units + r.len_units as u64 <= budget
         {
             units += r.len_units as u64;
@@ -131,10 +128,7 @@ impl Eviction {
                 .iter()
                 .filter(|r| !r.tombstone)
                 .filter(|r| {
-                    let loc = Location {
-                        unit: (base + r.offset_units as u64) as u32,
-                        len_units: r.len_units,
-                    };
+                    let loc = Location::in_region(base, r.offset_units, r.len_units);
                     self.index.remove_if_at(r.hash, loc)
                 })
                 .count()

@@ -23,6 +23,16 @@ pub struct Location {
     pub len_units: u32,
 }
 
+impl Location {
+    /// The entry `offset_units` into a region whose first unit is `first_unit`.
+    pub fn in_region(first_unit: u64, offset_units: u32, len_units: u32) -> Location {
+        Location {
+            unit: (first_unit + offset_units as u64) as u32,
+            len_units,
+        }
+    }
+}
+
 const LEN_BITS: u32 = 20;
 const LEN_MASK: u32 = (1 << LEN_BITS) - 1;
 pub const MAX_LEN_UNITS: u32 = LEN_MASK;

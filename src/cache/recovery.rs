@@ -218,10 +218,7 @@ impl Recovery<'_> {
                 self.index.remove(r.hash);
                 continue;
             }
-            let loc = Location {
-                unit: (base + r.offset_units as u64) as u32,
-                len_units: r.len_units,
-            };
+            let loc = Location::in_region(base, r.offset_units, r.len_units);
             self.index.insert(r.hash, loc);
         }
     }
