@@ -97,7 +97,7 @@ bool exists(const std::string &p) {
 void remove_file(const std::string &p) { ::unlink(p.c_str()); }
 
 dcache::Options small_cache() {
-    return dcache::Options().create().capacity(16u << 20).io_mode(DCACHE_IO_AUTO);
+    return dcache::Options().create().capacity(32u << 20).io_mode(DCACHE_IO_AUTO);
 }
 
 std::vector<uint8_t> pattern(size_t n, uint32_t seed) {
@@ -453,7 +453,7 @@ void test_stats_and_mode() {
     dcache::Cache cache(p, small_cache());
     auto s0 = cache.stats();
     CHECK(s0.struct_size == 0 || s0.struct_size <= sizeof(dcache::Stats));
-    CHECK(s0.capacity > 0 && s0.capacity <= (16u << 20));
+    CHECK(s0.capacity > 0 && s0.capacity <= (32u << 20));
     CHECK(s0.direct_io == (cache.is_direct_io() ? 1u : 0u));
     CHECK(s0.alignment == cache.alignment());
     const uint32_t align = cache.alignment();

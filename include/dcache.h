@@ -264,14 +264,31 @@ typedef struct dcache_stats {
    */
   uint32_t recovery_was_clean;
   /**
-   * Entries read since they were written that were kept, written again at the head
-   * of the log, when their region was reclaimed.
+   * Entries of the main ring read since they were written that were kept, written
+   * again at the ring's head, when their region was reclaimed.
    */
   uint64_t reinserted;
   /**
    * Bytes of those entries (headers and padding included).
    */
   uint64_t reinserted_bytes;
+  /**
+   * Entries of the probationary ring read since they were written, moved to the main
+   * ring when their region was reclaimed.
+   */
+  uint64_t promoted;
+  /**
+   * Bytes of those entries (headers and padding included).
+   */
+  uint64_t promoted_bytes;
+  /**
+   * Puts of a key dropped from probation shortly before, which went to the main ring.
+   */
+  uint64_t ghost_hits;
+  /**
+   * Memory held by the ghost of recently dropped keys (fixed by the capacity).
+   */
+  uint64_t ghost_bytes;
 } dcache_stats;
 
 /**

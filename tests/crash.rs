@@ -214,7 +214,7 @@ const LATE_ENTRIES: u64 = 2;
 fn flushed_options() -> CacheOptions {
     CacheOptions {
         create: true,
-        capacity: 64 << 20,
+        capacity: 128 << 20,
         ..Default::default()
     }
 }
@@ -252,7 +252,7 @@ fn reopen_after_a_crash_reads_the_summary_not_the_values() {
     assert_eq!(report.entries_dropped, 0);
     let region = cache.geometry().region_size;
     assert!(region >= 8 << 20);
-    // The trailers, the summary (16 bytes an entry) and one window of scan past it; the
+    // The trailers, the summary (24 bytes an entry) and one window of scan past it; the
     // entries themselves are 300 x 20 KB.
     assert!(
         report.bytes_read <= (1 << 20) + (64 << 10),

@@ -145,8 +145,8 @@ fn a_device_turned_read_only_fails_flushes_loudly_and_recovers() {
     }
     c.flush().unwrap();
     lo.blockdev("--setro");
-    // About 6 MB: several write-behind pieces fail in the background, within one 8 MiB region.
-    for i in 200..1500 {
+    // About 2.8 MB: a write-behind piece fails in the background, within one 4 MiB region.
+    for i in 200..900 {
         c.put(format!("k{i}").as_bytes(), &value(i), 0).unwrap();
     }
     let err = c
@@ -160,11 +160,11 @@ fn a_device_turned_read_only_fails_flushes_loudly_and_recovers() {
         "{err}"
     );
     assert!(c.stats().io_errors > 0);
-    assert_all_present(&c, 1500, "while read-only");
+    assert_all_present(&c, 900, "while read-only");
     lo.blockdev("--setrw");
     c.flush().unwrap();
     c.close().unwrap();
     drop(c);
     let c = Cache::open(path, &CacheOptions::default()).unwrap();
-    assert_all_present(&c, 1500, "after reopen");
+    assert_all_present(&c, 900, "after reopen");
 }

@@ -44,8 +44,11 @@ def entry_len(size):
     return (header + size + UNIT - 1) // UNIT * UNIT
 
 
+REGION_DIV = 8
+
+
 def geometry(capacity):
-    region = 1 << ((capacity // 8).bit_length() - 1)
+    region = 1 << ((capacity // REGION_DIV).bit_length() - 1)
     region = min(max(region, 1 << 20), 32 << 20)
     count = (capacity - 8192) // region
     return region, count
@@ -82,8 +85,40 @@ class Log:
         self.ghost = collections.OrderedDict()
         self.ghost_max = max(1, capacity // ghost_per)
         self.written = 0
+        self.prob_regions = 0
+        self.no_cascade = False
+        self.adapt = False
+        self.p = 0.1 * capacity
+        self.capacity = capacity
+        self.main_ghost = collections.OrderedDict()
+
+    def ghost_count(self):
+        if self.direct_ghost:
+            return self.ghost_max
+        return len(self.ghost)
+
+    def ghost_add(self, key):
+        if self.direct_ghost:
+            self.ghost[hash((key, 7)) % self.ghost_max] = key
+            return
+        self.ghost[key] = True
+        if len(self.ghost) > self.ghost_max:
+            self.ghost.popitem(last=False)
+
+    def ghost_take(self, key):
+        if self.direct_ghost:
+            i = hash((key, 7)) % self.ghost_max
+            if self.ghost[i] == key:
+                self.ghost[i] = None
+                return True
+            return False
+        return self.ghost.pop(key, None) is not None
 
     def target_prob(self):
+        if self.adapt:
+            return max(1, round(self.p / self.region_size))
+        if self.prob_regions:
+            return self.prob_regions - 1   # the ring's head is not counted
         return max(1, round(self.share * self.count))
 
     def write(self, ring, key, size):
@@ -104,6 +139,10 @@ class Log:
         self.head[ring] = r
         # Survivors go to the main ring: into this new region when it is the main ring's.
         for key, size, reads in survivors:
+            h = self.head["main"]
+            if self.no_cascade and (h is None or h.fill + entry_len(size) > self.room):
+                self.ghost_add(key)
+                continue
             self.write("main", key, size)
             self.index[key][2] = reads
         return self.head[ring]
@@ -128,9 +167,11 @@ class Log:
                 budget -= entry_len(e[1])
                 keep.append((key, e[1], e[2] - 1 if self.keep_reads else 0))
             elif region.ring == "prob":
-                self.ghost[key] = True
-                if len(self.ghost) > self.ghost_max:
-                    self.ghost.popitem(last=False)
+                self.ghost_add(key)
+            elif self.adapt:
+                self.main_ghost[key] = True
+                if len(self.main_ghost) > self.ghost_max:
+                    self.main_ghost.popitem(last=False)
         self.free.append(region)
         return keep
 
@@ -144,16 +185,130 @@ class Log:
     def put(self, key, size):
         if not self.two:
             return self.write("main", key, size)
-        if self.ghost.pop(key, None):
+        if self.ghost_take(key):
+            if self.adapt:
+                d = max(1.0, len(self.main_ghost) / max(1, self.ghost_count()))
+                self.p = min(self.capacity * self.adapt_max, self.p + d * size)
+            return self.write("main", key, size)
+        if self.adapt and self.main_ghost.pop(key, None):
+            d = max(1.0, self.ghost_count() / max(1, len(self.main_ghost)))
+            self.p = max(self.capacity * self.adapt_min, self.p - d * size)
             return self.write("main", key, size)
         self.write("prob", key, size)
+
+
+class Rings:
+    """`rings`: the engine's design. A probationary ring of `prob_regions` regions and a main
+    ring of the rest, each a circle written in order. Reclaiming a probationary region moves
+    its entries read since written (up to `cap` of a region) to the main ring, the others to
+    the ghost; the main ring may move on at most `moves` times to make room for them, and
+    what still does not fit is dropped. Reclaiming a main region writes its read entries
+    again (up to `cap`), each keeping its reads less one."""
+
+    def __init__(self, capacity, prob_regions, cap, ghost_per, moves, direct_ghost):
+        self.region_size, count = geometry(capacity)
+        self.room = self.region_size * 99 // 100
+        self.count = {"prob": prob_regions, "main": count - prob_regions}
+        self.regions = {k: [[] for _ in range(n)] for k, n in self.count.items()}
+        self.at = {"prob": 0, "main": 0}
+        self.fill = {"prob": 0, "main": 0}
+        self.cap = cap
+        self.moves = moves
+        self.index = {}
+        self.ghost_max = max(1, capacity // ghost_per)
+        self.direct_ghost = direct_ghost
+        self.ghost = [None] * self.ghost_max if direct_ghost else collections.OrderedDict()
+        self.written = 0
+        self.share = prob_regions / count
+
+    def ghost_count(self):
+        if self.direct_ghost:
+            return self.ghost_max
+        return len(self.ghost)
+
+    def ghost_add(self, key):
+        if self.direct_ghost:
+            self.ghost[hash((key, 7)) % self.ghost_max] = key
+            return
+        self.ghost[key] = True
+        if len(self.ghost) > self.ghost_max:
+            self.ghost.popitem(last=False)
+
+    def ghost_take(self, key):
+        if self.direct_ghost:
+            i = hash((key, 7)) % self.ghost_max
+            if self.ghost[i] == key:
+                self.ghost[i] = None
+                return True
+            return False
+        return self.ghost.pop(key, None) is not None
+
+    def fits(self, ring, size):
+        return self.fill[ring] + entry_len(size) <= self.room
+
+    def append(self, ring, key, size, reads=0):
+        n = entry_len(size)
+        self.regions[ring][self.at[ring]].append(key)
+        self.fill[ring] += n
+        self.written += n
+        self.index[key] = [(ring, self.at[ring]), size, reads]
+
+    def take_old(self, ring):
+        """Moves the ring on; returns the survivors of the region it reclaims."""
+        self.at[ring] = (self.at[ring] + 1) % self.count[ring]
+        self.fill[ring] = 0
+        old, self.regions[ring][self.at[ring]] = self.regions[ring][self.at[ring]], []
+        keep, budget = [], int(self.region_size * self.cap)
+        for key in old:
+            e = self.index.get(key)
+            if e is None or e[0] != (ring, self.at[ring]):
+                continue
+            del self.index[key]
+            if e[2] > 0 and budget >= entry_len(e[1]):
+                budget -= entry_len(e[1])
+                keep.append((key, e[1], e[2] - 1))
+            elif ring == "prob":
+                self.ghost_add(key)
+        return keep
+
+    def move_main(self):
+        for key, size, reads in self.take_old("main"):
+            if self.fits("main", size):
+                self.append("main", key, size, reads)
+
+    def write(self, ring, key, size):
+        if not self.fits(ring, size):
+            if ring == "main":
+                self.move_main()
+            else:
+                promoted = self.take_old("prob")
+                moves = 0
+                for k, s, r in promoted:
+                    while not self.fits("main", s) and moves < self.moves:
+                        self.move_main()
+                        moves += 1
+                    if self.fits("main", s):
+                        self.append("main", k, s, r)
+                    else:
+                        self.ghost_add(k)
+        self.append(ring, key, size)
+
+    def get(self, key):
+        e = self.index.get(key)
+        if e is None:
+            return False
+        e[2] = min(3, e[2] + 1)
+        return True
+
+    def put(self, key, size):
+        self.write("main" if self.ghost_take(key) else "prob", key, size)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("trace")
     ap.add_argument("--capacity", type=int, required=True)
-    ap.add_argument("--design", choices=("fifo-reinsert", "two-ring"), default="fifo-reinsert")
+    ap.add_argument("--design", choices=("fifo-reinsert", "two-ring", "rings"), default="fifo-reinsert")
     ap.add_argument("--share", type=float, default=0.1)
     ap.add_argument("--keep-reads", action="store_true",
                     help="a survivor keeps its reads less one (S3-FIFO's main queue), not 0")
@@ -161,8 +316,37 @@ def main():
                     help="the share of a region that may be reinserted at a reclaim")
     ap.add_argument("--ghost-per", type=int, default=16384,
                     help="the ghost holds a key for this many bytes of capacity")
+    ap.add_argument("--prob-regions", type=int, default=0,
+                    help="a fixed probationary ring of this many regions (0: --share)")
+    ap.add_argument("--moves", type=int, default=1,
+                    help="rings: how often the main ring may move on for one batch of promotions")
+    ap.add_argument("--direct-ghost", action="store_true",
+                    help="rings: a direct-mapped ghost (a slot per key hash) instead of a FIFO")
+    ap.add_argument("--no-cascade", action="store_true",
+                    help="two-ring: survivors that do not fit the main ring's head are dropped")
+    ap.add_argument("--adapt", action="store_true",
+                    help="two-ring: ARC's rule moves the probation target: a ghost hit grows it, "
+                    "a hit in a ghost of keys dropped from main shrinks it")
+    ap.add_argument("--adapt-min", type=float, default=0.02)
+    ap.add_argument("--adapt-max", type=float, default=0.5)
+    ap.add_argument("--region-div", type=int, default=8,
+                    help="regions of capacity / this, rounded down to a power of two")
     args = ap.parse_args()
-    log = Log(args.capacity, args.design, args.share, args.keep_reads, args.cap, args.ghost_per)
+    global REGION_DIV
+    REGION_DIV = args.region_div
+    if args.design == "rings":
+        log = Rings(args.capacity, args.prob_regions, args.cap, args.ghost_per, args.moves,
+                    args.direct_ghost)
+    else:
+        log = Log(args.capacity, args.design, args.share, args.keep_reads, args.cap,
+                  args.ghost_per)
+        log.prob_regions = args.prob_regions
+        log.no_cascade = args.no_cascade
+        log.direct_ghost = args.direct_ghost
+        log.adapt = args.adapt
+        log.adapt_min, log.adapt_max = args.adapt_min, args.adapt_max
+        if args.direct_ghost:
+            log.ghost = [None] * log.ghost_max
     misses = miss_bytes = total_bytes = 0
     trace = read_trace(args.trace)
     for key, size in trace:

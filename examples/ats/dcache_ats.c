@@ -95,6 +95,7 @@ static struct {
   uint64_t max_object;
   char *stats_path;    /* without the leading '/' */
   uint32_t sync_writes;
+  uint32_t reformat; /* format a cache this library cannot read (an older format) */
   uint64_t flush_ms;   /* periodic dcache_flush, 0 = none */
   size_t window;       /* first read of a hit */
   size_t chunk;        /* later reads of a large body, and the fill's write unit */
@@ -1734,11 +1735,13 @@ static void op_stats(Op *op)
             ", \"misses\": %" PRIu64 ", \"puts\": %" PRIu64 ", \"deletes\": %" PRIu64 ", \"evictions\": %" PRIu64
             ", \"expirations\": %" PRIu64 ", \"bytes_written\": %" PRIu64 ", \"bytes_read\": %" PRIu64 ", \"checksum_failures\": %" PRIu64
             ", \"io_errors\": %" PRIu64 ", \"reinserted\": %" PRIu64 ", \"reinserted_bytes\": %" PRIu64
-            ", \"alignment\": %u}",
+            ", \"promoted\": %" PRIu64 ", \"promoted_bytes\": %" PRIu64 ", \"ghost_hits\": %" PRIu64
+            ", \"ghost_bytes\": %" PRIu64 ", \"alignment\": %u}",
             (uint64_t)ds.capacity, (uint64_t)ds.used_bytes, (uint64_t)ds.entries, (uint64_t)ds.hits, (uint64_t)ds.misses,
             (uint64_t)ds.puts, (uint64_t)ds.deletes, (uint64_t)ds.evictions, (uint64_t)ds.expirations, (uint64_t)ds.bytes_written,
             (uint64_t)ds.bytes_read, (uint64_t)ds.checksum_failures, (uint64_t)ds.io_errors,
-            (uint64_t)ds.reinserted, (uint64_t)ds.reinserted_bytes, (unsigned)ds.alignment);
+            (uint64_t)ds.reinserted, (uint64_t)ds.reinserted_bytes, (uint64_t)ds.promoted,
+            (uint64_t)ds.promoted_bytes, (uint64_t)ds.ghost_hits, (uint64_t)ds.ghost_bytes, (unsigned)ds.alignment);
   }
   str_cat(&s, "}\n");
   Responder *r = responder_fixed(200, "OK", "application/json", s.p);
@@ -2153,6 +2156,8 @@ static bool parse_args(int argc, const char *argv[])
       cfg.stats_path = *v ? strdup(v) : NULL;
     } else if (OPT("--sync-writes")) {
       cfg.sync_writes = 1;
+    } else if (OPT("--reformat")) {
+      cfg.reformat = 1;
     } else if (OPT("--flush-interval") && parse_size(v, &x)) {
       cfg.flush_ms = x * 1000;
     } else if (OPT("--window") && parse_size(v, &x) && x >= 4096 + REC_PREFIX + MAX_HEADER_BLOCK) {
@@ -2219,6 +2224,13 @@ void TSPluginInit(int argc, const char *argv[])
     /* a cache of another size: keep it (and its objects) rather than reformat */
     TSWarning("[%s] %s; opening it with its own capacity (delete the file to resize)", PLUGIN, dcache_last_error_message());
     opts.capacity = 0;
+    rc = dcache_open(cfg.path, &opts, &c);
+  }
+  if (rc == DCACHE_INCOMPATIBLE && cfg.reformat) {
+    /* a dcache of an older format: its objects cannot be read, so start an empty one */
+    TSWarning("[%s] %s; formatting it (--reformat)", PLUGIN, dcache_last_error_message());
+    opts.capacity = cfg.capacity;
+    opts.flags |= DCACHE_OPEN_FORMAT;
     rc = dcache_open(cfg.path, &opts, &c);
   }
   if (rc == DCACHE_INVALID_ARGUMENT) {

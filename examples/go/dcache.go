@@ -356,8 +356,12 @@ type Stats struct {
 	RecoveryMicros         uint64 // how long that took
 	RecoveryEntriesDropped uint64 // entries dropped at open as torn or corrupt
 	RecoveryWasClean       bool   // the previous user had closed the cache cleanly
-	Reinserted             uint64 // entries read since written, kept when their region was reclaimed
+	Reinserted             uint64 // main-ring entries read since written, kept when their region was reclaimed
 	ReinsertedBytes        uint64 // their bytes
+	Promoted               uint64 // probationary entries read there, moved to the main ring
+	PromotedBytes          uint64 // their bytes
+	GhostHits              uint64 // puts the ghost of dropped keys sent to the main ring
+	GhostBytes             uint64 // memory the ghost holds
 }
 
 // Stats returns the cache's counters.
@@ -395,6 +399,10 @@ func (c *Cache) Stats() (Stats, error) {
 		RecoveryWasClean:       s.recovery_was_clean != 0,
 		Reinserted:             uint64(s.reinserted),
 		ReinsertedBytes:        uint64(s.reinserted_bytes),
+		Promoted:               uint64(s.promoted),
+		PromotedBytes:          uint64(s.promoted_bytes),
+		GhostHits:              uint64(s.ghost_hits),
+		GhostBytes:             uint64(s.ghost_bytes),
 	}, nil
 }
 

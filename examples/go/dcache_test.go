@@ -17,7 +17,7 @@ import (
 func openTemp(t *testing.T, name string, opts *Options) *Cache {
 	t.Helper()
 	if opts == nil {
-		opts = &Options{Flags: OpenCreate, Capacity: 16 << 20}
+		opts = &Options{Flags: OpenCreate, Capacity: 32 << 20}
 	}
 	c, err := Open(filepath.Join(t.TempDir(), name), opts)
 	if err != nil {
@@ -205,11 +205,11 @@ func TestErrors(t *testing.T) {
 	}
 	_, err = Open(filepath.Join(dir, "nocap.dcache"), &Options{Flags: OpenCreate})
 	wantCode(t, err, ErrInvalidArgument)
-	_, err = Open(filepath.Join(dir, "badmode.dcache"), &Options{Flags: OpenCreate, Capacity: 16 << 20, IOMode: 99})
+	_, err = Open(filepath.Join(dir, "badmode.dcache"), &Options{Flags: OpenCreate, Capacity: 32 << 20, IOMode: 99})
 	wantCode(t, err, ErrInvalidArgument)
 
 	p := filepath.Join(dir, "e.dcache")
-	c, err := Open(p, &Options{Flags: OpenCreate, Capacity: 16 << 20, MaxValueSize: 1 << 20})
+	c, err := Open(p, &Options{Flags: OpenCreate, Capacity: 32 << 20, MaxValueSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,9 +256,9 @@ func TestErrors(t *testing.T) {
 	if err := os.WriteFile(junk, bytes.Repeat([]byte("J"), 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Open(junk, &Options{Flags: OpenCreate, Capacity: 16 << 20})
+	_, err = Open(junk, &Options{Flags: OpenCreate, Capacity: 32 << 20})
 	wantCode(t, err, ErrNotACache)
-	f, err := Open(junk, &Options{Flags: OpenCreate | OpenFormat, Capacity: 16 << 20})
+	f, err := Open(junk, &Options{Flags: OpenCreate | OpenFormat, Capacity: 32 << 20})
 	if err != nil {
 		t.Fatalf("FORMAT: %v", err)
 	}
@@ -267,7 +267,7 @@ func TestErrors(t *testing.T) {
 
 func TestPersistence(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "p.dcache")
-	c, err := Open(p, &Options{Flags: OpenCreate, Capacity: 16 << 20})
+	c, err := Open(p, &Options{Flags: OpenCreate, Capacity: 32 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +388,7 @@ func TestStatsAndMode(t *testing.T) {
 	}
 	t.Logf("I/O mode: direct=%v alignment=%d", c.IsDirectIO(), c.Alignment())
 
-	b := openTemp(t, "b.dcache", &Options{Flags: OpenCreate, Capacity: 16 << 20, IOMode: IOBuffered})
+	b := openTemp(t, "b.dcache", &Options{Flags: OpenCreate, Capacity: 32 << 20, IOMode: IOBuffered})
 	if b.IsDirectIO() {
 		t.Fatal("IOBuffered gave direct I/O")
 	}
@@ -475,7 +475,7 @@ func TestConcurrent(t *testing.T) {
 
 // Close while other goroutines are mid-use: they finish or get ErrClosed, never crash.
 func TestConcurrentClose(t *testing.T) {
-	c, err := Open(filepath.Join(t.TempDir(), "cc.dcache"), &Options{Flags: OpenCreate, Capacity: 16 << 20})
+	c, err := Open(filepath.Join(t.TempDir(), "cc.dcache"), &Options{Flags: OpenCreate, Capacity: 32 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

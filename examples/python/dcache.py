@@ -160,6 +160,10 @@ _STAT_FIELDS = [
     ("recovery_was_clean", _u32),
     ("reinserted", _u64),
     ("reinserted_bytes", _u64),
+    ("promoted", _u64),
+    ("promoted_bytes", _u64),
+    ("ghost_hits", _u64),
+    ("ghost_bytes", _u64),
 ]
 
 

@@ -41,7 +41,7 @@ class TempDirCase(unittest.TestCase):
 
     def new_cache(self, name="c.dcache", **kw):
         kw.setdefault("flags", dcache.OPEN_CREATE)
-        kw.setdefault("capacity", 16 * MiB)
+        kw.setdefault("capacity", 32 * MiB)
         c = dcache.Cache(self.path(name), **kw)
         self.addCleanup(c.close)
         return c
@@ -207,11 +207,11 @@ class TestCache(TempDirCase):
         with self.assertRaises(dcache.InvalidArgumentError):
             dcache.Cache(self.path("nocap"), flags=dcache.OPEN_CREATE)
         with self.assertRaises(dcache.InvalidArgumentError):
-            dcache.Cache(self.path("badmode"), flags=dcache.OPEN_CREATE, capacity=16 * MiB,
+            dcache.Cache(self.path("badmode"), flags=dcache.OPEN_CREATE, capacity=32 * MiB,
                          io_mode=99)
 
         p = self.path("e.dcache")
-        c = dcache.Cache(p, flags=dcache.OPEN_CREATE, capacity=16 * MiB, max_value_size=MiB)
+        c = dcache.Cache(p, flags=dcache.OPEN_CREATE, capacity=32 * MiB, max_value_size=MiB)
         with self.assertRaises(dcache.InvalidArgumentError):
             c.put(b"", b"v")
         with self.assertRaises(TypeError):
@@ -245,16 +245,16 @@ class TestCache(TempDirCase):
         with open(junk, "wb") as f:
             f.write(b"J" * MiB)
         with self.assertRaises(dcache.NotACacheError) as cm:
-            dcache.Cache(junk, flags=dcache.OPEN_CREATE, capacity=16 * MiB)
+            dcache.Cache(junk, flags=dcache.OPEN_CREATE, capacity=32 * MiB)
         self.assertTrue(cm.exception.message)
         with dcache.Cache(junk, flags=dcache.OPEN_CREATE | dcache.OPEN_FORMAT,
-                          capacity=16 * MiB) as fc:
+                          capacity=32 * MiB) as fc:
             fc.put(b"k", b"v")
             self.assertEqual(fc.get(b"k"), b"v")
 
     def test_context_manager_and_persistence(self):
         p = self.path("p.dcache")
-        with dcache.Cache(p, flags=dcache.OPEN_CREATE, capacity=16 * MiB) as c:
+        with dcache.Cache(p, flags=dcache.OPEN_CREATE, capacity=32 * MiB) as c:
             for i in range(200):
                 c.put(b"key%d" % i, pattern(i * 37, i))
             c.flush()
@@ -390,7 +390,7 @@ class TestCache(TempDirCase):
         self.assertEqual(failures, [])
 
     def test_close_while_threads_use_it(self):
-        c = dcache.Cache(self.path("cc.dcache"), flags=dcache.OPEN_CREATE, capacity=16 * MiB)
+        c = dcache.Cache(self.path("cc.dcache"), flags=dcache.OPEN_CREATE, capacity=32 * MiB)
         errors = []
         started = threading.Barrier(5)
 
@@ -424,7 +424,7 @@ class TestCache(TempDirCase):
             # any open works; a warning appears only where O_DIRECT falls back, so just check
             # that installing and restoring the callback is safe
             with dcache.Cache(self.path("log.dcache"), flags=dcache.OPEN_CREATE,
-                              capacity=16 * MiB) as c:
+                              capacity=32 * MiB) as c:
                 c.put(b"k", b"v")
         finally:
             dcache.set_log_callback(None)
@@ -455,7 +455,7 @@ class TestFallback(TempDirCase):
         dcache.set_log_callback(lambda level, msg: seen.append((level, msg)))
         try:
             p = os.path.join(self.mnt, "fallback.dcache")
-            with dcache.Cache(p, flags=dcache.OPEN_CREATE, capacity=16 * MiB) as c:
+            with dcache.Cache(p, flags=dcache.OPEN_CREATE, capacity=32 * MiB) as c:
                 self.assertFalse(c.direct_io)
                 self.assertFalse(c.stats()["direct_io"])
                 c.put(b"k", b"v")

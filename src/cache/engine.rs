@@ -2,10 +2,12 @@
 //! A put goes down, never back up: `Engine::put` → `AppendLog::append` → `Writeback` (the
 //! writer thread) → `Device::write` → the I/O layer. Reads are in `read.rs`.
 
-use super::append::{AppendLog, Appended, LogHead, LogStart, NewEntry};
+use super::active::NewEntry;
+use super::append::{AppendLog, Appended, LogStart, Prepared};
 use super::device::Device;
 use super::eviction::{self, Eviction, ReadSummary};
 use super::format::{self, Superblock, CHUNK_SIZE, FLAG_TOMBSTONE};
+use super::head::LogHead;
 use super::index::{Index, Location};
 use super::now_secs;
 use super::recovery::RecoveryReport;
@@ -61,9 +63,10 @@ impl Engine {
             )?),
         };
         let writeback = Arc::new(Writeback::new(device.clone(), index.clone(), spare));
-        let head = Arc::new(LogHead::new(g.region_count, !settings.read_only));
-        let eviction_of =
-            |has_entries| Eviction::new(index.clone(), counters.clone(), g, has_entries);
+        let head = Arc::new(LogHead::new(&start.laps, !settings.read_only));
+        let eviction_of = |has_entries, rings| {
+            Eviction::new(index.clone(), counters.clone(), g, has_entries, rings)
+        };
         let log = AppendLog::new(
             device.clone(),
             writeback.clone(),
@@ -223,11 +226,11 @@ impl Engine {
         entry: &NewEntry<'_>,
         check: impl Fn() -> Result<()>,
     ) -> Result<(MutexGuard<'_, AppendLog>, Location)> {
-        let mut summary = None;
+        let mut prepared = Prepared::default();
         loop {
             let mut log = self.log.lock();
             check()?;
-            match log.append(entry, &mut summary)? {
+            match log.append(entry, &mut prepared)? {
                 Appended::At(loc) => return Ok((log, loc)),
                 Appended::WaitForSpare => {
                     drop(log);
@@ -235,7 +238,7 @@ impl Engine {
                 }
                 Appended::NeedSummary(region) => {
                     drop(log);
-                    summary = Some(self.read_for_reclaim(region));
+                    prepared.add(self.read_for_reclaim(region));
                 }
             }
         }
@@ -266,7 +269,7 @@ impl Engine {
             let mut log = self.log.lock();
             let since = self.writeback.failures();
             log.submit_pending();
-            log.queue_partial_tail()?;
+            log.queue_partial_tails()?;
             since
         };
         self.writeback.wait_idle(since)?;
@@ -279,17 +282,16 @@ impl Engine {
             return Ok(());
         }
         let mut log = self.log.lock();
-        let tail = log.write_partial_tail();
+        let tail = log.write_partial_tails();
         self.writeback.stop();
         tail?;
         self.device.sync()?;
         let at = log.position();
         let mut sb = self.superblock.lock();
         sb.clean = true;
-        sb.active_region = at.region;
-        sb.active_lap = at.lap;
-        sb.active_fill = at.fill;
+        sb.positions = at.positions;
         sb.next_entry_seq = at.next_entry_seq;
+        sb.next_lap = at.next_lap;
         self.device.write_superblock(&mut sb)
     }
 }

@@ -5,10 +5,10 @@
 
 use crate::dio::align::round_up;
 
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"\x89DCACHE\n";
 /// Bytes of the superblock covered by its checksum.
-pub const SUPERBLOCK_LEN: usize = 128;
+pub const SUPERBLOCK_LEN: usize = 160;
 
 pub const ENTRY_MAGIC: u32 = u32::from_le_bytes(*b"DCE1");
 pub const ENTRY_HEADER_LEN: usize = 64;
@@ -22,7 +22,7 @@ pub const ALIGNED_VALUE_MIN: u64 = 64 << 10;
 pub const TRAILER_MAGIC: u32 = u32::from_le_bytes(*b"DCT1");
 pub const TRAILER_LEN: usize = 64;
 pub const TRAILER_SEALED: u32 = 1;
-pub const SUMMARY_RECORD_LEN: usize = 16;
+pub const SUMMARY_RECORD_LEN: usize = 24;
 const RECORD_TOMBSTONE: u32 = 1 << 31;
 
 pub fn crc(seed: u64, parts: &[&[u8]]) -> u32 {
@@ -67,13 +67,31 @@ pub struct Geometry {
     pub data_start: u64,
 }
 
+/// The two rings of regions the log writes: new entries go to the probationary ring; what
+/// is read there, and keys that come back soon after they were dropped, go to the main ring.
+/// A region belongs to the ring its trailer names until it is reclaimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ring {
+    Probation = 0,
+    Main = 1,
+}
+
+impl Ring {
+    pub const ALL: [Ring; 2] = [Ring::Probation, Ring::Main];
+}
+
 pub const MIN_CAPACITY: u64 = 8 << 20;
 const MIN_REGION: u64 = 1 << 20;
 const MAX_REGION: u64 = 32 << 20;
+const FULL_REGIONS_FROM: u64 = 256 << 20;
+/// Two rings, each with an active region and one to reclaim, and room to choose.
+const MIN_REGIONS: u32 = 4;
 
 impl Geometry {
-    /// Chooses the layout for `capacity` bytes at `alignment`: regions of 1/8 of the capacity
-    /// (a power of two between 1 and 32 MiB), so FIFO eviction drops at most an eighth.
+    /// Chooses the layout for `capacity` bytes at `alignment`: regions of 1/16 of the
+    /// capacity (a power of two of at least 1 MiB), so that eviction drops at most a
+    /// sixteenth at a time and the probationary ring can be about a tenth of the cache; 32 MiB
+    /// from 256 MiB of capacity on.
     pub fn plan(capacity: u64, alignment: u32) -> Option<Geometry> {
         if capacity < MIN_CAPACITY {
             return None;
@@ -84,14 +102,19 @@ impl Geometry {
             unit *= 2;
         }
         let meta_size = unit.max(4096);
-        let region_size = (1u64 << (63 - (capacity / 8).leading_zeros()))
-            .clamp(MIN_REGION, MAX_REGION)
-            .max(unit * 64);
+        // From 256 MiB on, the largest regions, so that the default 16 MiB value fits.
+        let region_size = match capacity >= FULL_REGIONS_FROM {
+            true => MAX_REGION,
+            false => 1u64 << (63 - (capacity / 16).leading_zeros()),
+        }
+        .clamp(MIN_REGION, MAX_REGION)
+        .max(unit * 64);
         let data_start = 2 * meta_size;
         let region_count = (capacity - data_start) / region_size;
-        if region_count < 2 || region_count > u32::MAX as u64 {
+        if region_count < MIN_REGIONS as u64 || region_count > u32::MAX as u64 {
             return None;
         }
+
         Some(Geometry {
             capacity,
             alignment,
@@ -159,7 +182,7 @@ impl Geometry {
             && self.meta_size >= self.unit
             && self.region_size.is_multiple_of(self.unit as u64)
             && self.region_size >= 64 * self.unit as u64
-            && self.region_count >= 2
+            && self.region_count >= MIN_REGIONS
             && self.data_start == 2 * self.meta_size as u64
             && self
                 .data_start
@@ -191,11 +214,34 @@ pub struct Superblock {
     pub created_secs: u64,
     /// 1 after a clean close: the active region's partial summary is on disk and current.
     pub clean: bool,
-    pub active_region: u32,
-    pub active_lap: u64,
-    pub active_fill: u64,
+    /// Where each ring's log stood at the last clean close (by `Ring as usize`).
+    pub positions: [RingPosition; 2],
     pub next_entry_seq: u64,
+    /// The lap the next region entered takes (laps grow by one per region entered).
+    pub next_lap: u64,
 }
+
+/// A ring's active region at a clean close, its lap, and its fill in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingPosition {
+    /// `NO_REGION`: the ring had no active region.
+    pub region: u32,
+    pub lap: u64,
+    pub fill: u64,
+}
+
+pub const NO_REGION: u32 = u32::MAX;
+
+impl RingPosition {
+    pub const NONE: RingPosition = RingPosition {
+        region: NO_REGION,
+        lap: 0,
+        fill: 0,
+    };
+}
+
+/// Where each ring's position lives in the superblock.
+const POSITION_AT: [usize; 2] = [116, 84];
 
 /// What a superblock slot holds.
 #[derive(Debug)]
@@ -227,10 +273,13 @@ impl Superblock {
         put_u64(out, 64, g.data_start);
         put_u64(out, 72, self.created_secs);
         put_u32(out, 80, self.clean as u32);
-        put_u32(out, 84, self.active_region);
-        put_u64(out, 88, self.active_lap);
-        put_u64(out, 96, self.active_fill);
+        for (p, at) in self.positions.iter().zip(POSITION_AT) {
+            put_u32(out, at, p.region);
+            put_u64(out, at + 4, p.lap);
+            put_u64(out, at + 12, p.fill);
+        }
         put_u64(out, 104, self.next_entry_seq);
+        put_u64(out, 136, self.next_lap);
         let c = crc(0, &[&out[..SUPERBLOCK_LEN - 4]]);
         put_u32(out, SUPERBLOCK_LEN - 4, c);
     }
@@ -263,15 +312,19 @@ impl Superblock {
             geometry,
             created_secs: get_u64(b, 72),
             clean: get_u32(b, 80) == 1,
-            active_region: get_u32(b, 84),
-            active_lap: get_u64(b, 88),
-            active_fill: get_u64(b, 96),
+            positions: POSITION_AT.map(|at| RingPosition {
+                region: get_u32(b, at),
+                lap: get_u64(b, at + 4),
+                fill: get_u64(b, at + 12),
+            }),
             next_entry_seq: get_u64(b, 104),
+            next_lap: get_u64(b, 136),
         };
-        if !geometry.is_sane(device_size)
-            || sb.active_region >= geometry.region_count
-            || sb.active_fill > geometry.region_size
-        {
+        let position_fits = |p: &RingPosition| {
+            (p.region == NO_REGION || p.region < geometry.region_count)
+                && p.fill <= geometry.region_size
+        };
+        if !geometry.is_sane(device_size) || !sb.positions.iter().all(position_fits) {
             return SlotContent::Damaged;
         }
         SlotContent::Valid(sb)
@@ -400,6 +453,8 @@ pub enum Decoded {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SummaryRecord {
     pub hash: u64,
+    /// The entry's sequence number: recovery applies the two rings' records in this order.
+    pub entry_seq: u64,
     /// Offset within the region, in units.
     pub offset_units: u32,
     pub len_units: u32,
@@ -409,19 +464,21 @@ pub struct SummaryRecord {
 impl SummaryRecord {
     pub fn encode(&self, out: &mut [u8]) {
         put_u64(out, 0, self.hash);
-        put_u32(out, 8, self.offset_units);
+        put_u64(out, 8, self.entry_seq);
+        put_u32(out, 16, self.offset_units);
         put_u32(
             out,
-            12,
+            20,
             self.len_units | if self.tombstone { RECORD_TOMBSTONE } else { 0 },
         );
     }
 
     pub fn decode(b: &[u8]) -> SummaryRecord {
-        let len = get_u32(b, 12);
+        let len = get_u32(b, 20);
         SummaryRecord {
             hash: get_u64(b, 0),
-            offset_units: get_u32(b, 8),
+            entry_seq: get_u64(b, 8),
+            offset_units: get_u32(b, 16),
             len_units: len & !RECORD_TOMBSTONE,
             tombstone: len & RECORD_TOMBSTONE != 0,
         }
@@ -433,6 +490,7 @@ impl SummaryRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trailer {
     pub sealed: bool,
+    pub ring: Ring,
     pub lap: u64,
     pub region: u32,
     pub record_count: u32,
@@ -454,6 +512,7 @@ impl Trailer {
         put_u32(out, 28, self.summary_crc);
         put_u64(out, 32, self.fill);
         put_u64(out, 40, self.max_entry_seq);
+        put_u32(out, 48, self.ring as u32);
         let c = crc(cache_id, &[&out[..56]]);
         put_u32(out, 56, c);
     }
@@ -465,8 +524,14 @@ impl Trailer {
         {
             return None;
         }
+        let ring = match get_u32(b, 48) {
+            0 => Ring::Probation,
+            1 => Ring::Main,
+            _ => return None,
+        };
         let t = Trailer {
             sealed: get_u32(b, 4) == TRAILER_SEALED,
+            ring,
             lap: get_u64(b, 8),
             region: get_u32(b, 16),
             record_count: get_u32(b, 20),
@@ -498,6 +563,42 @@ mod tests {
         assert!(small.max_value_capacity() > 900 << 10);
         assert!(Geometry::plan(MIN_CAPACITY - 1, 512).is_none());
         assert!(g.is_sane(1 << 30));
+        // Sixteen regions or so under 256 MiB; from there on, regions that hold 16 MiB values.
+        assert_eq!(Geometry::plan(128 << 20, 512).unwrap().region_count, 15);
+        let g = Geometry::plan(256 << 20, 512).unwrap();
+        assert_eq!(g.region_count, 7);
+        assert!(g.max_value_capacity() >= 16 << 20);
+    }
+
+    #[test]
+    fn summary_records_and_trailers_round_trip() {
+        let r = SummaryRecord {
+            hash: 0x0123_4567_89ab_cdef,
+            entry_seq: 1 << 40,
+            offset_units: 17,
+            len_units: 300,
+            tombstone: true,
+        };
+        let mut b = [0u8; SUMMARY_RECORD_LEN];
+        r.encode(&mut b);
+        assert_eq!(SummaryRecord::decode(&b), r);
+        let g = Geometry::plan(64 << 20, 512).unwrap();
+        for ring in Ring::ALL {
+            let t = Trailer {
+                sealed: true,
+                ring,
+                lap: 1 << 33,
+                region: 2,
+                record_count: 3,
+                summary_crc: 4,
+                fill: 4096,
+                max_entry_seq: 5,
+            };
+            let mut b = [0u8; TRAILER_LEN];
+            t.encode(7, &mut b);
+            assert_eq!(Trailer::decode(&b, 7, &g), Some(t));
+            assert_eq!(Trailer::decode(&b, 8, &g), None, "another cache's");
+        }
     }
 
     #[test]
@@ -509,10 +610,16 @@ mod tests {
             geometry: g,
             created_secs: 1,
             clean: true,
-            active_region: 3,
-            active_lap: 10,
-            active_fill: 4096,
+            positions: [
+                RingPosition::NONE,
+                RingPosition {
+                    region: 3,
+                    lap: 10,
+                    fill: 4096,
+                },
+            ],
             next_entry_seq: 55,
+            next_lap: 11,
         };
         let mut buf = vec![0u8; 4096];
         sb.encode(&mut buf);

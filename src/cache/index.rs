@@ -105,11 +105,12 @@ impl Table {
         }
     }
 
-    fn insert(&mut self, hash: u64, loc: Location) -> Option<Location> {
+    fn insert(&mut self, hash: u64, loc: Location, reads: u32) -> Option<Location> {
+        let word = loc.len_units | reads << READS_SHIFT | extra_of(hash) << EXTRA_SHIFT;
         if let Some(i) = self.find(hash) {
             let old = Self::location(&self.slots[i]);
             self.slots[i][1] = loc.unit;
-            self.slots[i][2] = loc.len_units | extra_of(hash) << EXTRA_SHIFT;
+            self.slots[i][2] = word;
             return Some(old);
         }
         if (self.len + 1) * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
@@ -119,11 +120,7 @@ impl Table {
         while self.slots[i][2] & LEN_MASK != 0 {
             i = self.next(i);
         }
-        self.slots[i] = [
-            tag_of(hash),
-            loc.unit,
-            loc.len_units | extra_of(hash) << EXTRA_SHIFT,
-        ];
+        self.slots[i] = [tag_of(hash), loc.unit, word];
         self.len += 1;
         None
     }
@@ -230,9 +227,15 @@ impl Index {
 
     /// Points `hash` at `loc`; returns what it pointed at before.
     pub fn insert(&self, hash: u64, loc: Location) -> Option<Location> {
+        self.insert_with_reads(hash, loc, 0)
+    }
+
+    /// `insert`, with the entry counted as read `reads` times (at most 3): an entry written
+    /// again by eviction keeps some of the reads it had.
+    pub fn insert_with_reads(&self, hash: u64, loc: Location, reads: u32) -> Option<Location> {
         debug_assert!(loc.len_units > 0 && loc.len_units <= MAX_LEN_UNITS);
         let mut t = self.shards[shard_of(hash)].write();
-        let old = t.insert(hash, loc);
+        let old = t.insert(hash, loc, reads.min(3));
         self.added(loc);
         if let Some(old) = old {
             self.removed(old);

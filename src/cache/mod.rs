@@ -14,15 +14,19 @@
 //! - `device`: the file or device as the format lays it out, and the I/O counters;
 //! - `format`: the on-disk structures; `stats`: the counters; `writer`: streaming puts.
 
+mod active;
 mod append;
 mod device;
 mod engine;
 mod eviction;
 mod format;
+mod ghost;
+mod head;
 mod index;
 mod open;
 mod read;
 mod recovery;
+mod rings;
 mod stats;
 mod writeback;
 mod writer;

@@ -4,9 +4,10 @@
 use super::append::LogStart;
 use super::device::Device;
 use super::engine::{Engine, Settings};
-use super::format::{Geometry, SlotContent, Superblock, MIN_CAPACITY};
+use super::format::{Geometry, RingPosition, SlotContent, Superblock, MIN_CAPACITY};
 use super::index::Index;
 use super::recovery::{self, RecoveryReport};
+use super::rings::Rings;
 use super::{now_secs, CacheOptions, DEFAULT_MAX_VALUE};
 use crate::dio::{sys, AlignedBuf, DirectFile, OpenOptions};
 use crate::error::{Error, ErrorKind, Remedy, Result};
@@ -150,10 +151,12 @@ fn open_device(dev: DirectFile, opts: &CacheOptions, created: bool) -> Result<En
         Found::OtherVersion(v) => Err(Error::new(
             ErrorKind::Incompatible,
             format!(
-                "{path} holds a dcache of format version {v}; this library reads version {}",
+                "{path} holds a dcache of format version {v}; this library reads version {} \
+                 (formatting it makes a new, empty cache of this version)",
                 super::FORMAT_VERSION
             ),
-        )),
+        )
+        .with_remedy(Remedy::Format)),
         Found::Damaged => Err(Error::new(
             ErrorKind::NotACache,
             format!("{path} holds a dcache whose superblocks are both damaged"),
@@ -224,26 +227,22 @@ fn format(file: DirectFile, opts: &CacheOptions) -> Result<Engine> {
         geometry,
         created_secs: now_secs(),
         clean: false,
-        active_region: 0,
-        active_lap: 1,
-        active_fill: 0,
+        positions: [RingPosition::NONE; 2],
         next_entry_seq: 1,
+        next_lap: 1,
     };
     let (device, index) = device_and_index(file, &sb);
     // Both copies, so that no copy of an older cache stays behind to be mistaken for ours.
     device.write_superblock(&mut sb)?;
     device.write_superblock(&mut sb)?;
+    let n = geometry.region_count;
     let start = LogStart {
-        region: 0,
-        lap: 1,
-        buf: AlignedBuf::new(geometry.region_size as usize, device.buffer_align())?,
-        fill: 0,
-        mem_from: 0,
-        tail_fill: 0,
-        records: Vec::new(),
-        max_entry_seq: 0,
+        active: [None, None],
+        laps: vec![0; n as usize],
+        rings: Rings::new(n, Default::default(), [false, false]),
+        has_entries: vec![false; n as usize],
         next_entry_seq: 1,
-        has_entries: vec![false; geometry.region_count as usize],
+        next_lap: 1,
     };
     let report = RecoveryReport {
         formatted: true,
@@ -298,4 +297,51 @@ fn load(file: DirectFile, sb: Superblock, opts: &CacheOptions) -> Result<Engine>
         engine.mark_in_use()?;
     }
     Ok(engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::format::{FORMAT_VERSION, SUPERBLOCK_LEN};
+    use super::super::testing::{self, MIB};
+    use super::*;
+    use crate::cache::Cache;
+
+    #[test]
+    fn a_cache_of_the_previous_format_is_refused_until_formatted() {
+        let dir = testing::scratch();
+        let (path, c) = testing::create(dir.path(), "c", 8 * MIB);
+        c.put(b"k", b"v", 0).unwrap();
+        c.close().unwrap();
+        let meta = c.geometry().meta_size as u64;
+        drop(c);
+        // Both superblock copies say version 1, as a cache made before the two rings.
+        for at in [0, meta] {
+            testing::damage(&path, at + 8, &1u32.to_le_bytes());
+        }
+        let err = Cache::open(&path, &CacheOptions::default()).err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::Incompatible);
+        assert!(err.to_string().contains("version 1"), "{err}");
+        assert_eq!(err.remedy(), Some(Remedy::Format));
+        let before = std::fs::read(&path).unwrap();
+        assert!(Cache::open(
+            &path,
+            &CacheOptions {
+                create: true,
+                ..Default::default()
+            }
+        )
+        .is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before, "refused untouched");
+        let c = Cache::open(
+            &path,
+            &CacheOptions {
+                format: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(c.recovery().formatted);
+        assert!(!c.contains(b"k"));
+        assert!(SUPERBLOCK_LEN <= meta as usize && FORMAT_VERSION == 2);
+    }
 }

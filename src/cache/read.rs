@@ -21,15 +21,19 @@ pub enum Fetched {
     TooSmall(u64),
 }
 
-/// An entry the index pointed a key at, and the lap its region held just before it was
-/// looked up: if the lap moved on since, a failed check means the read raced a reclaim (the
-/// bytes at `loc` belong to another lap), not that the entry is damaged.
+/// An entry the index pointed a key at, and the lap its region held when it was looked up
+/// (`RACED` if the region was entered since): if the lap moved on since, a failed check
+/// means the read raced a reclaim (the bytes at `loc` belong to another lap), not that the
+/// entry is damaged.
 #[derive(Clone, Copy)]
 struct Found {
     hash: u64,
     loc: Location,
-    lap: u32,
+    lap: u64,
 }
+
+/// No region holds this lap.
+const RACED: u64 = u64::MAX;
 
 /// Entries up to this size are read whole, in one system call, even for a range read.
 const WHOLE_READ_MAX: u64 = 256 << 10;
@@ -61,9 +65,7 @@ impl Engine {
     fn read_entry_parts(&self, loc: Location, rel: u64, out: &mut [&mut [u8]]) -> Result<bool> {
         let g = self.device.geometry();
         let region = g.region_of(loc.unit);
-        if self.head.buffered_region() == Some(region)
-            && self.log.lock().copy_if_buffered(loc, rel, out)
-        {
+        if self.head.is_buffered(region) && self.log.lock().copy_if_buffered(loc, rel, out) {
             return Ok(true);
         }
         // A region being sealed: its buffer holds the bytes until the write is done.
@@ -78,7 +80,7 @@ impl Engine {
     /// Whether the entry at `loc` was written in the lap its region holds now.
     fn written_this_lap(&self, loc: Location, h: &EntryHeader) -> bool {
         let region = self.region_of(loc);
-        h.lap as u32 == self.head.lap_of(region)
+        h.lap == self.head.lap_of(region)
     }
 
     /// The entry at `loc` failed verification. If the index still points there it is
@@ -132,15 +134,19 @@ impl Engine {
 
     fn locate(&self, key: &[u8]) -> Result<Found> {
         let hash = self.hash(key);
-        // The head before the index: a reclaim of the entry's region after this moment
-        // shows as a newer lap when the entry's checks fail.
-        let head = self.head.snapshot();
+        // The epoch before the index: a region entered after this moment has a higher lap,
+        // and a reclaim of the entry's region after this moment shows as a newer lap when
+        // the entry's checks fail.
+        let epoch = self.head.epoch();
         match self.index.get(hash) {
-            Some(loc) => Ok(Found {
-                hash,
-                loc,
-                lap: head.lap_of(self.region_of(loc)),
-            }),
+            Some(loc) => {
+                let lap = self.head.lap_of(self.region_of(loc));
+                Ok(Found {
+                    hash,
+                    loc,
+                    lap: if lap > epoch { RACED } else { lap },
+                })
+            }
             None => Err(self.miss()),
         }
     }
@@ -414,7 +420,12 @@ impl Engine {
             && !h.is_expired(now_secs())
             && self.hash(h.key(&bytes)) == hash
             && h.verify_chunks(&bytes, 0, value);
-        intact.then_some(Survivor { hash, at, bytes })
+        intact.then_some(Survivor {
+            hash,
+            at,
+            bytes,
+            reads: 0,
+        })
     }
 }
 

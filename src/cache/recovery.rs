@@ -1,15 +1,22 @@
-//! Rebuilding the index at open. Each region's trailer says which lap of the log it holds;
-//! the newest one locates the active region. Sealed regions give their summaries (a few
-//! bytes per entry, not the values); the active region gives the partial summary the last
-//! flush or clean close wrote, and after a crash its entries past that are read and checked.
-//! Torn or corrupt entries are dropped and counted; nothing unverified enters the index.
+//! Rebuilding the index at open. Each region's trailer says which ring it is in and which lap
+//! it holds. Sealed regions give their summaries (a few bytes per entry, not the values); a
+//! ring's active region gives the partial summary the last flush or clean close wrote, and
+//! after a crash its entries past that are read and checked. The entries of all regions are
+//! applied in the order they were written (their sequence numbers), since the two rings
+//! interleave. Torn or corrupt entries are dropped and counted; nothing unverified enters
+//! the index.
 
+use super::active::ActiveRegion;
 use super::append::LogStart;
 use super::device::Device;
 use super::format::{
-    key_hash, Decoded, EntryHeader, SummaryRecord, Superblock, Trailer, ENTRY_HEADER_LEN,
+    header_len, key_hash, Decoded, EntryHeader, Geometry, Ring, RingPosition, SummaryRecord,
+    Superblock, Trailer, ENTRY_HEADER_LEN,
 };
 use super::index::{Index, Location};
+use super::rings::Rings;
+use super::MAX_KEY_LEN;
+use crate::dio::align::round_up;
 use crate::dio::AlignedBuf;
 use crate::error::Result;
 use std::sync::atomic::Ordering::Relaxed;
@@ -36,15 +43,42 @@ pub struct RecoveryReport {
 /// How much of a region a recovery scan reads at a time.
 const SCAN_WINDOW: u64 = 1 << 20;
 
+/// After a crash, entries and regions written after the last thing recovery could see may
+/// still lie on the device, beyond where a scan stopped, with sequence numbers and laps above
+/// any it saw. The log starts this far above what it saw, so that nothing it writes from now
+/// on can be confused with them (more entries than that cannot be in flight: the writer
+/// holds at most a few regions).
+const ENTRY_SEQ_GAP: u64 = 1 << 32;
+const LAP_GAP: u64 = 1 << 20;
+
 /// The entries a scan of a region found.
 struct Scan {
     records: Vec<SummaryRecord>,
     fill: u64,
-    max_entry_seq: u64,
+}
+
+/// What recovery found in one region.
+struct Found {
+    ring: Ring,
+    lap: u64,
+    records: Vec<SummaryRecord>,
+    /// The region can go on as its ring's active region (a partial summary, or the entries
+    /// a scan found after it): its fill, the fill its summary on the device describes, and
+    /// where the buffer holds its bytes from (None: it is sealed, or was never closed).
+    resume: Option<Resume>,
+}
+
+struct Resume {
+    fill: u64,
+    tail_fill: u64,
+    /// The region's bytes from `mem_from` on, read by a scan (None: a clean close left
+    /// nothing to read, or the handle is read-only).
+    buf: Option<AlignedBuf>,
+    mem_from: u64,
 }
 
 /// Rebuilds `index` (empty) from the device; returns where the log stands and the report.
-/// A read-only handle gets a log start whose buffer holds nothing.
+/// A read-only handle gets a log start with no active region.
 pub(crate) fn recover(
     device: &Device,
     index: &Index,
@@ -55,23 +89,19 @@ pub(crate) fn recover(
     let read_before = device.counters().bytes_read.load(Relaxed);
     let mut recovery = Recovery {
         device,
-        index,
         report: RecoveryReport {
             was_clean: sb.clean,
             ..Default::default()
         },
-        next_entry_seq: sb.next_entry_seq,
-        has_entries: vec![false; device.geometry().region_count as usize],
+        max_entry_seq: 0,
+        scratch: None,
     };
     let n = device.geometry().region_count;
-    let trailers: Vec<Option<Trailer>> = (0..n).map(|r| device.read_trailer(r)).collect();
-    let (active, active_lap) = match trailers.iter().flatten().max_by_key(|t| t.lap) {
-        None => (sb.active_region, sb.active_lap),
-        Some(t) if t.sealed => ((t.region + 1) % n, t.lap + 1),
-        Some(t) => (t.region, t.lap),
-    };
-    recovery.sealed_regions(&trailers, active, active_lap)?;
-    let start = recovery.active_region(&trailers, sb, active, active_lap, read_only)?;
+    let mut found = Vec::with_capacity(n as usize);
+    for region in 0..n {
+        found.push(recovery.region(region, sb, read_only)?);
+    }
+    let start = recovery.start(found, index, sb, read_only)?;
     let mut report = recovery.report;
     device
         .counters()
@@ -86,148 +116,254 @@ pub(crate) fn recover(
 /// What a recovery has found so far.
 struct Recovery<'a> {
     device: &'a Device,
-    index: &'a Index,
     report: RecoveryReport,
-    next_entry_seq: u64,
-    has_entries: Vec<bool>,
+    max_entry_seq: u64,
+    /// A region-sized buffer for scans that keep nothing.
+    scratch: Option<AlignedBuf>,
 }
 
 impl Recovery<'_> {
-    /// The sealed regions of the live ring, oldest first: their summaries, or a scan of the
-    /// entries where a summary is missing or damaged.
-    fn sealed_regions(
-        &mut self,
-        trailers: &[Option<Trailer>],
-        active: u32,
-        active_lap: u64,
-    ) -> Result<()> {
-        let g = *self.device.geometry();
-        let n = g.region_count;
-        let mut scratch: Option<AlignedBuf> = None;
-        for k in (1..n).rev() {
-            let region = (active + n - k) % n;
-            let Some(lap) = active_lap.checked_sub(k as u64).filter(|&s| s > 0) else {
-                continue; // not written since the cache was formatted
-            };
-            let summary = match trailers[region as usize] {
-                Some(t) if t.sealed && t.lap == lap => {
-                    self.device.read_summary_records(region, &t).map(|r| (t, r))
-                }
-                _ => None,
-            };
-            let records = match summary {
-                Some((t, records)) => {
-                    self.next_entry_seq = self.next_entry_seq.max(t.max_entry_seq + 1);
-                    records
-                }
-                None => {
-                    self.report.regions_scanned += 1;
-                    let buf = match &mut scratch {
-                        Some(b) => b,
-                        None => scratch
-                            .insert(AlignedBuf::new(g.region_size as usize, g.unit as usize)?),
-                    };
-                    let scan = self.scan(region, lap, 0, buf.as_mut_slice())?;
-                    self.next_entry_seq = self.next_entry_seq.max(scan.max_entry_seq + 1);
-                    scan.records
-                }
-            };
-            self.has_entries[region as usize] = !records.is_empty();
-            self.apply(region, &records);
+    /// What `region` holds: the entries its summary lists (or a scan finds, where the
+    /// summary is damaged), for the lap and ring its trailer names; or, with no trailer
+    /// (or one that the region's first entry shows to be older than the lap the region was
+    /// entered for last), the entries a scan from its start finds, counted in the main ring.
+    fn region(&mut self, region: u32, sb: &Superblock, read_only: bool) -> Result<Option<Found>> {
+        let trailer = self.device.read_trailer(region);
+        let first = match (&trailer, sb.clean) {
+            (Some(t), false) if t.fill > 0 => self.first_header(region)?,
+            _ => None,
+        };
+        let (t, reentered) = match (trailer, first) {
+            (Some(t), Some(h)) if h.lap > t.lap => (t, Some(h.lap)),
+            (Some(t), _) => (t, None),
+            (None, _) => match self.first_header(region)? {
+                Some(h) => return self.orphan(region, h.lap),
+                None => return Ok(None),
+            },
+        };
+        if let Some(lap) = reentered {
+            return self.orphan(region, lap);
         }
-        Ok(())
+        let mut records = match self.device.read_summary_records(region, &t) {
+            Some(records) => records,
+            None if t.sealed => {
+                self.report.regions_scanned += 1;
+                let scan = self.scan_into_scratch(region, t.lap, 0, 0)?;
+                scan.records
+            }
+            None => Vec::new(),
+        };
+        self.max_entry_seq = self.max_entry_seq.max(t.max_entry_seq);
+        if t.sealed {
+            return Ok(Some(Found {
+                ring: t.ring,
+                lap: t.lap,
+                records,
+                resume: None,
+            }));
+        }
+        let resume = self.resume(region, &t, &mut records, sb, read_only)?;
+        Ok(Some(Found {
+            ring: t.ring,
+            lap: t.lap,
+            records,
+            resume: Some(resume),
+        }))
     }
 
-    /// The active region: its partial summary, if a flush or clean close left one, then
-    /// (unless that close is the last thing that happened) its entries past it, read into
-    /// the region buffer, which then holds the region for gets and appends.
-    fn active_region(
+    /// A region with a partial summary (`records`), written by a flush or a clean close of
+    /// its ring's active region: unless that clean close is the last thing that happened,
+    /// the entries after the summary are read (into the buffer the region goes on in, on a
+    /// writable handle) and added to `records`.
+    fn resume(
         &mut self,
-        trailers: &[Option<Trailer>],
+        region: u32,
+        t: &Trailer,
+        records: &mut Vec<SummaryRecord>,
         sb: &Superblock,
-        active: u32,
-        active_lap: u64,
         read_only: bool,
-    ) -> Result<LogStart> {
-        let g = *self.device.geometry();
-        let mut records = Vec::new();
-        let mut tail_fill = 0;
-        let mut max_entry_seq = 0;
-        if let Some(t) = trailers[active as usize].filter(|t| !t.sealed && t.lap == active_lap) {
-            if let Some(partial) = self.device.read_summary_records(active, &t) {
-                records = partial;
-                tail_fill = t.fill;
-                max_entry_seq = t.max_entry_seq;
-            }
-        }
-        let clean = sb.clean
-            && sb.active_region == active
-            && sb.active_lap == active_lap
-            && sb.active_fill == tail_fill;
-        let buf_len = if read_only {
-            g.unit as usize
-        } else {
-            g.region_size as usize
+    ) -> Result<Resume> {
+        let tail_fill = if records.is_empty() { 0 } else { t.fill };
+        let at = RingPosition {
+            region,
+            lap: t.lap,
+            fill: tail_fill,
         };
-        let mut buf = AlignedBuf::new(buf_len, self.device.buffer_align())?;
-        let mut fill = tail_fill;
-        if !clean {
-            self.report.regions_scanned += 1;
-            // Read-only handles scan into a scratch buffer: theirs holds nothing.
-            let mut scratch;
-            let into = if read_only {
-                scratch = AlignedBuf::new(g.region_size as usize, g.unit as usize)?;
-                scratch.as_mut_slice()
-            } else {
-                buf.as_mut_slice()
-            };
-            let scan = self.scan(active, active_lap, tail_fill, into)?;
-            records.extend(scan.records);
-            fill = scan.fill;
-            max_entry_seq = max_entry_seq.max(scan.max_entry_seq);
+        if sb.clean && sb.positions[t.ring as usize] == at {
+            return Ok(Resume {
+                fill: tail_fill,
+                tail_fill,
+                buf: None,
+                mem_from: tail_fill,
+            });
         }
-        self.apply(active, &records);
-        self.has_entries[active as usize] |= !records.is_empty();
-        Ok(LogStart {
-            region: active,
-            lap: active_lap,
-            buf,
-            fill,
-            // The buffer holds the region from where the scan started (nothing if clean, and
-            // nothing on a read-only handle); before that, only the device has it.
-            mem_from: if read_only {
-                u64::MAX
-            } else if clean {
-                fill
-            } else {
-                tail_fill
-            },
+        self.report.regions_scanned += 1;
+        let last_seq = records.last().map_or(0, |r| r.entry_seq);
+        let (scan, buf) = if read_only {
+            let scan = self.scan_into_scratch(region, t.lap, tail_fill, last_seq)?;
+            (scan, None)
+        } else {
+            let g = self.device.geometry();
+            let mut buf = AlignedBuf::new(g.region_size as usize, self.device.buffer_align())?;
+            let scan = self.scan(region, t.lap, tail_fill, last_seq, buf.as_mut_slice())?;
+            (scan, Some(buf))
+        };
+        records.extend(scan.records);
+        Ok(Resume {
+            fill: scan.fill,
             tail_fill,
-            records,
-            max_entry_seq,
-            next_entry_seq: self.next_entry_seq,
-            has_entries: std::mem::take(&mut self.has_entries),
+            buf,
+            mem_from: tail_fill,
         })
     }
 
-    /// Applies a region's summary to the index, in log order.
-    fn apply(&self, region: u32, records: &[SummaryRecord]) {
-        let base = self.device.geometry().first_unit(region);
-        for r in records {
-            if r.tombstone {
-                self.index.remove(r.hash);
-                continue;
+    /// A region without a trailer that holds entries of `lap` from its start: what a scan
+    /// finds there, in the main ring.
+    fn orphan(&mut self, region: u32, lap: u64) -> Result<Option<Found>> {
+        self.report.regions_scanned += 1;
+        let scan = self.scan_into_scratch(region, lap, 0, 0)?;
+        Ok(Some(Found {
+            ring: Ring::Main,
+            lap,
+            records: scan.records,
+            resume: None,
+        }))
+    }
+
+    /// The header of the entry at the start of `region`, if one verifies there.
+    fn first_header(&mut self, region: u32) -> Result<Option<EntryHeader>> {
+        let g = *self.device.geometry();
+        let unit = g.unit as usize;
+        let longest = round_up(header_len(MAX_KEY_LEN, g.region_size), unit) as usize;
+        let mut buf = AlignedBuf::new(longest, unit)?;
+        let mut have = 0;
+        let mut want = unit;
+        while want <= longest {
+            let at = g.region_offset(region) + have as u64;
+            have += self.device.read(&mut buf.as_mut_slice()[have..want], at)?;
+            if have < want {
+                return Ok(None);
             }
-            let loc = Location::in_region(base, r.offset_units, r.len_units);
-            self.index.insert(r.hash, loc);
+            match EntryHeader::decode(
+                &buf.as_slice()[..have],
+                self.device.cache_id(),
+                g.region_size,
+                g.unit,
+            ) {
+                Decoded::Valid(h) => return Ok(Some(h)),
+                Decoded::Incomplete => want = (want * 2).min(longest).max(want + unit),
+                Decoded::Invalid => return Ok(None),
+            }
         }
+        Ok(None)
+    }
+
+    fn scan_into_scratch(
+        &mut self,
+        region: u32,
+        lap: u64,
+        from: u64,
+        after_seq: u64,
+    ) -> Result<Scan> {
+        let g = *self.device.geometry();
+        let mut scratch = match self.scratch.take() {
+            Some(b) => b,
+            None => AlignedBuf::new(g.region_size as usize, g.unit as usize)?,
+        };
+        let scan = self.scan(region, lap, from, after_seq, scratch.as_mut_slice());
+        self.scratch = Some(scratch);
+        scan
+    }
+
+    /// Puts what the regions hold together: the index, with every region's entries applied
+    /// in the order they were written (the two rings interleave), the rings, and each ring's
+    /// active region.
+    fn start(
+        &mut self,
+        mut found: Vec<Option<Found>>,
+        index: &Index,
+        sb: &Superblock,
+        read_only: bool,
+    ) -> Result<LogStart> {
+        let g = *self.device.geometry();
+        let max_seq = apply_in_order(&g, &found, index).max(self.max_entry_seq);
+        let laps: Vec<u64> = found
+            .iter()
+            .map(|f| f.as_ref().map_or(0, |f| f.lap))
+            .collect();
+        let max_lap = laps.iter().copied().max().unwrap_or(0);
+        let has_entries = found
+            .iter()
+            .map(|f| f.as_ref().is_some_and(|f| !f.records.is_empty()))
+            .collect();
+        let members = Ring::ALL.map(|ring| {
+            let mut m: Vec<u32> = (0..g.region_count)
+                .filter(|&r| found[r as usize].as_ref().is_some_and(|f| f.ring == ring))
+                .collect();
+            m.sort_by_key(|&r| laps[r as usize]);
+            m
+        });
+        let mut active: [Option<ActiveRegion>; 2] = [None, None];
+        if !read_only {
+            for ring in Ring::ALL {
+                let newest = members[ring as usize].last();
+                let f = newest.and_then(|&r| found[r as usize].take());
+                active[ring as usize] = f
+                    .map(|f| self.resumed(ring, newest, f))
+                    .transpose()?
+                    .flatten();
+            }
+        }
+        let has_active = active.each_ref().map(Option::is_some);
+        let gap = |n: u64| if sb.clean { 0 } else { n };
+        Ok(LogStart {
+            active,
+            rings: Rings::new(g.region_count, members, has_active),
+            laps,
+            has_entries,
+            next_entry_seq: sb.next_entry_seq.max(max_seq + 1) + gap(ENTRY_SEQ_GAP),
+            next_lap: sb.next_lap.max(max_lap + 1) + gap(LAP_GAP),
+        })
+    }
+
+    /// `ring`'s newest region, `region`, as its active region, if it can go on.
+    fn resumed(&self, ring: Ring, region: Option<&u32>, f: Found) -> Result<Option<ActiveRegion>> {
+        let (Some(&region), Some(resume)) = (region, f.resume) else {
+            return Ok(None);
+        };
+        let g = self.device.geometry();
+        let buf = match resume.buf {
+            Some(buf) => buf,
+            None => AlignedBuf::new(g.region_size as usize, self.device.buffer_align())?,
+        };
+        Ok(Some(ActiveRegion {
+            ring,
+            region,
+            lap: f.lap,
+            buf,
+            fill: resume.fill,
+            submitted: resume.fill,
+            mem_from: resume.mem_from,
+            tail_fill: resume.tail_fill,
+            max_entry_seq: f.records.last().map_or(0, |r| r.entry_seq),
+            records: f.records,
+        }))
     }
 
     /// Reads the entries of `lap` of `region` from byte `from` into `buf` (a region-sized
     /// buffer, at the same offsets), verifying each; stops at the first header that is not
-    /// one of them. The region is read in windows as the scan needs them, so that a region
-    /// holding few entries past `from` costs few bytes.
-    fn scan(&mut self, region: u32, lap: u64, from: u64, buf: &mut [u8]) -> Result<Scan> {
+    /// one of them, or whose sequence number is not above the one before (`after_seq`
+    /// first): a scan never takes an older entry left past where the log wrote last. The
+    /// region is read in windows as the scan needs them, so that a region holding few
+    /// entries past `from` costs few bytes.
+    fn scan(
+        &mut self,
+        region: u32,
+        lap: u64,
+        from: u64,
+        after_seq: u64,
+        buf: &mut [u8],
+    ) -> Result<Scan> {
         let g = *self.device.geometry();
         let cache_id = self.device.cache_id();
         let unit = g.unit as u64;
@@ -241,8 +377,8 @@ impl Recovery<'_> {
         let mut scan = Scan {
             records: Vec::new(),
             fill: from,
-            max_entry_seq: 0,
         };
+        let mut last_seq = after_seq;
         let mut pos = from;
         while pos < end {
             // A header's fixed part first: decode calls fewer bytes invalid, not incomplete.
@@ -251,7 +387,7 @@ impl Recovery<'_> {
             }
             let available = &buf[pos as usize..window.read_end as usize];
             let h = match EntryHeader::decode(available, cache_id, end - pos, g.unit) {
-                Decoded::Valid(h) if h.lap == lap => h,
+                Decoded::Valid(h) if h.lap == lap && h.entry_seq > last_seq => h,
                 Decoded::Incomplete if window.read_on(buf, 0)? => continue,
                 _ => break,
             };
@@ -265,6 +401,7 @@ impl Recovery<'_> {
             if h.is_tombstone() || h.verify_chunks(b, 0, value) {
                 scan.records.push(SummaryRecord {
                     hash: key_hash(cache_id, h.key(b)),
+                    entry_seq: h.entry_seq,
                     offset_units: (pos / unit) as u32,
                     len_units: (elen / unit) as u32,
                     tombstone: h.is_tombstone(),
@@ -272,12 +409,34 @@ impl Recovery<'_> {
             } else {
                 self.report.entries_dropped += 1;
             }
-            scan.max_entry_seq = scan.max_entry_seq.max(h.entry_seq);
+            self.max_entry_seq = self.max_entry_seq.max(h.entry_seq);
+            last_seq = h.entry_seq;
             pos += elen;
             scan.fill = pos;
         }
         Ok(scan)
     }
+}
+
+/// Applies the entries of every region to `index` in sequence-number order (puts insert,
+/// tombstones remove); returns the highest sequence number.
+fn apply_in_order(g: &Geometry, found: &[Option<Found>], index: &Index) -> u64 {
+    let mut all: Vec<(u32, SummaryRecord)> = found
+        .iter()
+        .enumerate()
+        .filter_map(|(r, f)| Some((r as u32, f.as_ref()?)))
+        .flat_map(|(r, f)| f.records.iter().map(move |rec| (r, *rec)))
+        .collect();
+    all.sort_by_key(|(_, rec)| rec.entry_seq);
+    for (region, r) in &all {
+        if r.tombstone {
+            index.remove(r.hash);
+        } else {
+            let at = Location::in_region(g.first_unit(*region), r.offset_units, r.len_units);
+            index.insert(r.hash, at);
+        }
+    }
+    all.last().map_or(0, |(_, r)| r.entry_seq)
 }
 
 /// The part of a region a scan has read: `buf[from..read_end]` holds the region's bytes.

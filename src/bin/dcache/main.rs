@@ -185,13 +185,23 @@ fn info(path: &Path, mode: Mode) -> Result<ExitCode, Error> {
     );
     println!("max value size:  {}", human(c.max_value_size()));
     println!(
-        "eviction:        oldest region first; entries read since written are written again \
-         (up to half a region)"
+        "eviction:        new entries on probation; those read there move to the main ring, \
+         which writes again what was read"
+    );
+    println!(
+        "promoted:        {} entries, {} (counted since this open)",
+        s.promoted,
+        human(s.promoted_bytes)
     );
     println!(
         "reinserted:      {} entries, {} (counted since this open)",
         s.reinserted,
         human(s.reinserted_bytes)
+    );
+    println!(
+        "ghost:           {} hits, {} of memory",
+        s.ghost_hits,
+        human(s.ghost_bytes)
     );
     println!(
         "last shutdown:   {}",

@@ -24,9 +24,16 @@ pub struct ReplayReport {
     /// Hits whose bytes were not the object's: must be 0.
     pub wrong_values: u64,
     pub puts: u64,
-    /// Entries kept, written again, when their region was reclaimed, and their bytes.
+    /// Entries of the main ring kept, written again, when their region was reclaimed, and
+    /// their bytes.
     pub reinserted: u64,
     pub reinserted_bytes: u64,
+    /// Entries moved from probation to the main ring, and their bytes.
+    pub promoted: u64,
+    pub promoted_bytes: u64,
+    /// Puts sent to the main ring by the ghost, and the ghost's memory.
+    pub ghost_hits: u64,
+    pub ghost_bytes: u64,
     pub device_bytes_written: u64,
     pub capacity: u64,
     pub max_value_size: u64,
@@ -55,7 +62,7 @@ impl ReplayReport {
     }
 
     pub fn to_json(&self) -> String {
-        let fields: [(&str, String); 20] = [
+        let fields: [(&str, String); 24] = [
             ("requests", self.requests.to_string()),
             ("hits", self.hits.to_string()),
             ("misses", self.misses.to_string()),
@@ -76,6 +83,10 @@ impl ReplayReport {
             ("puts", self.puts.to_string()),
             ("reinserted", self.reinserted.to_string()),
             ("reinserted_bytes", self.reinserted_bytes.to_string()),
+            ("promoted", self.promoted.to_string()),
+            ("promoted_bytes", self.promoted_bytes.to_string()),
+            ("ghost_hits", self.ghost_hits.to_string()),
+            ("ghost_bytes", self.ghost_bytes.to_string()),
             ("capacity", self.capacity.to_string()),
             ("max_value_size", self.max_value_size.to_string()),
             ("io_mode", format!("\"{}\"", io_mode_name(self.direct_io))),
@@ -99,7 +110,9 @@ impl ReplayReport {
              miss ratio:           {:.4} ({} misses)\n\
              byte miss ratio:      {:.4}\n\
              written per missed byte: {:.3} ({} bytes to the device)\n\
+             promoted:             {} entries, {} bytes\n\
              reinserted:           {} entries, {} bytes\n\
+             ghost:                {} hits, {} bytes of memory\n\
              too large to store:   {}\n\
              wrong values:         {}\n\
              capacity:             {} bytes, values up to {} bytes, I/O {}\n\
@@ -110,8 +123,12 @@ impl ReplayReport {
             self.byte_miss_ratio(),
             self.write_amplification(),
             self.device_bytes_written,
+            self.promoted,
+            self.promoted_bytes,
             self.reinserted,
             self.reinserted_bytes,
+            self.ghost_hits,
+            self.ghost_bytes,
             self.too_large,
             self.wrong_values,
             self.capacity,
@@ -283,5 +300,9 @@ fn play(
     r.device_bytes_written = stats.bytes_written;
     r.reinserted = stats.reinserted;
     r.reinserted_bytes = stats.reinserted_bytes;
+    r.promoted = stats.promoted;
+    r.promoted_bytes = stats.promoted_bytes;
+    r.ghost_hits = stats.ghost_hits;
+    r.ghost_bytes = stats.ghost_bytes;
     Ok(r)
 }

@@ -1,0 +1,78 @@
+//! The ghost: keys recently dropped from the probationary ring, without their values. A put
+//! of a key the ghost holds goes straight to the main ring: the key came back soon after it
+//! was dropped, so one stay in probation was too short for it (S3-FIFO's ghost queue).
+//!
+//! One 4-byte fingerprint a slot, a slot per `BYTES_PER_KEY` of capacity, direct-mapped: a
+//! new key takes its slot from whatever held it, so the ghost forgets the oldest keys
+//! roughly first, and its memory is fixed when the cache opens.
+
+/// The ghost has a slot for this many bytes of capacity.
+pub const BYTES_PER_KEY: u64 = 32 << 10;
+const MIN_SLOTS: u64 = 1024;
+
+pub(crate) struct Ghost {
+    slots: Box<[u32]>,
+}
+
+impl Ghost {
+    pub fn for_capacity(capacity: u64) -> Ghost {
+        let n = (capacity / BYTES_PER_KEY).max(MIN_SLOTS);
+        Ghost {
+            slots: vec![0; n as usize].into_boxed_slice(),
+        }
+    }
+
+    /// The slot and the fingerprint of `hash` (never 0, which marks an empty slot). The
+    /// index places keys by the hash's low bits; the ghost uses the high ones.
+    fn place(&self, hash: u64) -> (usize, u32) {
+        let slot = ((hash >> 32) % self.slots.len() as u64) as usize;
+        (slot, (hash as u32).rotate_left(16) | 1)
+    }
+
+    pub fn remember(&mut self, hash: u64) {
+        let (slot, print) = self.place(hash);
+        self.slots[slot] = print;
+    }
+
+    /// Whether the ghost holds `hash`; it forgets it either way.
+    pub fn take(&mut self, hash: u64) -> bool {
+        let (slot, print) = self.place(hash);
+        let held = self.slots[slot] == print;
+        if held {
+            self.slots[slot] = 0;
+        }
+        held
+    }
+
+    pub fn memory_bytes(&self) -> u64 {
+        std::mem::size_of_val(&*self.slots) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_key_is_found_once_and_the_memory_follows_the_capacity() {
+        let mut g = Ghost::for_capacity(1 << 30);
+        assert_eq!(g.memory_bytes(), 4 * (1 << 30) / BYTES_PER_KEY);
+        let hash = 0x1234_5678_9abc_def0;
+        assert!(!g.take(hash));
+        g.remember(hash);
+        assert!(g.take(hash));
+        assert!(!g.take(hash), "taken once");
+        assert_eq!(Ghost::for_capacity(8 << 20).memory_bytes(), 4 * MIN_SLOTS);
+    }
+
+    #[test]
+    fn a_newer_key_in_the_same_slot_replaces_the_older() {
+        let mut g = Ghost::for_capacity(MIN_SLOTS * BYTES_PER_KEY);
+        let older = 5u64 << 32 | 1;
+        let newer = (5 + MIN_SLOTS) << 32 | 2;
+        g.remember(older);
+        g.remember(newer);
+        assert!(!g.take(older));
+        assert!(g.take(newer));
+    }
+}
