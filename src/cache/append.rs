@@ -155,7 +155,9 @@ impl AppendLog {
     /// before it tries again with the same `prepared`. The caller has checked that the
     /// entry fits an empty region.
     pub fn append(&mut self, e: &NewEntry<'_>, prepared: &mut Prepared) -> Result<Appended> {
-        let ring = self.eviction.place(e.hash, &mut prepared.ring);
+        let ring = self
+            .eviction
+            .place(e.hash, e.value.len() as u64, &mut prepared.ring);
         let layout = self
             .device
             .geometry()

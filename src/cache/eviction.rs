@@ -3,11 +3,20 @@
 //!
 //! The log writes two rings of regions (`rings`). A new key goes to the probationary ring;
 //! when a probationary region is reclaimed, its entries read since they were written move to
-//! the main ring and the others are dropped, their keys remembered by the `ghost`. A key put
-//! again while the ghost remembers it goes straight to the main ring. When a main region is
-//! reclaimed, its entries read since written are written again at the main ring's head
-//! (reinsertion, as CacheLib Navy does), each keeping its reads less one, as S3-FIFO's main
-//! queue does, so that an entry read often survives a few reclaims without a read. A key
+//! the main ring and the others are dropped, their keys remembered by probation's `ghost`.
+//! When a main region is reclaimed, its entries read since written are written again at the
+//! main ring's head (reinsertion, as CacheLib Navy does), each keeping its reads less one, as
+//! S3-FIFO's main queue does, so that an entry read often survives a few reclaims without a
+//! read; the others are dropped, their keys remembered by main's ghost. A key put again
+//! while probation's ghost remembers it goes straight to the main ring. A key back from
+//! either ghost moves the split between the rings as ARC moves its own: back from
+//! probation's ghost, it says probation was too short, and probation's target grows by the
+//! key's size; back from main's ghost, that main was too small, and the target shrinks (the
+//! key itself, read too seldom to stay in main, has a new trial in probation: sent to main,
+//! such keys crowd out the ones read often, in the bench's Zipf traces). Each step is the
+//! size times the ratio of the other ghost's keys to this one's (at least 1), and the target
+//! stays between a twentieth and a fifth of the capacity (S3-FIFO's fixed tenth does well
+//! on most traces; a wider range let Zipf traces drift away from it). A key
 //! already in the cache is put again in the ring its entry is in: a newer entry of a key is
 //! then always in the same ring as the older one, later, and the older one's region is
 //! reclaimed first, so that recovery, which applies the log in order, never brings back an
@@ -82,7 +91,10 @@ pub(crate) struct Eviction {
     /// Regions that may have entries in the index: reclaiming the others costs nothing.
     has_entries: Vec<bool>,
     rings: Rings,
-    ghost: Ghost,
+    /// Keys dropped from each ring, by `Ring as usize`.
+    ghosts: [Ghost; 2],
+    /// Probation's target, in bytes (see the module's comment).
+    probation_bytes: u64,
 }
 
 impl Eviction {
@@ -95,35 +107,76 @@ impl Eviction {
         rings: Rings,
     ) -> Eviction {
         debug_assert_eq!(has_entries.len(), geometry.region_count as usize);
-        let ghost = Ghost::for_capacity(geometry.capacity);
-        counters.ghost_bytes.store(ghost.memory_bytes(), Relaxed);
+        let ghosts = Ring::ALL.map(|_| Ghost::for_capacity(geometry.capacity));
+        let ghost_bytes = ghosts.iter().map(Ghost::memory_bytes).sum();
+        counters.ghost_bytes.store(ghost_bytes, Relaxed);
+        let probation_bytes = rings.probation_target() as u64 * geometry.region_size;
         Eviction {
             index,
             counters,
             geometry,
             has_entries,
             rings,
-            ghost,
+            ghosts,
+            probation_bytes,
         }
     }
 
-    /// The ring a put of `hash` goes to: the ring of the key's entry if it has one (see the
-    /// module's comment), else the main ring if the ghost remembers the key, else probation.
-    /// The ghost's answer is kept in `chosen` for an append that waits and tries again;
-    /// the entry's ring is asked each time, since a reclaim while the append waited may
-    /// have moved the entry to the main ring, or another put given the key one.
-    pub fn place(&mut self, hash: u64, chosen: &mut Option<Ring>) -> Ring {
+    /// The ring a put of `hash`, of `len` bytes, goes to: the ring of the key's entry if it
+    /// has one (see the module's comment), else the main ring if probation's ghost remembers
+    /// the key, else probation; a key either ghost remembers moves the split. The ghosts' answer is kept in `chosen` for an
+    /// append that waits and tries again; the entry's ring is asked each time, since a
+    /// reclaim while the append waited may have moved the entry to the main ring, or another
+    /// put given the key one.
+    pub fn place(&mut self, hash: u64, len: u64, chosen: &mut Option<Ring>) -> Ring {
         if let Some(loc) = self.index.get(hash) {
             let region = self.geometry.region_of(loc.unit);
             return self.rings.ring_of(region).unwrap_or(Ring::Main);
         }
-        *chosen.get_or_insert_with(|| match self.ghost.take(hash) {
-            true => {
+        if let Some(ring) = *chosen {
+            return ring;
+        }
+        let ring = match Ring::ALL
+            .into_iter()
+            .find(|&r| self.ghosts[r as usize].take(hash))
+        {
+            Some(dropped_from) => {
                 self.counters.ghost_hits.fetch_add(1, Relaxed);
-                Ring::Main
+                self.move_split(dropped_from, len);
+                match dropped_from {
+                    Ring::Probation => Ring::Main,
+                    // Read too seldom to stay in main: a trial in probation again.
+                    Ring::Main => Ring::Probation,
+                }
             }
-            false => Ring::Probation,
-        })
+            None => Ring::Probation,
+        };
+        *chosen.insert(ring)
+    }
+
+    /// A key of `len` bytes came back from the ghost of `dropped_from`: that ring was too
+    /// small (see the module's comment).
+    fn move_split(&mut self, dropped_from: Ring, len: u64) {
+        let held = self.ghosts.each_ref().map(Ghost::len);
+        let (this, other) = match dropped_from {
+            Ring::Probation => (held[0], held[1]),
+            Ring::Main => (held[1], held[0]),
+        };
+        let step = len * (other / this.max(1)).max(1);
+        let capacity = self.geometry.capacity;
+        let bytes = match dropped_from {
+            Ring::Probation => self.probation_bytes.saturating_add(step),
+            Ring::Main => self.probation_bytes.saturating_sub(step),
+        };
+        self.probation_bytes = bytes.clamp(capacity / 20, capacity / 5);
+        let region = self.geometry.region_size;
+        let regions = (self.probation_bytes + region / 2) / region;
+        self.rings.set_probation_target(regions as usize);
+    }
+
+    #[cfg(test)]
+    pub fn probation_target_bytes(&self) -> u64 {
+        self.probation_bytes
     }
 
     /// The region the log reclaims next.
@@ -180,7 +233,6 @@ impl Eviction {
             .collect();
         let g = &self.geometry;
         let base = g.first_unit(region);
-        let to_ghost = victim.from == Some(Ring::Probation);
         let kept_hashes: HashSet<u64> = kept.iter().map(|s| s.hash).collect();
         let evicted = match summary {
             Some((t, records)) if t.sealed && t.lap == old_lap => {
@@ -189,8 +241,8 @@ impl Eviction {
                     let loc = Location::in_region(base, r.offset_units, r.len_units);
                     if self.index.remove_if_at(r.hash, loc) {
                         n += 1;
-                        if to_ghost && r.hash != replacing && !kept_hashes.contains(&r.hash) {
-                            self.ghost.remember(r.hash);
+                        if r.hash != replacing && !kept_hashes.contains(&r.hash) {
+                            self.remember(victim.from, r.hash);
                         }
                     }
                 }
@@ -221,8 +273,14 @@ impl Eviction {
     /// A survivor did not fit: it is evicted after all.
     pub fn dropped(&mut self, survivor: &Survivor, from: Option<Ring>) {
         self.counters.evictions.fetch_add(1, Relaxed);
-        if from == Some(Ring::Probation) {
-            self.ghost.remember(survivor.hash);
+        self.remember(from, survivor.hash);
+    }
+
+    /// `hash` was dropped from a region of ring `from` (None: a region unused since the
+    /// format, which held nothing).
+    fn remember(&mut self, from: Option<Ring>, hash: u64) {
+        if let Some(ring) = from {
+            self.ghosts[ring as usize].remember(hash);
         }
     }
 }
@@ -339,14 +397,77 @@ mod tests {
         assert_eq!(counters.reinserted.load(Relaxed), 0);
         assert!(!eviction.needs_summary(1), "the region is empty now");
         // Key 10 was dropped from probation: put again, it goes to the main ring, once.
-        assert_eq!(eviction.place(10, &mut None), Ring::Main);
+        assert_eq!(eviction.place(10, 1000, &mut None), Ring::Main);
         assert_eq!(counters.ghost_hits.load(Relaxed), 1);
-        assert_eq!(eviction.place(10, &mut None), Ring::Probation);
+        assert_eq!(eviction.place(10, 1000, &mut None), Ring::Probation);
         // A key in the cache goes to its entry's ring; a new one to probation.
-        assert_eq!(eviction.place(13, &mut None), Ring::Main);
-        assert_eq!(eviction.place(99, &mut None), Ring::Probation);
+        assert_eq!(eviction.place(13, 1000, &mut None), Ring::Main);
+        assert_eq!(eviction.place(99, 1000, &mut None), Ring::Probation);
         index.insert(14, at(&g, 5, 0));
-        assert_eq!(eviction.place(14, &mut None), Ring::Probation);
+        assert_eq!(eviction.place(14, 1000, &mut None), Ring::Probation);
+    }
+
+    /// Keys dropped from either ring go to that ring's ghost; back, they move probation's
+    /// target: up from probation's ghost (and to the main ring), down from main's (and to
+    /// probation), by their size times the other ghost's keys over this one's, within a
+    /// twentieth and a fifth of the capacity.
+    #[test]
+    fn a_key_back_from_a_ghost_goes_to_main_and_moves_the_split() {
+        let (g, index, _, mut eviction) = setup();
+        let mib = 1 << 20;
+        // Hashes whose high bits differ: the ghosts place keys by those.
+        let k = |n: u64| n << 32 | n;
+        assert_eq!(g.region_size, mib);
+        let start = eviction.probation_target_bytes();
+        assert_eq!(start, mib, "a tenth of seven regions, rounded, is one");
+        let main = [record(k(20), 0), record(k(21), 2)];
+        let probation = [record(k(30), 0)];
+        index.insert(k(20), at(&g, 2, 0));
+        index.insert(k(21), at(&g, 2, 2));
+        index.insert(k(30), at(&g, 1, 0));
+        let victim = |region, from| Victim {
+            region,
+            from: Some(from),
+        };
+        let summary =
+            |ring, region, r: &[SummaryRecord]| Some((sealed(ring, region, 3, r), r.to_vec()));
+        eviction.reclaim(
+            victim(2, Ring::Main),
+            Ring::Main,
+            3,
+            summary(Ring::Main, 2, &main),
+            Vec::new(),
+            0,
+        );
+        eviction.reclaim(
+            victim(1, Ring::Probation),
+            Ring::Probation,
+            3,
+            summary(Ring::Probation, 1, &probation),
+            Vec::new(),
+            0,
+        );
+        // Back from probation's ghost: one key there, two in main's: the target grows by
+        // twice the key's size.
+        assert_eq!(eviction.place(k(30), mib / 4, &mut None), Ring::Main);
+        assert_eq!(eviction.probation_target_bytes(), start + mib / 2);
+        assert_eq!(eviction.rings.probation_target(), 2, "1.5 MiB, rounded");
+        // Back from main's ghost: two keys there, none in probation's: by its size.
+        assert_eq!(eviction.place(k(20), mib / 4, &mut None), Ring::Probation);
+        assert_eq!(eviction.probation_target_bytes(), start + mib / 4);
+        assert_eq!(
+            eviction.place(k(20), mib, &mut None),
+            Ring::Probation,
+            "taken once"
+        );
+        // Within bounds.
+        assert_eq!(eviction.place(k(21), 64 * mib, &mut None), Ring::Probation);
+        assert_eq!(eviction.probation_target_bytes(), g.capacity / 20);
+        assert_eq!(
+            eviction.rings.probation_target(),
+            1,
+            "never below one region"
+        );
     }
 
     #[test]
@@ -368,11 +489,11 @@ mod tests {
             assert_eq!(index.get(13), Some(at(&g, 3, 0)));
             assert_eq!(counters.evictions.load(Relaxed), 2);
             assert_eq!(
-                eviction.place(10, &mut None),
+                eviction.place(10, 1000, &mut None),
                 Ring::Probation,
-                "main drops go nowhere"
+                "a scan of the index names no key to remember"
             );
-            assert_eq!(eviction.place(13, &mut None), Ring::Main);
+            assert_eq!(eviction.place(13, 1000, &mut None), Ring::Main);
         }
     }
 

@@ -1,6 +1,7 @@
-//! The ghost: keys recently dropped from the probationary ring, without their values. A put
-//! of a key the ghost holds goes straight to the main ring: the key came back soon after it
-//! was dropped, so one stay in probation was too short for it (S3-FIFO's ghost queue).
+//! A ghost: keys recently dropped from a ring, without their values (eviction keeps one for
+//! each ring). A put of a key a ghost holds goes straight to the main ring: the key came
+//! back soon after it was dropped, so its stay was too short (S3-FIFO's ghost queue); and
+//! which ghost held it tells which ring was too small (ARC's ghost lists).
 //!
 //! One 4-byte fingerprint a slot, a slot per `BYTES_PER_KEY` of capacity, direct-mapped: a
 //! new key takes its slot from whatever held it, so the ghost forgets the oldest keys
@@ -12,6 +13,8 @@ const MIN_SLOTS: u64 = 1024;
 
 pub(crate) struct Ghost {
     slots: Box<[u32]>,
+    /// Slots holding a key.
+    held: u64,
 }
 
 impl Ghost {
@@ -19,6 +22,7 @@ impl Ghost {
         let n = (capacity / BYTES_PER_KEY).max(MIN_SLOTS);
         Ghost {
             slots: vec![0; n as usize].into_boxed_slice(),
+            held: 0,
         }
     }
 
@@ -31,6 +35,7 @@ impl Ghost {
 
     pub fn remember(&mut self, hash: u64) {
         let (slot, print) = self.place(hash);
+        self.held += (self.slots[slot] == 0) as u64;
         self.slots[slot] = print;
     }
 
@@ -40,8 +45,14 @@ impl Ghost {
         let held = self.slots[slot] == print;
         if held {
             self.slots[slot] = 0;
+            self.held -= 1;
         }
         held
+    }
+
+    /// How many keys it holds.
+    pub fn len(&self) -> u64 {
+        self.held
     }
 
     pub fn memory_bytes(&self) -> u64 {
@@ -60,8 +71,10 @@ mod tests {
         let hash = 0x1234_5678_9abc_def0;
         assert!(!g.take(hash));
         g.remember(hash);
+        assert_eq!(g.len(), 1);
         assert!(g.take(hash));
         assert!(!g.take(hash), "taken once");
+        assert_eq!(g.len(), 0);
         assert_eq!(Ghost::for_capacity(8 << 20).memory_bytes(), 4 * MIN_SLOTS);
     }
 
@@ -72,6 +85,7 @@ mod tests {
         let newer = (5 + MIN_SLOTS) << 32 | 2;
         g.remember(older);
         g.remember(newer);
+        assert_eq!(g.len(), 1);
         assert!(!g.take(older));
         assert!(g.take(newer));
     }

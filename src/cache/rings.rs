@@ -1,16 +1,15 @@
 //! Which ring each region is in, and which region the log reclaims next.
 //!
 //! The log writes two rings of regions: new entries go to the probationary ring, entries
-//! read there (and keys the ghost remembers) to the main ring. Any region can serve either
+//! read there (and keys the ghosts remember) to the main ring. Any region can serve either
 //! ring: when a ring needs a region, the oldest probationary region is reclaimed while that
-//! ring holds more than its share, else the oldest main region. So a busy main ring (many
-//! entries kept or coming back) takes its regions from probation, and new entries get a
-//! shorter trial; a quiet one leaves probation its share.
+//! ring holds more than its target, else the oldest main region. Eviction moves the target
+//! as the ghosts tell it (see `eviction`); it starts at a tenth of the regions.
 
 use super::format::Ring;
 use std::collections::VecDeque;
 
-/// The probationary ring's share of the regions (S3-FIFO's small queue is a tenth).
+/// The probationary ring's first share of the regions (S3-FIFO's small queue is a tenth).
 const PROBATION_SHARE_DIV: u32 = 10;
 
 /// The region to reclaim for a ring's next region, and the ring it leaves (None: unused
@@ -105,6 +104,17 @@ impl Rings {
         self.members[ring as usize].push_back(victim.region);
         self.has_active[ring as usize] = true;
         self.ring_of[victim.region as usize] = Some(ring);
+    }
+
+    /// How many regions probation keeps (its active one included).
+    pub fn probation_target(&self) -> usize {
+        self.probation_target
+    }
+
+    /// Probation keeps `regions` (its active one included, at least one) before it gives
+    /// its oldest up.
+    pub fn set_probation_target(&mut self, regions: usize) {
+        self.probation_target = regions.max(1);
     }
 
     /// Regions in each ring, active ones included.
