@@ -89,15 +89,16 @@ def print_table(rows, seconds):
             d["miss_ratio"] / best, d["byte_miss_ratio"] / best_b))
     print()
     print("== dcache ==")
-    print("%-6s %4s %16s %12s %16s %10s %8s %12s %8s" % (
-        "shape", "cap", "written/missed B", "reinserted", "reinserted MiB", "too large", "wrong",
-        "requests/s", "I/O"))
+    print("%-6s %4s %16s %10s %12s %10s %12s %10s %10s %8s %12s %8s" % (
+        "shape", "cap", "written/missed B", "promoted", "promoted MiB", "reinserted",
+        "reinserted MiB", "ghost hits", "too large", "wrong", "requests/s", "I/O"))
     for r in rows:
         d = r["dcache"]
-        print("%-6s %3d%% %16.3f %12d %16.1f %10d %8d %12.0f %8s" % (
-            r["shape"], round(r["fraction"] * 100), d["written_per_missed_byte"], d["reinserted"],
-            d["reinserted_bytes"] / 2**20, d["too_large"], d["wrong_values"],
-            d["requests_per_second"], d["io_mode"]))
+        print("%-6s %3d%% %16.3f %10d %12.1f %10d %14.1f %10d %10d %8d %12.0f %8s" % (
+            r["shape"], round(r["fraction"] * 100), d["written_per_missed_byte"], d["promoted"],
+            d["promoted_bytes"] / 2**20, d["reinserted"], d["reinserted_bytes"] / 2**20,
+            d["ghost_hits"], d["too_large"], d["wrong_values"], d["requests_per_second"],
+            d["io_mode"]))
     print()
     t = rows[0]["trace"]
     print("traces: %d requests each; zipf: %d objects, footprint %.0f MiB (see the README for "

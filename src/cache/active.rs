@@ -203,10 +203,13 @@ impl ActiveRegion {
     /// takes the entries of the lap the region held before (which eviction dropped from the
     /// index, and which newer entries elsewhere may have replaced) for current ones, even
     /// when it finds none of this lap's entries on the device yet.
+    /// It covers a whole file system block (the metadata size, 4 KiB at least): ext4 makes
+    /// a direct write of part of a block wait for every direct write in flight.
     pub fn queue_entered_tail(&self, device: &Device, writeback: &Writeback) -> Result<()> {
         debug_assert!(self.records.is_empty());
-        let start = self.tail_start(device);
-        let len = device.geometry().region_size as usize - start;
+        let g = device.geometry();
+        let len = g.meta_size as usize;
+        let start = g.region_size as usize - len;
         let mut tail = AlignedBuf::new(len, device.buffer_align())?;
         encode_tail_into(device, &[], self.trailer(false), tail.as_mut_slice());
         writeback.write_copy(self.region, tail, start, len);

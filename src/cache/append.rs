@@ -80,18 +80,25 @@ pub(crate) struct AppendLog {
     eviction: Eviction,
     /// Each ring's active region (by `Ring as usize`): none until the ring's first entry.
     active: [Option<ActiveRegion>; 2],
+    /// A region buffer allocated at open for the first ring to need one (probation, in a
+    /// new cache). Allocated at the first put instead, under a busy machine's memory, it
+    /// made region writes markedly slower in `make bench` (likely: fewer huge pages, more
+    /// pages pinned per direct write), and its population fell on that put.
+    first_buffer: Option<AlignedBuf>,
     next_entry_seq: u64,
     next_lap: u64,
 }
 
 impl AppendLog {
-    /// The log at `start`, its active regions published to `head`.
+    /// The log at `start`, its active regions published to `head`; `first_buffer` serves
+    /// the first ring without an active region to need one.
     pub fn new(
         device: Arc<Device>,
         writeback: Arc<Writeback>,
         head: Arc<LogHead>,
         eviction_of: impl FnOnce(Vec<bool>, Rings) -> Eviction,
         start: LogStart,
+        first_buffer: Option<AlignedBuf>,
     ) -> AppendLog {
         for a in start.active.iter().flatten() {
             head.resume(a.ring, a.region);
@@ -108,6 +115,7 @@ impl AppendLog {
             head,
             eviction: eviction_of(start.has_entries, start.rings),
             active: start.active,
+            first_buffer,
             next_entry_seq,
             next_lap: start.next_lap,
         }
@@ -232,10 +240,13 @@ impl AppendLog {
                 }
             },
             // The ring's first region: the log keeps a buffer for each ring, and a spare.
-            false => AlignedBuf::new(
-                self.device.geometry().region_size as usize,
-                self.device.buffer_align(),
-            )?,
+            false => match self.first_buffer.take() {
+                Some(buf) => buf,
+                None => AlignedBuf::new(
+                    self.device.geometry().region_size as usize,
+                    self.device.buffer_align(),
+                )?,
+            },
         };
         self.enter(ring, victim, buf, summary, (replacing, pending))?;
         Ok(None)

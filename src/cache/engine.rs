@@ -55,12 +55,14 @@ impl Engine {
     ) -> Result<Engine> {
         let g = *device.geometry();
         let counters = device.counters().clone();
-        let spare = match settings.read_only {
+        let region_buffer = || match settings.read_only {
+            true => Ok(None),
+            false => AlignedBuf::new(g.region_size as usize, device.buffer_align()).map(Some),
+        };
+        let spare = region_buffer()?;
+        let first_buffer = match start.active.iter().all(Option::is_some) {
             true => None,
-            false => Some(AlignedBuf::new(
-                g.region_size as usize,
-                device.buffer_align(),
-            )?),
+            false => region_buffer()?,
         };
         let writeback = Arc::new(Writeback::new(device.clone(), index.clone(), spare));
         let head = Arc::new(LogHead::new(&start.laps, !settings.read_only));
@@ -73,6 +75,7 @@ impl Engine {
             head.clone(),
             eviction_of,
             start,
+            first_buffer,
         );
         Ok(Engine {
             device,
