@@ -69,6 +69,36 @@ class Region:
         self.fill = 0
 
 
+class Ghost:
+    """Keys recently dropped, without values: a FIFO of `max_keys`, or (`direct`) a
+    direct-mapped table of that many slots, as the engine keeps."""
+
+    def __init__(self, max_keys, direct=False):
+        self.max_keys = max_keys
+        self.direct = direct
+        self.keys = [None] * max_keys if direct else collections.OrderedDict()
+
+    def count(self):
+        return self.max_keys if self.direct else len(self.keys)
+
+    def add(self, key):
+        if self.direct:
+            self.keys[hash((key, 7)) % self.max_keys] = key
+            return
+        self.keys[key] = True
+        if len(self.keys) > self.max_keys:
+            self.keys.popitem(last=False)
+
+    def take(self, key):
+        if self.direct:
+            i = hash((key, 7)) % self.max_keys
+            if self.keys[i] == key:
+                self.keys[i] = None
+                return True
+            return False
+        return self.keys.pop(key, None) is not None
+
+
 class Log:
     def __init__(self, capacity, design, share, keep_reads=False, cap=0.5, ghost_per=16384):
         self.region_size, count = geometry(capacity)
@@ -82,37 +112,15 @@ class Log:
         self.keep_reads = keep_reads
         self.cap = cap
         self.index = {}      # key -> [region, size, reads]
-        self.ghost = collections.OrderedDict()
         self.ghost_max = max(1, capacity // ghost_per)
+        self.ghost = Ghost(self.ghost_max)
         self.written = 0
         self.prob_regions = 0
         self.no_cascade = False
         self.adapt = False
         self.p = 0.1 * capacity
         self.capacity = capacity
-        self.main_ghost = collections.OrderedDict()
-
-    def ghost_count(self):
-        if self.direct_ghost:
-            return self.ghost_max
-        return len(self.ghost)
-
-    def ghost_add(self, key):
-        if self.direct_ghost:
-            self.ghost[hash((key, 7)) % self.ghost_max] = key
-            return
-        self.ghost[key] = True
-        if len(self.ghost) > self.ghost_max:
-            self.ghost.popitem(last=False)
-
-    def ghost_take(self, key):
-        if self.direct_ghost:
-            i = hash((key, 7)) % self.ghost_max
-            if self.ghost[i] == key:
-                self.ghost[i] = None
-                return True
-            return False
-        return self.ghost.pop(key, None) is not None
+        self.main_ghost = Ghost(self.ghost_max)
 
     def target_prob(self):
         if self.adapt:
@@ -141,7 +149,7 @@ class Log:
         for key, size, reads in survivors:
             h = self.head["main"]
             if self.no_cascade and (h is None or h.fill + entry_len(size) > self.room):
-                self.ghost_add(key)
+                self.ghost.add(key)
                 continue
             self.write("main", key, size)
             self.index[key][2] = reads
@@ -167,11 +175,9 @@ class Log:
                 budget -= entry_len(e[1])
                 keep.append((key, e[1], e[2] - 1 if self.keep_reads else 0))
             elif region.ring == "prob":
-                self.ghost_add(key)
+                self.ghost.add(key)
             elif self.adapt:
-                self.main_ghost[key] = True
-                if len(self.main_ghost) > self.ghost_max:
-                    self.main_ghost.popitem(last=False)
+                self.main_ghost.add(key)
         self.free.append(region)
         return keep
 
@@ -185,13 +191,13 @@ class Log:
     def put(self, key, size):
         if not self.two:
             return self.write("main", key, size)
-        if self.ghost_take(key):
+        if self.ghost.take(key):
             if self.adapt:
-                d = max(1.0, len(self.main_ghost) / max(1, self.ghost_count()))
+                d = max(1.0, self.main_ghost.count() / max(1, self.ghost.count()))
                 self.p = min(self.capacity * self.adapt_max, self.p + d * size)
             return self.write("main", key, size)
-        if self.adapt and self.main_ghost.pop(key, None):
-            d = max(1.0, self.ghost_count() / max(1, len(self.main_ghost)))
+        if self.adapt and self.main_ghost.take(key):
+            d = max(1.0, self.ghost.count() / max(1, self.main_ghost.count()))
             self.p = max(self.capacity * self.adapt_min, self.p - d * size)
             return self.write("main", key, size)
         self.write("prob", key, size)
@@ -216,32 +222,9 @@ class Rings:
         self.moves = moves
         self.index = {}
         self.ghost_max = max(1, capacity // ghost_per)
-        self.direct_ghost = direct_ghost
-        self.ghost = [None] * self.ghost_max if direct_ghost else collections.OrderedDict()
+        self.ghost = Ghost(self.ghost_max, direct_ghost)
         self.written = 0
         self.share = prob_regions / count
-
-    def ghost_count(self):
-        if self.direct_ghost:
-            return self.ghost_max
-        return len(self.ghost)
-
-    def ghost_add(self, key):
-        if self.direct_ghost:
-            self.ghost[hash((key, 7)) % self.ghost_max] = key
-            return
-        self.ghost[key] = True
-        if len(self.ghost) > self.ghost_max:
-            self.ghost.popitem(last=False)
-
-    def ghost_take(self, key):
-        if self.direct_ghost:
-            i = hash((key, 7)) % self.ghost_max
-            if self.ghost[i] == key:
-                self.ghost[i] = None
-                return True
-            return False
-        return self.ghost.pop(key, None) is not None
 
     def fits(self, ring, size):
         return self.fill[ring] + entry_len(size) <= self.room
@@ -268,7 +251,7 @@ class Rings:
                 budget -= entry_len(e[1])
                 keep.append((key, e[1], e[2] - 1))
             elif ring == "prob":
-                self.ghost_add(key)
+                self.ghost.add(key)
         return keep
 
     def move_main(self):
@@ -290,7 +273,7 @@ class Rings:
                     if self.fits("main", s):
                         self.append("main", k, s, r)
                     else:
-                        self.ghost_add(k)
+                        self.ghost.add(k)
         self.append(ring, key, size)
 
     def get(self, key):
@@ -301,7 +284,7 @@ class Rings:
         return True
 
     def put(self, key, size):
-        self.write("main" if self.ghost_take(key) else "prob", key, size)
+        self.write("main" if self.ghost.take(key) else "prob", key, size)
 
 
 def main():
@@ -342,11 +325,9 @@ def main():
                   args.ghost_per)
         log.prob_regions = args.prob_regions
         log.no_cascade = args.no_cascade
-        log.direct_ghost = args.direct_ghost
         log.adapt = args.adapt
         log.adapt_min, log.adapt_max = args.adapt_min, args.adapt_max
-        if args.direct_ghost:
-            log.ghost = [None] * log.ghost_max
+        log.ghost = Ghost(log.ghost_max, args.direct_ghost)
     misses = miss_bytes = total_bytes = 0
     trace = read_trace(args.trace)
     for key, size in trace:
