@@ -41,9 +41,20 @@ static void open_codes(void)
     tst_path(path, sizeof path, "open-codes.dc");
     dcache *c = SENT_C;
     dcache_options o;
-    dcache_options_init(NULL);   /* ignored, no crash */
+    dcache_options_init_size(NULL, sizeof o);   /* ignored, no crash */
+    (dcache_options_init)(NULL);                /* the 0.1.0 symbol: the same */
     dcache_options_init(&o);
     CHECK_EQ(o.struct_size, sizeof o);
+    CHECK_EQ(o.admission, DCACHE_ADMIT_ALL);
+    CHECK_EQ(o.write_budget, 0);
+    {
+        /* The 0.1.0 symbol fills only the 0.1.0 struct: the fields after it keep their bytes. */
+        dcache_options old;
+        memset(&old, 0xAB, sizeof old);
+        (dcache_options_init)(&old);
+        CHECK_EQ(old.struct_size, offsetof(dcache_options, admission));
+        CHECK_EQ(old.admission, 0xABABABABu);
+    }
     CHECK_EQ(o.io_mode, DCACHE_IO_AUTO);
     CHECK_EQ(o.flags, 0);
     CHECK_EQ(o.alignment, 0);

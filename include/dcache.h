@@ -64,6 +64,16 @@
 #define DCACHE_MAX_KEY_LEN 4096
 
 /**
+ * Every put is stored (the default).
+ */
+#define DCACHE_ADMIT_ALL 0
+
+/**
+ * A key is stored the second time it misses (see the README's "Admission").
+ */
+#define DCACHE_ADMIT_FILTERED 1
+
+/**
  * O_DIRECT where the file system takes it, else buffered I/O with one logged warning
  * (the default).
  */
@@ -168,6 +178,17 @@ typedef struct dcache_options {
    * caches under 256 MiB. More than a region can hold gives `DCACHE_INVALID_ARGUMENT`.
    */
   uint64_t max_value_size;
+  /**
+   * `DCACHE_ADMIT_ALL` (the default): every put is stored, or fails with a code.
+   * `DCACHE_ADMIT_FILTERED`: a put or `dcache_writer_open` may get `DCACHE_DECLINED`, to
+   * spare the device the writes of a value seen once.
+   */
+  uint32_t admission;
+  /**
+   * Bytes per second the cache may write on average; 0 = no limit. Reserved: not
+   * enforced yet, so any other value gives `DCACHE_INVALID_ARGUMENT`.
+   */
+  uint64_t write_budget;
 } dcache_options;
 
 /**
@@ -286,9 +307,17 @@ typedef struct dcache_stats {
    */
   uint64_t ghost_hits;
   /**
-   * Memory held by the ghost of recently dropped keys (fixed by the capacity).
+   * Memory held by the ghosts of recently dropped keys (fixed by the capacity).
    */
   uint64_t ghost_bytes;
+  /**
+   * Puts and writers the admission filter declined (`DCACHE_ADMIT_FILTERED` only).
+   */
+  uint64_t declined;
+  /**
+   * Memory held by the admission filter (fixed by the capacity; 0 without one).
+   */
+  uint64_t admission_bytes;
 } dcache_stats;
 
 /**
@@ -401,16 +430,36 @@ typedef void (*dcache_log_fn)(void *userdata, uint32_t level, const char *messag
  */
 #define DCACHE_INTERNAL 14
 
+/**
+ * The admission policy (`DCACHE_ADMIT_FILTERED`) chose not to store this value. Not an
+ * error: nothing was stored, and the put or writer is counted in `declined`.
+ */
+#define DCACHE_DECLINED 15
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * Fills `*opts` with the defaults: `DCACHE_IO_AUTO`, no flags, detected alignment, the
- * existing capacity, no default TTL, the default `max_value_size`. NULL is ignored.
+ * Fills the first `size` bytes of `*opts` (at most this header's `sizeof(dcache_options)`)
+ * with the defaults: `DCACHE_IO_AUTO`, no flags, detected alignment, the existing capacity,
+ * no default TTL, the default `max_value_size`, `DCACHE_ADMIT_ALL`, no write budget; and
+ * `struct_size` with that size. This header's `dcache_options_init(opts)` is a macro that
+ * calls it with `sizeof *(opts)`. NULL, or a size under 0.1.0's struct, is ignored.
  *
  * # Safety
- * `opts` is NULL or points to a whole writable `dcache_options` of this header's version.
+ * `opts` is NULL or points to `size` writable bytes.
+ */
+void dcache_options_init_size(struct dcache_options *opts, size_t size);
+
+/**
+ * Fills `*opts` with the defaults, as `dcache_options_init_size` does for the struct of
+ * version 0.1.0 (up to `max_value_size`): the symbol that programs built against that
+ * header call. Programs built against this header call `dcache_options_init_size` through
+ * the macro of the same name, which fills the whole struct.
+ *
+ * # Safety
+ * `opts` is NULL or points to a writable `dcache_options` of version 0.1.0 or later.
  */
 void dcache_options_init(struct dcache_options *opts);
 
@@ -472,7 +521,9 @@ dcache_result dcache_flush(struct dcache *c);
  *
  * Returns `DCACHE_OK`; `DCACHE_INVALID_ARGUMENT` (NULL c, NULL or empty key, NULL value with
  * a length); `DCACHE_TOO_LARGE` (key over `DCACHE_MAX_KEY_LEN`, value over max_value_size:
- * checked before the value is read); `DCACHE_READ_ONLY`; `DCACHE_IO_ERROR`.
+ * checked before the value is read); `DCACHE_READ_ONLY`; `DCACHE_IO_ERROR`; with
+ * `DCACHE_ADMIT_FILTERED` only, `DCACHE_DECLINED` (nothing stored; a key the cache holds is
+ * always stored, so no older value is left behind).
  *
  * # Safety
  * `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
@@ -771,7 +822,8 @@ uint32_t dcache_version_number(void);
  * the caller must end with exactly one of `dcache_writer_commit` or `dcache_writer_abort`.
  *
  * Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE` (key),
- * `DCACHE_READ_ONLY`.
+ * `DCACHE_READ_ONLY`; with `DCACHE_ADMIT_FILTERED` only, `DCACHE_DECLINED`: the admission
+ * policy does not take this key now, known before any byte is streamed (no writer).
  *
  * # Safety
  * `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable
@@ -818,3 +870,6 @@ void dcache_writer_abort(struct dcache_writer *w);
 #endif  // __cplusplus
 
 #endif  /* DCACHE_H */
+
+/* Fills the whole struct of this header's version (see dcache_options_init_size). */
+#define dcache_options_init(opts) dcache_options_init_size((opts), sizeof *(opts))

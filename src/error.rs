@@ -24,6 +24,8 @@ pub enum ErrorKind {
     ReadOnly,
     OutOfMemory,
     Internal,
+    /// The admission policy chose not to store a value.
+    Declined,
 }
 
 /// What the caller could ask for to get past an error.

@@ -106,7 +106,16 @@ type Options struct {
 	Capacity     uint64        // bytes; 0 = the existing file's or block device's size
 	DefaultTTL   time.Duration // 0 = entries do not expire by age; rounded up to seconds
 	MaxValueSize uint64        // 0 = library default
+	Admission    Admission     // AdmitAll (the default) or AdmitFiltered
 }
+
+// Admission says which puts the cache stores.
+type Admission uint32
+
+const (
+	AdmitAll      Admission = C.DCACHE_ADMIT_ALL      // every put is stored
+	AdmitFiltered Admission = C.DCACHE_ADMIT_FILTERED // a put may fail with ErrDeclined: a key is stored the second time it misses
+)
 
 func ttlSecs(d time.Duration) C.uint64_t {
 	if d <= 0 {
@@ -130,7 +139,7 @@ type Cache struct {
 // Open opens (or with OpenCreate creates) the cache at path.
 func Open(path string, opts *Options) (*Cache, error) {
 	var o C.dcache_options
-	C.dcache_options_init(&o)
+	C.dcache_options_init_size(&o, C.size_t(unsafe.Sizeof(o)))
 	if opts != nil {
 		o.io_mode = opts.IOMode.c()
 		o.flags = C.uint32_t(opts.Flags)
@@ -138,6 +147,7 @@ func Open(path string, opts *Options) (*Cache, error) {
 		o.capacity = C.uint64_t(opts.Capacity)
 		o.default_ttl_secs = ttlSecs(opts.DefaultTTL)
 		o.max_value_size = C.uint64_t(opts.MaxValueSize)
+		o.admission = C.uint32_t(opts.Admission)
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
@@ -361,7 +371,9 @@ type Stats struct {
 	Promoted               uint64 // probationary entries read there, moved to the main ring
 	PromotedBytes          uint64 // their bytes
 	GhostHits              uint64 // puts the ghost of dropped keys sent to the main ring
-	GhostBytes             uint64 // memory the ghost holds
+	GhostBytes             uint64 // memory the ghosts hold
+	Declined               uint64 // puts and writers the admission filter declined
+	AdmissionBytes         uint64 // memory the admission filter holds
 }
 
 // Stats returns the cache's counters.
@@ -403,6 +415,8 @@ func (c *Cache) Stats() (Stats, error) {
 		PromotedBytes:          uint64(s.promoted_bytes),
 		GhostHits:              uint64(s.ghost_hits),
 		GhostBytes:             uint64(s.ghost_bytes),
+		Declined:               uint64(s.declined),
+		AdmissionBytes:         uint64(s.admission_bytes),
 	}, nil
 }
 

@@ -189,6 +189,23 @@ func TestMiss(t *testing.T) {
 	}
 }
 
+func TestAdmissionDeclinesAFirstMiss(t *testing.T) {
+	c := openTemp(t, "a.dcache", &Options{Flags: OpenCreate, Capacity: 32 << 20, Admission: AdmitFiltered})
+	if err := c.Put([]byte("k"), []byte("v1")); !errors.Is(err, ErrDeclined) {
+		t.Fatalf("first put: %v, want ErrDeclined", err)
+	}
+	if err := c.Put([]byte("k"), []byte("v2")); err != nil {
+		t.Fatalf("second put: %v", err)
+	}
+	s, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Declined != 1 || s.AdmissionBytes == 0 {
+		t.Fatalf("stats: declined %d, admission bytes %d", s.Declined, s.AdmissionBytes)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "does-not-exist.dcache")

@@ -27,6 +27,7 @@ const (
 	CodeReadOnly        Code = C.DCACHE_READ_ONLY        // a write on a read-only handle or device
 	CodeOutOfMemory     Code = C.DCACHE_OUT_OF_MEMORY    // an allocation failed
 	CodeInternal        Code = C.DCACHE_INTERNAL         // a bug caught at the boundary
+	CodeDeclined        Code = C.DCACHE_DECLINED         // the admission policy did not store the value
 )
 
 // String is the library's static text for the code (dcache_strerror).
@@ -74,6 +75,7 @@ var (
 	ErrReadOnly        = &Error{Code: CodeReadOnly}
 	ErrOutOfMemory     = &Error{Code: CodeOutOfMemory}
 	ErrInternal        = &Error{Code: CodeInternal}
+	ErrDeclined        = &Error{Code: CodeDeclined}
 )
 
 // ErrClosed is returned by a Cache, File or Writer used after Close (for a Writer: after

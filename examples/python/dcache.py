@@ -26,9 +26,9 @@ __all__ = [
     "Cache", "File", "Writer", "DcacheError", "NotFoundError", "InvalidArgumentError",
     "TooLargeError", "RangeError", "DcacheIOError", "NoSpaceError", "NotACacheError",
     "IncompatibleError", "LockedError", "UnsupportedError", "ReadOnlyError",
-    "OutOfMemoryError", "InternalError", "BufferTooSmallError", "ClosedError",
+    "OutOfMemoryError", "InternalError", "DeclinedError", "BufferTooSmallError", "ClosedError",
     "version", "version_number", "strerror", "library_path", "set_log_callback",
-    "IO_AUTO", "IO_DIRECT", "IO_BUFFERED",
+    "IO_AUTO", "IO_DIRECT", "IO_BUFFERED", "ADMIT_ALL", "ADMIT_FILTERED",
     "OPEN_CREATE", "OPEN_FORMAT", "OPEN_SYNC_WRITES", "OPEN_READ_ONLY",
     "FILE_CREATE", "FILE_TRUNCATE", "FILE_READ_ONLY", "FILE_SYNC_WRITES",
     "write_file", "read_file",
@@ -51,6 +51,10 @@ UNSUPPORTED = 11
 READ_ONLY = 12
 OUT_OF_MEMORY = 13
 INTERNAL = 14
+DECLINED = 15
+
+ADMIT_ALL = 0
+ADMIT_FILTERED = 1
 
 IO_AUTO = 0
 IO_DIRECT = 1
@@ -113,6 +117,8 @@ class _Options(ctypes.Structure):
         ("capacity", _u64),
         ("default_ttl_secs", _u64),
         ("max_value_size", _u64),
+        ("admission", _u32),
+        ("write_budget", _u64),
     ]
 
 
@@ -164,6 +170,8 @@ _STAT_FIELDS = [
     ("promoted_bytes", _u64),
     ("ghost_hits", _u64),
     ("ghost_bytes", _u64),
+    ("declined", _u64),
+    ("admission_bytes", _u64),
 ]
 
 
@@ -187,7 +195,12 @@ _version = _declare("dcache_version", ctypes.c_char_p, [])
 _version_number = _declare("dcache_version_number", _u32, [])
 _set_log_callback = _declare("dcache_set_log_callback", None, [_LOG_FN, ctypes.c_void_p])
 
-_options_init = _declare("dcache_options_init", None, [ctypes.POINTER(_OptionsBuf)])
+_options_init_size = _declare("dcache_options_init_size", None,
+                              [ctypes.POINTER(_OptionsBuf), ctypes.c_size_t])
+
+
+def _options_init(opts):
+    _options_init_size(opts, ctypes.sizeof(_Options))
 _open = _declare("dcache_open", _result,
                  [ctypes.c_char_p, ctypes.POINTER(_OptionsBuf), ctypes.POINTER(ctypes.c_void_p)])
 _close = _declare("dcache_close", _result, [ctypes.c_void_p])
@@ -314,6 +327,10 @@ class InternalError(DcacheError):
     pass
 
 
+class DeclinedError(DcacheError):
+    """The admission policy (a cache opened with admission filtering) did not store the value."""
+
+
 class ClosedError(DcacheError, ValueError):
     """The Cache, File or Writer was closed (or the Writer committed or aborted)."""
 
@@ -336,6 +353,7 @@ _ERRORS = {
     READ_ONLY: ReadOnlyError,
     OUT_OF_MEMORY: OutOfMemoryError,
     INTERNAL: InternalError,
+    DECLINED: DeclinedError,
 }
 
 
@@ -528,7 +546,7 @@ class Cache(_Closable):
     _free_name = "dcache_close"
 
     def __init__(self, path, *, flags=0, capacity=0, io_mode=IO_AUTO, alignment=0,
-                 default_ttl=0, max_value_size=0):
+                 default_ttl=0, max_value_size=0, admission=ADMIT_ALL):
         opts = _OptionsBuf()
         _options_init(ctypes.byref(opts))
         opts.o.io_mode = io_mode
@@ -537,6 +555,7 @@ class Cache(_Closable):
         opts.o.capacity = capacity
         opts.o.default_ttl_secs = _ttl_arg(default_ttl)
         opts.o.max_value_size = max_value_size
+        opts.o.admission = admission
         self.path = os.fspath(path)
         out = ctypes.c_void_p()
         _check(_open(_path_arg(path), ctypes.byref(opts), ctypes.byref(out)), "dcache_open")

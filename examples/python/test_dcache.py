@@ -191,6 +191,17 @@ class TestCache(TempDirCase):
         with self.assertRaises(TypeError):
             c.get_into(b"big", b"read-only")
 
+    def test_admission_declines_a_first_miss(self):
+        c = self.new_cache(admission=dcache.ADMIT_FILTERED)
+        with self.assertRaises(dcache.DeclinedError):
+            c.put(b"k", b"v1")
+        self.assertIsNone(c.get(b"k"))
+        c.put(b"k", b"v2")
+        self.assertEqual(c.get(b"k"), b"v2")
+        s = c.stats()
+        self.assertEqual(s["declined"], 1)
+        self.assertGreater(s["admission_bytes"], 0)
+
     def test_errors(self):
         missing = self.path("does-not-exist.dcache")
         with self.assertRaises(dcache.DcacheIOError) as cm:

@@ -121,6 +121,11 @@ impl AppendLog {
         }
     }
 
+    /// Whether the admission policy stores a put of `hash` (see `Eviction::admit`).
+    pub fn admit(&mut self, hash: u64) -> bool {
+        self.eviction.admit(hash)
+    }
+
     pub fn position(&self) -> LogPosition {
         LogPosition {
             positions: Ring::ALL.map(|ring| {

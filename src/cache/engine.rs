@@ -9,10 +9,10 @@ use super::eviction::{self, Eviction, ReadSummary};
 use super::format::{self, Superblock, CHUNK_SIZE, FLAG_TOMBSTONE};
 use super::head::LogHead;
 use super::index::{Index, Location};
-use super::now_secs;
 use super::recovery::RecoveryReport;
 use super::stats::{Counters, Stats};
 use super::writeback::Writeback;
+use super::{now_secs, Admission};
 use crate::dio::AlignedBuf;
 use crate::error::{Error, ErrorKind, Result};
 use parking_lot::{Mutex, MutexGuard};
@@ -26,6 +26,7 @@ pub(super) struct Settings {
     pub sync_writes: bool,
     pub default_ttl_secs: u64,
     pub max_value_size: u64,
+    pub admission: Admission,
 }
 
 pub(crate) struct Engine {
@@ -66,8 +67,16 @@ impl Engine {
         };
         let writeback = Arc::new(Writeback::new(device.clone(), index.clone(), spare));
         let head = Arc::new(LogHead::new(&start.laps, !settings.read_only));
+        let admission = settings.admission;
         let eviction_of = |has_entries, rings| {
-            Eviction::new(index.clone(), counters.clone(), g, has_entries, rings)
+            Eviction::new(
+                index.clone(),
+                counters.clone(),
+                g,
+                has_entries,
+                rings,
+                admission,
+            )
         };
         let log = AppendLog::new(
             device.clone(),
@@ -163,10 +172,30 @@ impl Engine {
         }
     }
 
-    /// Stores a value. Checksums are computed before the log lock is taken; the copy into
-    /// the region buffer and the index update happen under it, so that the index and the
-    /// log agree on which of two puts of a key came last.
+    /// `Declined` if the admission policy chooses not to store a value of `key` (only under
+    /// `Admission::Filtered`); a put or writer asks once, before it stores anything.
+    pub fn admit(&self, key: &[u8]) -> Result<()> {
+        if self.settings.admission == Admission::All || self.log.lock().admit(self.hash(key)) {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Declined,
+            "the admission filter declined this value (a key is stored the second time it misses)",
+        ))
+    }
+
+    /// Stores a value, if the admission policy takes it.
     pub fn put(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
+        self.writable()?;
+        self.check_value_len(value.len() as u64)?;
+        self.admit(key)?;
+        self.store(key, value, ttl_secs)
+    }
+
+    /// Stores a value admitted already. Checksums are computed before the log lock is
+    /// taken; the copy into the region buffer and the index update happen under it, so that
+    /// the index and the log agree on which of two puts of a key came last.
+    pub fn store(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
         self.writable()?;
         self.check_value_len(value.len() as u64)?;
         let hash = self.hash(key);

@@ -23,10 +23,11 @@
 //! entry a newer one replaced.
 
 use super::format::{Geometry, Ring, SummaryRecord, Trailer};
-use super::ghost::Ghost;
+use super::ghost::{Ghost, BYTES_PER_KEY, DECLINED_BYTES_PER_KEY};
 use super::index::{Index, Location};
 use super::rings::{Rings, Victim};
 use super::stats::Counters;
+use super::Admission;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -95,6 +96,8 @@ pub(crate) struct Eviction {
     ghosts: [Ghost; 2],
     /// Probation's target, in bytes (see the module's comment).
     probation_bytes: u64,
+    /// Under `Admission::Filtered`: keys whose put was declined lately (see `admit`).
+    declined: Option<Ghost>,
 }
 
 impl Eviction {
@@ -105,11 +108,16 @@ impl Eviction {
         geometry: Geometry,
         has_entries: Vec<bool>,
         rings: Rings,
+        admission: Admission,
     ) -> Eviction {
         debug_assert_eq!(has_entries.len(), geometry.region_count as usize);
-        let ghosts = Ring::ALL.map(|_| Ghost::for_capacity(geometry.capacity));
+        let ghosts = Ring::ALL.map(|_| Ghost::for_capacity(geometry.capacity, BYTES_PER_KEY));
         let ghost_bytes = ghosts.iter().map(Ghost::memory_bytes).sum();
         counters.ghost_bytes.store(ghost_bytes, Relaxed);
+        let declined = (admission == Admission::Filtered)
+            .then(|| Ghost::for_capacity(geometry.capacity, DECLINED_BYTES_PER_KEY));
+        let admission_bytes = declined.as_ref().map_or(0, Ghost::memory_bytes);
+        counters.admission_bytes.store(admission_bytes, Relaxed);
         let probation_bytes = rings.probation_target() as u64 * geometry.region_size;
         Eviction {
             index,
@@ -119,7 +127,28 @@ impl Eviction {
             rings,
             ghosts,
             probation_bytes,
+            declined,
         }
+    }
+
+    /// Whether a put of `hash` is stored. Without a filter, always. With one, a key that
+    /// has been stored is: one the cache holds (a newer value), or one a ghost remembers
+    /// (dropped lately, back soon); else a key is stored the second time it misses while
+    /// the table of declined keys remembers the first (nginx's `proxy_cache_min_uses 2`,
+    /// with a window of about as many keys as the cache holds): the first time it is
+    /// declined, and remembered.
+    pub fn admit(&mut self, hash: u64) -> bool {
+        let Some(declined) = self.declined.as_mut() else {
+            return true;
+        };
+        let stored_before =
+            self.index.get(hash).is_some() || self.ghosts.iter().any(|g| g.holds(hash));
+        if stored_before || declined.take(hash) {
+            return true;
+        }
+        declined.remember(hash);
+        self.counters.declined.fetch_add(1, Relaxed);
+        false
     }
 
     /// The ring a put of `hash`, of `len` bytes, goes to: the ring of the key's entry if it
@@ -333,7 +362,14 @@ mod tests {
         has[1] = true;
         has[2] = true;
         let rings = Rings::new(7, [vec![1, 5], vec![2, 3, 4, 0, 6]], [true, true]);
-        let eviction = Eviction::new(index.clone(), counters.clone(), g, has, rings);
+        let eviction = Eviction::new(
+            index.clone(),
+            counters.clone(),
+            g,
+            has,
+            rings,
+            Admission::All,
+        );
         (g, index, counters, eviction)
     }
 

@@ -69,6 +69,18 @@ pub struct CacheOptions {
     pub default_ttl_secs: u64,
     /// 0 = the default.
     pub max_value_size: u64,
+    pub admission: Admission,
+}
+
+/// Which puts the cache stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Admission {
+    /// Every put (the default).
+    #[default]
+    All,
+    /// A put may be declined (`ErrorKind::Declined`) to spare the device the writes of a
+    /// value seen once (see `eviction::Eviction::admit`).
+    Filtered,
 }
 
 impl Default for CacheOptions {
@@ -83,6 +95,7 @@ impl Default for CacheOptions {
             capacity: 0,
             default_ttl_secs: 0,
             max_value_size: 0,
+            admission: Admission::All,
         }
     }
 }
@@ -161,8 +174,11 @@ impl Cache {
         self.engine.delete(key)
     }
 
+    /// A streaming put of `key`; `Declined` here, before any byte, if the admission policy
+    /// does not take it.
     pub fn writer(&self, key: &[u8], ttl_secs: u64) -> Result<Writer> {
         self.engine.writable()?;
+        self.engine.admit(key)?;
         Ok(Writer::new(self.engine.clone(), key, ttl_secs))
     }
 

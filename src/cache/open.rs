@@ -195,6 +195,7 @@ fn settings(geometry: &Geometry, opts: &CacheOptions) -> Result<Settings> {
         sync_writes: opts.sync_writes,
         default_ttl_secs: opts.default_ttl_secs,
         max_value_size: effective_max_value(geometry, opts.max_value_size)?,
+        admission: opts.admission,
     })
 }
 

@@ -57,6 +57,7 @@ impl Writer {
                 "a write to this writer was refused as too large; nothing was stored",
             ));
         }
-        self.engine.put(&self.key, &self.value, self.ttl_secs)
+        // Admitted when it was opened.
+        self.engine.store(&self.key, &self.value, self.ttl_secs)
     }
 }

@@ -4,7 +4,7 @@ use super::args;
 use super::boundary;
 use super::file::{alignment, io_mode};
 use super::result::dcache_result;
-use crate::cache::{Cache, CacheOptions, Fetched};
+use crate::cache::{Admission, Cache, CacheOptions, Fetched};
 use crate::error::{Error, ErrorKind, Result};
 use std::ffi::c_char;
 
@@ -49,6 +49,13 @@ pub struct dcache_options {
     /// Largest value accepted; 0 = the library default: 16 MiB, or what one region holds on
     /// caches under 256 MiB. More than a region can hold gives `DCACHE_INVALID_ARGUMENT`.
     pub max_value_size: u64,
+    /// `DCACHE_ADMIT_ALL` (the default): every put is stored, or fails with a code.
+    /// `DCACHE_ADMIT_FILTERED`: a put or `dcache_writer_open` may get `DCACHE_DECLINED`, to
+    /// spare the device the writes of a value seen once.
+    pub admission: u32,
+    /// Bytes per second the cache may write on average; 0 = no limit. Reserved: not
+    /// enforced yet, so any other value gives `DCACHE_INVALID_ARGUMENT`.
+    pub write_budget: u64,
 }
 
 impl Default for dcache_options {
@@ -61,7 +68,22 @@ impl Default for dcache_options {
             capacity: 0,
             default_ttl_secs: 0,
             max_value_size: 0,
+            admission: DCACHE_ADMIT_ALL,
+            write_budget: 0,
         }
+    }
+}
+
+/// Every put is stored (the default).
+pub const DCACHE_ADMIT_ALL: u32 = 0;
+/// A key is stored the second time it misses (see the README's "Admission").
+pub const DCACHE_ADMIT_FILTERED: u32 = 1;
+
+fn admission(mode: u32) -> Result<Admission> {
+    match mode {
+        DCACHE_ADMIT_ALL => Ok(Admission::All),
+        DCACHE_ADMIT_FILTERED => Ok(Admission::Filtered),
+        other => Err(Error::invalid(format!("unknown admission mode {other}"))),
     }
 }
 
@@ -84,6 +106,11 @@ unsafe fn cache_options(opts: *const dcache_options) -> Result<CacheOptions> {
             "DCACHE_OPEN_READ_ONLY cannot be combined with DCACHE_OPEN_CREATE or DCACHE_OPEN_FORMAT",
         ));
     }
+    if o.write_budget != 0 {
+        return Err(Error::invalid(
+            "write_budget is not enforced by this version: give 0 (no limit)",
+        ));
+    }
     if o.flags & !OPEN_FLAGS != 0 {
         return Err(Error::invalid(format!(
             "unknown open flags {:#x}",
@@ -100,6 +127,7 @@ unsafe fn cache_options(opts: *const dcache_options) -> Result<CacheOptions> {
         capacity: o.capacity,
         default_ttl_secs: o.default_ttl_secs,
         max_value_size: o.max_value_size,
+        admission: admission(o.admission)?,
     })
 }
 
@@ -130,19 +158,50 @@ pub(crate) unsafe fn key<'a>(key: *const u8, key_len: usize) -> Result<&'a [u8]>
     Ok(key)
 }
 
-/// Fills `*opts` with the defaults: `DCACHE_IO_AUTO`, no flags, detected alignment, the
-/// existing capacity, no default TTL, the default `max_value_size`. NULL is ignored.
+/// The size of `dcache_options` in 0.1.0 (up to `admission`).
+const OPTIONS_0_1_0_SIZE: usize = std::mem::offset_of!(dcache_options, admission);
+
+/// Fills the first `size` bytes of `*opts` (at most this header's `sizeof(dcache_options)`)
+/// with the defaults: `DCACHE_IO_AUTO`, no flags, detected alignment, the existing capacity,
+/// no default TTL, the default `max_value_size`, `DCACHE_ADMIT_ALL`, no write budget; and
+/// `struct_size` with that size. This header's `dcache_options_init(opts)` is a macro that
+/// calls it with `sizeof *(opts)`. NULL, or a size under 0.1.0's struct, is ignored.
 ///
 /// # Safety
-/// `opts` is NULL or points to a whole writable `dcache_options` of this header's version.
+/// `opts` is NULL or points to `size` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn dcache_options_init(opts: *mut dcache_options) {
+pub unsafe extern "C" fn dcache_options_init_size(opts: *mut dcache_options, size: usize) {
     boundary::quietly(|| {
-        if !opts.is_null() {
-            // SAFETY: the caller gives a writable dcache_options.
-            unsafe { opts.write(dcache_options::default()) }
+        if opts.is_null() || size < OPTIONS_0_1_0_SIZE {
+            return;
+        }
+        let size = size.min(std::mem::size_of::<dcache_options>());
+        let defaults = dcache_options {
+            struct_size: size as u32,
+            ..dcache_options::default()
+        };
+        // SAFETY: the caller gives `size` writable bytes; `defaults` has at least as many.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&defaults as *const dcache_options).cast::<u8>(),
+                opts.cast::<u8>(),
+                size,
+            )
         }
     })
+}
+
+/// Fills `*opts` with the defaults, as `dcache_options_init_size` does for the struct of
+/// version 0.1.0 (up to `max_value_size`): the symbol that programs built against that
+/// header call. Programs built against this header call `dcache_options_init_size` through
+/// the macro of the same name, which fills the whole struct.
+///
+/// # Safety
+/// `opts` is NULL or points to a writable `dcache_options` of version 0.1.0 or later.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_options_init(opts: *mut dcache_options) {
+    // SAFETY: as the caller promises.
+    unsafe { dcache_options_init_size(opts, OPTIONS_0_1_0_SIZE) }
 }
 
 /// Opens the cache at `path`, a regular file or a block device. `opts` may be NULL for the
@@ -223,7 +282,9 @@ pub unsafe extern "C" fn dcache_flush(c: *mut dcache) -> dcache_result {
 ///
 /// Returns `DCACHE_OK`; `DCACHE_INVALID_ARGUMENT` (NULL c, NULL or empty key, NULL value with
 /// a length); `DCACHE_TOO_LARGE` (key over `DCACHE_MAX_KEY_LEN`, value over max_value_size:
-/// checked before the value is read); `DCACHE_READ_ONLY`; `DCACHE_IO_ERROR`.
+/// checked before the value is read); `DCACHE_READ_ONLY`; `DCACHE_IO_ERROR`; with
+/// `DCACHE_ADMIT_FILTERED` only, `DCACHE_DECLINED` (nothing stored; a key the cache holds is
+/// always stored, so no older value is left behind).
 ///
 /// # Safety
 /// `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable

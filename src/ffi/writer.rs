@@ -16,7 +16,8 @@ pub struct dcache_writer {
 /// the caller must end with exactly one of `dcache_writer_commit` or `dcache_writer_abort`.
 ///
 /// Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT`, `DCACHE_TOO_LARGE` (key),
-/// `DCACHE_READ_ONLY`.
+/// `DCACHE_READ_ONLY`; with `DCACHE_ADMIT_FILTERED` only, `DCACHE_DECLINED`: the admission
+/// policy does not take this key now, known before any byte is streamed (no writer).
 ///
 /// # Safety
 /// `c` is NULL or a live handle from `dcache_open`; a non-NULL `key` points to `key_len` readable

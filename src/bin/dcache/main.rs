@@ -5,7 +5,7 @@ mod replay;
 mod trace;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use dcache::cache::{Cache, CacheOptions, Fetched};
+use dcache::cache::{Admission, Cache, CacheOptions, Fetched};
 use dcache::dio::IoMode;
 use dcache::{Error, ErrorKind, Remedy};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,6 +25,21 @@ struct Cli {
     io_mode: Mode,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AdmissionArg {
+    All,
+    Filtered,
+}
+
+impl From<AdmissionArg> for Admission {
+    fn from(a: AdmissionArg) -> Admission {
+        match a {
+            AdmissionArg::All => Admission::All,
+            AdmissionArg::Filtered => Admission::Filtered,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -83,6 +98,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// all: store every miss; filtered: the cache may decline a put (a key is stored
+        /// the second time it misses; see the README's "Admission").
+        #[arg(long, value_enum, default_value_t = AdmissionArg::All)]
+        admission: AdmissionArg,
     },
     /// Write a synthetic trace of one of the shapes the cache policy is judged on.
     GenTrace {
@@ -252,6 +271,7 @@ fn run_replay(
     cache: Option<PathBuf>,
     json: bool,
     mode: Mode,
+    admission: Admission,
 ) -> Result<ExitCode, Error> {
     let cache = cache
         .unwrap_or_else(|| PathBuf::from(format!("dcache-replay-{}.dcache", std::process::id())));
@@ -261,6 +281,7 @@ fn run_replay(
         cache: &cache,
         capacity,
         io_mode: io_mode(mode),
+        admission,
         progress: !json,
     })?;
     if json {
@@ -314,7 +335,16 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             format,
             cache,
             json,
-        } => run_replay(&trace, capacity, format, cache, json, mode),
+            admission,
+        } => run_replay(
+            &trace,
+            capacity,
+            format,
+            cache,
+            json,
+            mode,
+            admission.into(),
+        ),
         Command::GenTrace {
             shape,
             output,

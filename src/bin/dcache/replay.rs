@@ -3,7 +3,7 @@
 //! object, so every hit is checked byte for byte.
 
 use crate::trace::{TraceFormat, TraceReader};
-use dcache::cache::{Cache, CacheOptions, Fetched};
+use dcache::cache::{Admission, Cache, CacheOptions, Fetched};
 use dcache::dio::{AlignedBuf, IoMode};
 use dcache::{Error, ErrorKind};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -34,6 +34,10 @@ pub struct ReplayReport {
     /// Puts sent to the main ring by the ghost, and the ghost's memory.
     pub ghost_hits: u64,
     pub ghost_bytes: u64,
+    /// Whether puts went through the admission filter, the puts it declined, and its memory.
+    pub filtered: bool,
+    pub declined: u64,
+    pub admission_bytes: u64,
     pub device_bytes_written: u64,
     pub capacity: u64,
     pub max_value_size: u64,
@@ -62,7 +66,7 @@ impl ReplayReport {
     }
 
     pub fn to_json(&self) -> String {
-        let fields: [(&str, String); 24] = [
+        let fields: [(&str, String); 27] = [
             ("requests", self.requests.to_string()),
             ("hits", self.hits.to_string()),
             ("misses", self.misses.to_string()),
@@ -87,6 +91,12 @@ impl ReplayReport {
             ("promoted_bytes", self.promoted_bytes.to_string()),
             ("ghost_hits", self.ghost_hits.to_string()),
             ("ghost_bytes", self.ghost_bytes.to_string()),
+            (
+                "admission",
+                format!("\"{}\"", admission_name(self.filtered)),
+            ),
+            ("declined", self.declined.to_string()),
+            ("admission_bytes", self.admission_bytes.to_string()),
             ("capacity", self.capacity.to_string()),
             ("max_value_size", self.max_value_size.to_string()),
             ("io_mode", format!("\"{}\"", io_mode_name(self.direct_io))),
@@ -113,6 +123,7 @@ impl ReplayReport {
              promoted:             {} entries, {} bytes\n\
              reinserted:           {} entries, {} bytes\n\
              ghost:                {} hits, {} bytes of memory\n\
+             admission:            {}, {} puts declined, {} bytes of memory\n\
              too large to store:   {}\n\
              wrong values:         {}\n\
              capacity:             {} bytes, values up to {} bytes, I/O {}\n\
@@ -129,6 +140,9 @@ impl ReplayReport {
             self.reinserted_bytes,
             self.ghost_hits,
             self.ghost_bytes,
+            admission_name(self.filtered),
+            self.declined,
+            self.admission_bytes,
             self.too_large,
             self.wrong_values,
             self.capacity,
@@ -146,6 +160,13 @@ fn ratio(a: u64, b: u64) -> f64 {
         0.0
     } else {
         a as f64 / b as f64
+    }
+}
+
+fn admission_name(filtered: bool) -> &'static str {
+    match filtered {
+        true => "filtered",
+        false => "all",
     }
 }
 
@@ -177,6 +198,7 @@ pub struct ReplayOptions<'a> {
     pub cache: &'a Path,
     pub capacity: u64,
     pub io_mode: IoMode,
+    pub admission: Admission,
     /// Say on stderr how far it is (on a terminal).
     pub progress: bool,
 }
@@ -197,6 +219,7 @@ pub fn replay(opts: &ReplayOptions<'_>) -> Result<ReplayReport, Error> {
             io_mode: opts.io_mode,
             create: true,
             capacity: opts.capacity,
+            admission: opts.admission,
             ..Default::default()
         },
     )?;
@@ -232,6 +255,7 @@ fn play(
         capacity: opts.capacity,
         max_value_size: max,
         direct_io: cache.is_direct_io(),
+        filtered: opts.admission == Admission::Filtered,
         ..Default::default()
     };
     // Aligned, so that large values are read straight into it, as a careful caller would.
@@ -275,9 +299,13 @@ fn play(
                 let value = &mut want[..req.size as usize];
                 fill_value(req.id, value);
                 let t = Instant::now();
-                cache.put(&key, value, 0)?;
+                let stored = cache.put(&key, value, 0);
                 in_cache += t.elapsed();
-                r.puts += 1;
+                match stored {
+                    Ok(()) => r.puts += 1,
+                    Err(e) if e.kind() == ErrorKind::Declined => {}
+                    Err(e) => return Err(e),
+                }
             }
             Err(e) => return Err(e.context(format!("request {}", r.requests))),
         }
@@ -304,5 +332,7 @@ fn play(
     r.promoted_bytes = stats.promoted_bytes;
     r.ghost_hits = stats.ghost_hits;
     r.ghost_bytes = stats.ghost_bytes;
+    r.declined = stats.declined;
+    r.admission_bytes = stats.admission_bytes;
     Ok(r)
 }

@@ -1,0 +1,88 @@
+//! Admission (`Admission::Filtered`) through the Rust API, on real files with O_DIRECT.
+
+mod common;
+use common::{get, scratch, value_for};
+use dcache::cache::{Admission, Cache, CacheOptions};
+use dcache::ErrorKind;
+use std::path::Path;
+
+fn open(path: &Path, capacity: u64, admission: Admission) -> Cache {
+    let opts = CacheOptions {
+        create: true,
+        capacity,
+        admission,
+        ..Default::default()
+    };
+    Cache::open(path, &opts).unwrap()
+}
+
+fn put(c: &Cache, key: &str, version: u32) -> Result<(), ErrorKind> {
+    c.put(key.as_bytes(), &value_for(key.as_bytes(), version, 5000), 0)
+        .map_err(|e| e.kind())
+}
+
+#[test]
+fn a_key_is_stored_the_second_time_it_misses() {
+    let dir = scratch();
+    let c = open(&dir.path().join("c"), 32 << 20, Admission::Filtered);
+    assert_eq!(put(&c, "k", 1), Err(ErrorKind::Declined));
+    assert_eq!(get(&c, b"k"), None, "nothing stored");
+    assert_eq!(put(&c, "k", 2), Ok(()));
+    assert_eq!(get(&c, b"k"), Some(value_for(b"k", 2, 5000)));
+    // A newer value of a cached key is stored at once.
+    assert_eq!(put(&c, "k", 3), Ok(()));
+    assert_eq!(get(&c, b"k"), Some(value_for(b"k", 3, 5000)));
+    let s = c.stats();
+    assert_eq!((s.declined, s.puts), (1, 2));
+    assert!(s.admission_bytes >= 4096, "{s:?}");
+}
+
+#[test]
+fn a_writer_is_declined_before_any_byte() {
+    let dir = scratch();
+    let c = open(&dir.path().join("c"), 32 << 20, Admission::Filtered);
+    let declined = c.writer(b"w", 0).map(|_| ()).map_err(|e| e.kind());
+    assert_eq!(declined, Err(ErrorKind::Declined));
+    let mut w = c.writer(b"w", 0).expect("admitted on the second miss");
+    w.write(&value_for(b"w", 1, 70_000)).unwrap();
+    w.commit().unwrap();
+    assert_eq!(get(&c, b"w"), Some(value_for(b"w", 1, 70_000)));
+    assert_eq!(c.stats().declined, 1);
+}
+
+/// A key dropped by eviction lately was stored before: it comes back at its first miss.
+#[test]
+fn a_key_a_ghost_remembers_is_stored_at_once() {
+    let dir = scratch();
+    let c = open(&dir.path().join("c"), 8 << 20, Admission::Filtered);
+    let keys: Vec<String> = (0..3000).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        assert_eq!(put(&c, key, 1), Err(ErrorKind::Declined));
+        assert_eq!(put(&c, key, 1), Ok(()));
+    }
+    assert!(c.stats().evictions > 0);
+    // The last key dropped (unread, into probation's ghost): no later drop took its slot.
+    let last_dropped = keys
+        .iter()
+        .rev()
+        .find(|k| !c.contains(k.as_bytes()))
+        .expect("an evicted key");
+    let declined = c.stats().declined;
+    assert_eq!(put(&c, last_dropped, 2), Ok(()), "the ghost remembers it");
+    assert_eq!(
+        get(&c, last_dropped.as_bytes()),
+        Some(value_for(last_dropped.as_bytes(), 2, 5000))
+    );
+    assert_eq!(c.stats().declined, declined);
+}
+
+#[test]
+fn without_a_filter_every_put_is_stored_and_nothing_is_spent() {
+    let dir = scratch();
+    let c = open(&dir.path().join("c"), 32 << 20, Admission::All);
+    for i in 0..500 {
+        assert_eq!(put(&c, &format!("k{i}"), 1), Ok(()));
+    }
+    let s = c.stats();
+    assert_eq!((s.declined, s.admission_bytes, s.puts), (0, 0, 500));
+}
