@@ -483,6 +483,26 @@ void test_stats_and_mode() {
     remove_file(p);
 }
 
+void test_admission() {
+    std::string p = path("admission.dc");
+    {
+        dcache::Cache cache(p, small_cache().admission(DCACHE_ADMIT_FILTERED));
+        std::vector<uint8_t> v = pattern(5000, 1);
+        EXPECT_ERROR(DCACHE_DECLINED, cache.put(dcache::bytes_view("k"), v));
+        CHECK(!cache.get(dcache::bytes_view("k")));
+        cache.put(dcache::bytes_view("k"), v);
+        CHECK(cache.get(dcache::bytes_view("k")) == v);
+        EXPECT_ERROR(DCACHE_DECLINED, cache.writer(dcache::bytes_view("w")));
+        dcache::Writer w = cache.writer(dcache::bytes_view("w"));
+        w.write(v);
+        w.commit();
+        CHECK(cache.get(dcache::bytes_view("w")) == v);
+        CHECK(cache.stats().declined == 2);
+        CHECK(cache.stats().admission_bytes > 0);
+    }
+    remove_file(p);
+}
+
 void test_threads() {
     const std::string p = path("threads.dcache");
     dcache::Cache cache(p, small_cache());
@@ -631,6 +651,7 @@ int main(int argc, char **argv) {
     run("moves", test_moves);
     run("writer", test_writer);
     run("stats_and_mode", test_stats_and_mode);
+    run("admission", test_admission);
     run("threads", test_threads);
     run("file", test_file);
 

@@ -169,6 +169,9 @@ public:
     Options &capacity(uint64_t bytes) noexcept { raw_.capacity = bytes; return *this; }
     Options &default_ttl_secs(uint64_t s) noexcept { raw_.default_ttl_secs = s; return *this; }
     Options &max_value_size(uint64_t bytes) noexcept { raw_.max_value_size = bytes; return *this; }
+    // DCACHE_ADMIT_ALL (the default) or DCACHE_ADMIT_FILTERED: then put() and writer() may
+    // throw an Error whose code() is DCACHE_DECLINED (nothing stored).
+    Options &admission(uint32_t mode) noexcept { raw_.admission = mode; return *this; }
 
     const c::dcache_options &raw() const noexcept { return raw_; }
     c::dcache_options &raw() noexcept { return raw_; }
