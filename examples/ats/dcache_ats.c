@@ -96,6 +96,7 @@ static struct {
   char *stats_path;    /* without the leading '/' */
   uint32_t sync_writes;
   uint32_t reformat; /* format a cache this library cannot read (an older format) */
+  uint32_t admission; /* DCACHE_ADMIT_ALL or DCACHE_ADMIT_FILTERED */
   uint64_t flush_ms;   /* periodic dcache_flush, 0 = none */
   size_t window;       /* first read of a hit */
   size_t chunk;        /* later reads of a large body, and the fill's write unit */
@@ -119,9 +120,10 @@ enum {
   ST_HIT_ERRORS,
   ST_COLLAPSED,
   ST_NOT_CACHEABLE,
+  ST_DECLINED,
   ST_COUNT
 };
-static const char *stat_names[ST_COUNT] = {"hits", "misses", "stores", "aborts", "purges", "bytes_served", "hit_errors", "collapsed", "not_cacheable"};
+static const char *stat_names[ST_COUNT] = {"hits", "misses", "stores", "aborts", "purges", "bytes_served", "hit_errors", "collapsed", "not_cacheable", "declined"};
 static int stat_ids[ST_COUNT];
 static atomic_int_fast64_t stat_vals[ST_COUNT]; /* exact values for the stats URL */
 
@@ -1101,6 +1103,7 @@ typedef struct Fill {
   bool cancelled; /* PURGE while filling */
   bool started;   /* the response was cacheable and storing began (else: pending) */
   bool failed;
+  bool declined; /* the admission filter did not take it: passed through, not stored */
   dcache_writer *w;
   Op *waiters; /* requests for the same URL parked until the fill ends */
 } Fill;
@@ -1216,6 +1219,13 @@ static void fill_write(Fill *f, const uint8_t *d, size_t n)
   dcache_result rc;
   if (!f->w) {
     rc = dcache_writer_open(g_cache, (const uint8_t *)f->key, f->key_len, f->ttl, &f->w);
+    if (rc == DCACHE_DECLINED) {
+      /* --admission=filtered: the client gets the body; nothing is stored */
+      f->w = NULL;
+      f->failed = true;
+      f->declined = true;
+      return;
+    }
     if (rc != DCACHE_OK) {
       TSError("[%s] writer_open %.*s: %s: %s", PLUGIN, (int)f->key_len, f->key, dcache_strerror(rc), dcache_last_error_message());
       f->w = NULL;
@@ -1287,7 +1297,9 @@ static void fill_job(void *arg)
     f->w = NULL;
   }
   pthread_rwlock_unlock(&g_cache_lock);
-  if (stored || f->started) {
+  if (f->declined) {
+    stat_add(ST_DECLINED, 1);
+  } else if (stored || f->started) {
     stat_add(stored ? ST_STORES : ST_ABORTS, 1);
   }
   TSDebug(PLUGIN, "fill %s: %.*s (%" PRIu64 "/%" PRIu64 " bytes)", stored ? "stored" : "aborted", (int)f->key_len, f->key, f->received,
@@ -1736,12 +1748,14 @@ static void op_stats(Op *op)
             ", \"expirations\": %" PRIu64 ", \"bytes_written\": %" PRIu64 ", \"bytes_read\": %" PRIu64 ", \"checksum_failures\": %" PRIu64
             ", \"io_errors\": %" PRIu64 ", \"reinserted\": %" PRIu64 ", \"reinserted_bytes\": %" PRIu64
             ", \"promoted\": %" PRIu64 ", \"promoted_bytes\": %" PRIu64 ", \"ghost_hits\": %" PRIu64
-            ", \"ghost_bytes\": %" PRIu64 ", \"alignment\": %u}",
+            ", \"ghost_bytes\": %" PRIu64 ", \"declined\": %" PRIu64 ", \"admission_bytes\": %" PRIu64
+            ", \"alignment\": %u}",
             (uint64_t)ds.capacity, (uint64_t)ds.used_bytes, (uint64_t)ds.entries, (uint64_t)ds.hits, (uint64_t)ds.misses,
             (uint64_t)ds.puts, (uint64_t)ds.deletes, (uint64_t)ds.evictions, (uint64_t)ds.expirations, (uint64_t)ds.bytes_written,
             (uint64_t)ds.bytes_read, (uint64_t)ds.checksum_failures, (uint64_t)ds.io_errors,
             (uint64_t)ds.reinserted, (uint64_t)ds.reinserted_bytes, (uint64_t)ds.promoted,
-            (uint64_t)ds.promoted_bytes, (uint64_t)ds.ghost_hits, (uint64_t)ds.ghost_bytes, (unsigned)ds.alignment);
+            (uint64_t)ds.promoted_bytes, (uint64_t)ds.ghost_hits, (uint64_t)ds.ghost_bytes, (uint64_t)ds.declined,
+            (uint64_t)ds.admission_bytes, (unsigned)ds.alignment);
   }
   str_cat(&s, "}\n");
   Responder *r = responder_fixed(200, "OK", "application/json", s.p);
@@ -2158,6 +2172,15 @@ static bool parse_args(int argc, const char *argv[])
       cfg.sync_writes = 1;
     } else if (OPT("--reformat")) {
       cfg.reformat = 1;
+    } else if (OPT("--admission")) {
+      if (!strcmp(v, "all")) {
+        cfg.admission = DCACHE_ADMIT_ALL;
+      } else if (!strcmp(v, "filtered")) {
+        cfg.admission = DCACHE_ADMIT_FILTERED;
+      } else {
+        TSError("[%s] --admission must be all or filtered, not '%s'", PLUGIN, v);
+        return false;
+      }
     } else if (OPT("--flush-interval") && parse_size(v, &x)) {
       cfg.flush_ms = x * 1000;
     } else if (OPT("--window") && parse_size(v, &x) && x >= 4096 + REC_PREFIX + MAX_HEADER_BLOCK) {
@@ -2218,6 +2241,7 @@ void TSPluginInit(int argc, const char *argv[])
   opts.flags = DCACHE_OPEN_CREATE | (cfg.sync_writes ? DCACHE_OPEN_SYNC_WRITES : 0);
   opts.capacity = cfg.capacity;
   opts.max_value_size = cfg.max_object + REC_PREFIX + MAX_HEADER_BLOCK;
+  opts.admission = cfg.admission;
   dcache *c = NULL;
   dcache_result rc = dcache_open(cfg.path, &opts, &c);
   if (rc == DCACHE_INCOMPATIBLE && opts.capacity != 0) {

@@ -185,6 +185,27 @@ def test_fill_and_hit():
         return "hits %d, stores %d, direct_io %d" % (st["hits"], st["stores"], st["direct_io"])
 
 
+def test_admission():
+    """--admission=filtered: a first miss passes through unstored (counted as declined), the
+    second is stored, the third is a hit; every body byte-exact."""
+    with Env("admission", plugin_args="--admission=filtered") as env:
+        c = env.client()
+        url = "/o/%d/admit" % (100 * 1000)
+        bodies = []
+        for i in range(3):
+            s, h, body = get(c, url)
+            verify_body(url, s, h, body)
+            bodies.append(body)
+            check((h.get("x-dcache") == "hit") == (i == 2), "%s: request %d: %r" % (url, i + 1, h))
+        check(bodies[0] == bodies[1] == bodies[2], "%s: bodies differ" % url)
+        check(env.origin.count(url) == 2, "%s: origin saw %d requests" % (url, env.origin.count(url)))
+        st = env.stats()
+        d = st.get("dcache", {})
+        check(st["declined"] == 1 and st["stores"] == 1 and d.get("declined") == 1
+              and d.get("admission_bytes", 0) > 0, "stats %r" % st)
+        return "declined %d, stores %d, hits %d" % (st["declined"], st["stores"], st["hits"])
+
+
 def test_range_and_head():
     """Random single ranges on a hit (206 + Content-Range), 416 when unsatisfiable, HEAD."""
     rnd = random.Random(6)
@@ -466,7 +487,7 @@ def test_concurrency():
             load.ok, load.hits, load.bytes / 1e6, sum(counts), st["collapsed"])
 
 
-TESTS = [test_plugin_loads, test_fill_and_hit, test_range_and_head, test_not_cached_and_expiry, test_purge,
+TESTS = [test_plugin_loads, test_fill_and_hit, test_admission, test_range_and_head, test_not_cached_and_expiry, test_purge,
          test_restart, test_crash, test_concurrency]
 
 
