@@ -185,8 +185,10 @@ typedef struct dcache_options {
    */
   uint32_t admission;
   /**
-   * Bytes per second the cache may write on average; 0 = no limit. Reserved: not
-   * enforced yet, so any other value gives `DCACHE_INVALID_ARGUMENT`.
+   * Bytes per second the cache may write on average (puts, reinsertions, tombstones);
+   * 0 = no limit. Kept under `DCACHE_ADMIT_FILTERED` only: puts over it get
+   * `DCACHE_DECLINED` (an older value of the key is deleted) and reclaims keep fewer
+   * entries; any ten seconds write at most 1.05 times the budget.
    */
   uint64_t write_budget;
 } dcache_options;

@@ -86,3 +86,66 @@ fn without_a_filter_every_put_is_stored_and_nothing_is_spent() {
     let s = c.stats();
     assert_eq!((s.declined, s.admission_bytes, s.puts), (0, 0, 500));
 }
+
+fn open_with_budget(path: &Path, capacity: u64, write_budget: u64) -> Cache {
+    let opts = CacheOptions {
+        create: true,
+        capacity,
+        admission: Admission::Filtered,
+        write_budget,
+        ..Default::default()
+    };
+    Cache::open(path, &opts).unwrap()
+}
+
+/// Puts as fast as one thread can for two and a half seconds against a budget of 4 MiB/s:
+/// the device takes at most the budget over that time, and half a second of it ahead.
+#[test]
+fn the_write_budget_caps_the_bytes_written() {
+    let dir = scratch();
+    let budget = 4u64 << 20;
+    let c = open_with_budget(&dir.path().join("c"), 64 << 20, budget);
+    let started = std::time::Instant::now();
+    let mut i = 0u32;
+    while started.elapsed().as_secs_f64() < 2.5 {
+        let key = format!("k{}", i / 2);
+        let _ = c.put(key.as_bytes(), &value_for(key.as_bytes(), 1, 64 << 10), 0);
+        i += 1;
+    }
+    c.flush().unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let s = c.stats();
+    let allowed = (budget as f64 * (secs + 0.5)) as u64;
+    // Each flush also writes a region's summary and trailer: a few KiB.
+    assert!(
+        s.bytes_written <= allowed + (64 << 10),
+        "{} > {allowed}: {s:?}",
+        s.bytes_written
+    );
+    assert!(s.puts > 20 && s.declined > s.puts, "{s:?}");
+    // And most of the budget was used.
+    assert!(s.bytes_written > allowed / 2, "{s:?}");
+}
+
+/// A put over the budget is declined even for a key the cache holds, and that key's older
+/// value is deleted (a tombstone), so it never comes back, not even after a reopen.
+#[test]
+fn a_put_over_the_budget_deletes_the_older_value() {
+    let dir = scratch();
+    let path = dir.path().join("c");
+    let c = open_with_budget(&path, 32 << 20, 100_000);
+    assert_eq!(put(&c, "k", 1), Err(ErrorKind::Declined));
+    assert_eq!(put(&c, "k", 2), Ok(()));
+    // Spend the rest of the half second ahead: these are declined, not stored.
+    // (The first is declined as a first miss, the next stored, then the budget runs out.)
+    for _ in 0..10 {
+        let _ = c.put(b"big", &[7u8; 40_000], 0);
+    }
+    assert!(c.stats().declined >= 3);
+    assert_eq!(put(&c, "k", 3), Err(ErrorKind::Declined));
+    assert_eq!(get(&c, b"k"), None, "the older value is deleted");
+    c.close().unwrap();
+    drop(c);
+    let c = Cache::open(&path, &CacheOptions::default()).unwrap();
+    assert_eq!(get(&c, b"k"), None, "and stays deleted after a reopen");
+}

@@ -122,8 +122,8 @@ impl AppendLog {
     }
 
     /// Whether the admission policy stores a put of `hash` (see `Eviction::admit`).
-    pub fn admit(&mut self, hash: u64) -> bool {
-        self.eviction.admit(hash)
+    pub fn admit(&mut self, hash: u64, len: u64) -> bool {
+        self.eviction.admit(hash, len)
     }
 
     pub fn position(&self) -> LogPosition {
@@ -188,7 +188,7 @@ impl AppendLog {
             .as_mut()
             .expect("moving on leaves the ring an active region");
         let loc = a.write_entry(&self.device, e, entry_seq, layout);
-        self.eviction.note_entry(a.region);
+        self.eviction.note_entry(a.region, layout.1);
         a.write_behind(&self.writeback);
         Ok(Appended::At(loc))
     }
@@ -305,7 +305,11 @@ impl AppendLog {
             return self.eviction.dropped(survivor, from);
         };
         let h = match EntryHeader::decode(&survivor.bytes, self.device.cache_id(), len, g.unit) {
-            Decoded::Valid(h) if main.fits(&self.device, len, reserve) => h,
+            Decoded::Valid(h)
+                if main.fits(&self.device, len, reserve) && self.eviction.within_budget(len) =>
+            {
+                h
+            }
             _ => return self.eviction.dropped(survivor, from),
         };
         let b = &survivor.bytes;
@@ -328,7 +332,7 @@ impl AppendLog {
             self.next_entry_seq - 1,
             (h.value_offset as u64, len),
         );
-        self.eviction.note_entry(main.region);
+        self.eviction.note_entry(main.region, len);
         self.eviction.reinserted(survivor, at, from);
     }
 

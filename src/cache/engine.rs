@@ -27,6 +27,7 @@ pub(super) struct Settings {
     pub default_ttl_secs: u64,
     pub max_value_size: u64,
     pub admission: Admission,
+    pub write_budget: u64,
 }
 
 pub(crate) struct Engine {
@@ -67,16 +68,10 @@ impl Engine {
         };
         let writeback = Arc::new(Writeback::new(device.clone(), index.clone(), spare));
         let head = Arc::new(LogHead::new(&start.laps, !settings.read_only));
-        let admission = settings.admission;
+        let (admission, budget) = (settings.admission, settings.write_budget);
         let eviction_of = |has_entries, rings| {
-            Eviction::new(
-                index.clone(),
-                counters.clone(),
-                g,
-                has_entries,
-                rings,
-                admission,
-            )
+            let (index, counters) = (index.clone(), counters.clone());
+            Eviction::new(index, counters, g, has_entries, rings, admission, budget)
         };
         let log = AppendLog::new(
             device.clone(),
@@ -172,11 +167,19 @@ impl Engine {
         }
     }
 
-    /// `Declined` if the admission policy chooses not to store a value of `key` (only under
-    /// `Admission::Filtered`); a put or writer asks once, before it stores anything.
-    pub fn admit(&self, key: &[u8]) -> Result<()> {
-        if self.settings.admission == Admission::All || self.log.lock().admit(self.hash(key)) {
+    /// `Declined` if the admission policy chooses not to store a value of `key`, of `len`
+    /// bytes (0: not known yet), only under `Admission::Filtered`; a put or writer asks once,
+    /// before it stores anything. A declined key's older value is deleted, as `delete` does.
+    pub fn admit(&self, key: &[u8], len: u64) -> Result<()> {
+        let hash = self.hash(key);
+        if self.settings.admission == Admission::All || self.log.lock().admit(hash, len) {
             return Ok(());
+        }
+        if self.index.get(hash).is_some() {
+            match self.delete(key) {
+                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
         Err(Error::new(
             ErrorKind::Declined,
@@ -188,7 +191,7 @@ impl Engine {
     pub fn put(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
         self.writable()?;
         self.check_value_len(value.len() as u64)?;
-        self.admit(key)?;
+        self.admit(key, value.len() as u64)?;
         self.store(key, value, ttl_secs)
     }
 

@@ -22,6 +22,7 @@
 //! reclaimed first, so that recovery, which applies the log in order, never brings back an
 //! entry a newer one replaced.
 
+use super::budget::WriteBudget;
 use super::format::{Geometry, Ring, SummaryRecord, Trailer};
 use super::ghost::{Ghost, BYTES_PER_KEY, DECLINED_BYTES_PER_KEY};
 use super::index::{Index, Location};
@@ -98,6 +99,8 @@ pub(crate) struct Eviction {
     probation_bytes: u64,
     /// Under `Admission::Filtered`: keys whose put was declined lately (see `admit`).
     declined: Option<Ghost>,
+    /// Under `Admission::Filtered`, with a write budget.
+    budget: Option<WriteBudget>,
 }
 
 impl Eviction {
@@ -109,6 +112,7 @@ impl Eviction {
         has_entries: Vec<bool>,
         rings: Rings,
         admission: Admission,
+        write_budget: u64,
     ) -> Eviction {
         debug_assert_eq!(has_entries.len(), geometry.region_count as usize);
         let ghosts = Ring::ALL.map(|_| Ghost::for_capacity(geometry.capacity, BYTES_PER_KEY));
@@ -128,6 +132,8 @@ impl Eviction {
             ghosts,
             probation_bytes,
             declined,
+            budget: (admission == Admission::Filtered && write_budget > 0)
+                .then(|| WriteBudget::new(write_budget)),
         }
     }
 
@@ -136,8 +142,13 @@ impl Eviction {
     /// (dropped lately, back soon); else a key is stored the second time it misses while
     /// the table of declined keys remembers the first (nginx's `proxy_cache_min_uses 2`,
     /// with a window of about as many keys as the cache holds): the first time it is
-    /// declined, and remembered.
-    pub fn admit(&mut self, hash: u64) -> bool {
+    /// declined, and remembered. With a write budget, a put of `len` bytes that would pass
+    /// it is declined whatever the key (the caller then deletes an older value).
+    pub fn admit(&mut self, hash: u64, len: u64) -> bool {
+        if !self.within_budget(len) {
+            self.counters.declined.fetch_add(1, Relaxed);
+            return false;
+        }
         let Some(declined) = self.declined.as_mut() else {
             return true;
         };
@@ -218,9 +229,17 @@ impl Eviction {
         self.rings.ring_of(region)
     }
 
-    /// An entry was appended to `region`.
-    pub fn note_entry(&mut self, region: u32) {
+    /// An entry of `len` bytes was appended to `region`.
+    pub fn note_entry(&mut self, region: u32, len: u64) {
         self.has_entries[region as usize] = true;
+        if let Some(budget) = self.budget.as_mut() {
+            budget.spend(len);
+        }
+    }
+
+    /// Whether `len` more bytes stay within the write budget (always, without one).
+    pub fn within_budget(&self, len: u64) -> bool {
+        self.budget.as_ref().is_none_or(|b| b.allows(len))
     }
 
     /// Whether reclaiming `region` needs its summary (else it has nothing to drop).
@@ -369,6 +388,7 @@ mod tests {
             has,
             rings,
             Admission::All,
+            0,
         );
         (g, index, counters, eviction)
     }
@@ -548,7 +568,7 @@ mod tests {
         eviction.reclaim(victim, Ring::Main, 10, None, Vec::new(), 0);
         assert_eq!(index.get(20), Some(at(&g, 4, 0)));
         assert_eq!(counters.evictions.load(Relaxed), 0);
-        eviction.note_entry(4);
+        eviction.note_entry(4, 1024);
         assert!(eviction.needs_summary(4));
     }
 }

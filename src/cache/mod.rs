@@ -16,6 +16,7 @@
 
 mod active;
 mod append;
+mod budget;
 mod device;
 mod engine;
 mod eviction;
@@ -70,6 +71,10 @@ pub struct CacheOptions {
     /// 0 = the default.
     pub max_value_size: u64,
     pub admission: Admission,
+    /// Bytes per second the log may append on average (puts, reinsertions and tombstones);
+    /// 0 = no limit. Kept under `Admission::Filtered` only: puts over it are declined, and
+    /// reclaims keep fewer entries.
+    pub write_budget: u64,
 }
 
 /// Which puts the cache stores.
@@ -96,6 +101,7 @@ impl Default for CacheOptions {
             default_ttl_secs: 0,
             max_value_size: 0,
             admission: Admission::All,
+            write_budget: 0,
         }
     }
 }
@@ -178,7 +184,7 @@ impl Cache {
     /// does not take it.
     pub fn writer(&self, key: &[u8], ttl_secs: u64) -> Result<Writer> {
         self.engine.writable()?;
-        self.engine.admit(key)?;
+        self.engine.admit(key, 0)?;
         Ok(Writer::new(self.engine.clone(), key, ttl_secs))
     }
 

@@ -196,6 +196,7 @@ fn settings(geometry: &Geometry, opts: &CacheOptions) -> Result<Settings> {
         default_ttl_secs: opts.default_ttl_secs,
         max_value_size: effective_max_value(geometry, opts.max_value_size)?,
         admission: opts.admission,
+        write_budget: opts.write_budget,
     })
 }
 

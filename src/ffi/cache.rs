@@ -53,8 +53,10 @@ pub struct dcache_options {
     /// `DCACHE_ADMIT_FILTERED`: a put or `dcache_writer_open` may get `DCACHE_DECLINED`, to
     /// spare the device the writes of a value seen once.
     pub admission: u32,
-    /// Bytes per second the cache may write on average; 0 = no limit. Reserved: not
-    /// enforced yet, so any other value gives `DCACHE_INVALID_ARGUMENT`.
+    /// Bytes per second the cache may write on average (puts, reinsertions, tombstones);
+    /// 0 = no limit. Kept under `DCACHE_ADMIT_FILTERED` only: puts over it get
+    /// `DCACHE_DECLINED` (an older value of the key is deleted) and reclaims keep fewer
+    /// entries; any ten seconds write at most 1.05 times the budget.
     pub write_budget: u64,
 }
 
@@ -106,11 +108,6 @@ unsafe fn cache_options(opts: *const dcache_options) -> Result<CacheOptions> {
             "DCACHE_OPEN_READ_ONLY cannot be combined with DCACHE_OPEN_CREATE or DCACHE_OPEN_FORMAT",
         ));
     }
-    if o.write_budget != 0 {
-        return Err(Error::invalid(
-            "write_budget is not enforced by this version: give 0 (no limit)",
-        ));
-    }
     if o.flags & !OPEN_FLAGS != 0 {
         return Err(Error::invalid(format!(
             "unknown open flags {:#x}",
@@ -128,6 +125,7 @@ unsafe fn cache_options(opts: *const dcache_options) -> Result<CacheOptions> {
         default_ttl_secs: o.default_ttl_secs,
         max_value_size: o.max_value_size,
         admission: admission(o.admission)?,
+        write_budget: o.write_budget,
     })
 }
 

@@ -102,6 +102,14 @@ enum Command {
         /// the second time it misses; see the README's "Admission").
         #[arg(long, value_enum, default_value_t = AdmissionArg::All)]
         admission: AdmissionArg,
+        /// Bytes per second the cache may write (with --admission filtered), with an
+        /// optional K, M, G or T suffix; 0 = no limit.
+        #[arg(long, value_parser = parse_size, default_value = "0")]
+        write_budget: u64,
+        /// Requests per second: the replay is paced to this rate (0 = as fast as it goes),
+        /// so that a write budget acts against wall-clock time as in production.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
     },
     /// Write a synthetic trace of one of the shapes the cache policy is judged on.
     GenTrace {
@@ -266,12 +274,11 @@ fn check(path: &Path, mode: Mode) -> Result<ExitCode, Error> {
 
 fn run_replay(
     trace: &Path,
-    capacity: u64,
+    limits: replay::Limits,
     format: Option<trace::TraceFormat>,
     cache: Option<PathBuf>,
     json: bool,
     mode: Mode,
-    admission: Admission,
 ) -> Result<ExitCode, Error> {
     let cache = cache
         .unwrap_or_else(|| PathBuf::from(format!("dcache-replay-{}.dcache", std::process::id())));
@@ -279,9 +286,8 @@ fn run_replay(
         trace,
         format: format.unwrap_or_else(|| trace::TraceFormat::of_path(trace)),
         cache: &cache,
-        capacity,
+        limits,
         io_mode: io_mode(mode),
-        admission,
         progress: !json,
     })?;
     if json {
@@ -336,14 +342,20 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             cache,
             json,
             admission,
+            write_budget,
+            rate,
         } => run_replay(
             &trace,
-            capacity,
+            replay::Limits {
+                capacity,
+                admission: admission.into(),
+                write_budget,
+                rate,
+            },
             format,
             cache,
             json,
             mode,
-            admission.into(),
         ),
         Command::GenTrace {
             shape,

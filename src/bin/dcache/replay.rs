@@ -38,6 +38,8 @@ pub struct ReplayReport {
     pub filtered: bool,
     pub declined: u64,
     pub admission_bytes: u64,
+    /// Bytes per second the cache was given (0: none).
+    pub write_budget: u64,
     pub device_bytes_written: u64,
     pub capacity: u64,
     pub max_value_size: u64,
@@ -66,7 +68,7 @@ impl ReplayReport {
     }
 
     pub fn to_json(&self) -> String {
-        let fields: [(&str, String); 27] = [
+        let fields: [(&str, String); 29] = [
             ("requests", self.requests.to_string()),
             ("hits", self.hits.to_string()),
             ("misses", self.misses.to_string()),
@@ -97,6 +99,14 @@ impl ReplayReport {
             ),
             ("declined", self.declined.to_string()),
             ("admission_bytes", self.admission_bytes.to_string()),
+            ("write_budget", self.write_budget.to_string()),
+            (
+                "device_bytes_per_second",
+                format!(
+                    "{:.0}",
+                    self.device_bytes_written as f64 / self.seconds.max(1e-9)
+                ),
+            ),
             ("capacity", self.capacity.to_string()),
             ("max_value_size", self.max_value_size.to_string()),
             ("io_mode", format!("\"{}\"", io_mode_name(self.direct_io))),
@@ -192,13 +202,23 @@ pub fn key_of(id: u64) -> [u8; 8] {
     id.to_le_bytes()
 }
 
+/// The cache's size and policy settings, and the pace of the replay.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub capacity: u64,
+    pub admission: Admission,
+    /// Bytes per second (0: none).
+    pub write_budget: u64,
+    /// Requests per second (0: as fast as it goes).
+    pub rate: u64,
+}
+
 pub struct ReplayOptions<'a> {
     pub trace: &'a Path,
     pub format: TraceFormat,
     pub cache: &'a Path,
-    pub capacity: u64,
+    pub limits: Limits,
     pub io_mode: IoMode,
-    pub admission: Admission,
     /// Say on stderr how far it is (on a terminal).
     pub progress: bool,
 }
@@ -218,8 +238,9 @@ pub fn replay(opts: &ReplayOptions<'_>) -> Result<ReplayReport, Error> {
         &CacheOptions {
             io_mode: opts.io_mode,
             create: true,
-            capacity: opts.capacity,
-            admission: opts.admission,
+            capacity: opts.limits.capacity,
+            admission: opts.limits.admission,
+            write_budget: opts.limits.write_budget,
             ..Default::default()
         },
     )?;
@@ -252,10 +273,11 @@ fn play(
 ) -> Result<ReplayReport, Error> {
     let max = cache.max_value_size();
     let mut r = ReplayReport {
-        capacity: opts.capacity,
+        capacity: opts.limits.capacity,
         max_value_size: max,
         direct_io: cache.is_direct_io(),
-        filtered: opts.admission == Admission::Filtered,
+        filtered: opts.limits.admission == Admission::Filtered,
+        write_budget: opts.limits.write_budget,
         ..Default::default()
     };
     // Aligned, so that large values are read straight into it, as a careful caller would.
@@ -265,6 +287,12 @@ fn play(
     let started = Instant::now();
     let mut in_cache = Duration::ZERO;
     while let Some(req) = reader.next_request().map_err(Error::invalid)? {
+        if opts.limits.rate > 0 {
+            let due = Duration::from_secs_f64(r.requests as f64 / opts.limits.rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         let key = key_of(req.id);
         r.requests += 1;
         r.requested_bytes += req.size as u64;
