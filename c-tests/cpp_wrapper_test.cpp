@@ -501,6 +501,14 @@ void test_admission() {
         CHECK(cache.stats().admission_bytes > 0);
     }
     remove_file(p);
+    {
+        // A budget of 1 byte a second: nothing fits, not even a second miss.
+        dcache::Cache cache(p, small_cache().admission(DCACHE_ADMIT_FILTERED).write_budget(1));
+        std::vector<uint8_t> v = pattern(1000, 2);
+        EXPECT_ERROR(DCACHE_DECLINED, cache.put(dcache::bytes_view("k"), v));
+        EXPECT_ERROR(DCACHE_DECLINED, cache.put(dcache::bytes_view("k"), v));
+    }
+    remove_file(p);
 }
 
 void test_threads() {

@@ -172,6 +172,8 @@ public:
     // DCACHE_ADMIT_ALL (the default) or DCACHE_ADMIT_FILTERED: then put() and writer() may
     // throw an Error whose code() is DCACHE_DECLINED (nothing stored).
     Options &admission(uint32_t mode) noexcept { raw_.admission = mode; return *this; }
+    // Bytes per second the cache may write, kept with DCACHE_ADMIT_FILTERED; 0 = no limit.
+    Options &write_budget(uint64_t bytes_per_sec) noexcept { raw_.write_budget = bytes_per_sec; return *this; }
 
     const c::dcache_options &raw() const noexcept { return raw_; }
     c::dcache_options &raw() noexcept { return raw_; }

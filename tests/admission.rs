@@ -149,3 +149,17 @@ fn a_put_over_the_budget_deletes_the_older_value() {
     let c = Cache::open(&path, &CacheOptions::default()).unwrap();
     assert_eq!(get(&c, b"k"), None, "and stays deleted after a reopen");
 }
+
+/// A writer's length is known only at commit: one that would pass the budget is declined
+/// there, and the key's older value is deleted.
+#[test]
+fn a_writer_over_the_budget_is_declined_at_commit() {
+    let dir = scratch();
+    let c = open_with_budget(&dir.path().join("c"), 32 << 20, 100_000);
+    assert_eq!(put(&c, "w", 1), Err(ErrorKind::Declined));
+    assert_eq!(put(&c, "w", 2), Ok(()));
+    let mut w = c.writer(b"w", 0).expect("a cached key, and budget left");
+    w.write(&value_for(b"w", 3, 200_000)).unwrap();
+    assert_eq!(w.commit().map_err(|e| e.kind()), Err(ErrorKind::Declined));
+    assert_eq!(get(&c, b"w"), None, "the older value is deleted");
+}

@@ -97,6 +97,7 @@ static struct {
   uint32_t sync_writes;
   uint32_t reformat; /* format a cache this library cannot read (an older format) */
   uint32_t admission; /* DCACHE_ADMIT_ALL or DCACHE_ADMIT_FILTERED */
+  uint64_t write_budget; /* bytes per second, 0 = none (with --admission=filtered) */
   uint64_t flush_ms;   /* periodic dcache_flush, 0 = none */
   size_t window;       /* first read of a hit */
   size_t chunk;        /* later reads of a large body, and the fill's write unit */
@@ -1287,6 +1288,8 @@ static void fill_job(void *arg)
       if (rc == DCACHE_OK) {
         stored = true;
         hint_set_size(f->key, f->key_len, HINT_PRESENT, f->record_size);
+      } else if (rc == DCACHE_DECLINED) {
+        f->declined = true; /* over --write-budget, its length now known */
       } else {
         TSError("[%s] commit of %.*s failed: %s %s", PLUGIN, (int)f->key_len, f->key, dcache_strerror(rc), dcache_last_error_message());
       }
@@ -2172,6 +2175,8 @@ static bool parse_args(int argc, const char *argv[])
       cfg.sync_writes = 1;
     } else if (OPT("--reformat")) {
       cfg.reformat = 1;
+    } else if (OPT("--write-budget") && parse_size(v, &x)) {
+      cfg.write_budget = x;
     } else if (OPT("--admission")) {
       if (!strcmp(v, "all")) {
         cfg.admission = DCACHE_ADMIT_ALL;
@@ -2242,6 +2247,7 @@ void TSPluginInit(int argc, const char *argv[])
   opts.capacity = cfg.capacity;
   opts.max_value_size = cfg.max_object + REC_PREFIX + MAX_HEADER_BLOCK;
   opts.admission = cfg.admission;
+  opts.write_budget = cfg.write_budget;
   dcache *c = NULL;
   dcache_result rc = dcache_open(cfg.path, &opts, &c);
   if (rc == DCACHE_INCOMPATIBLE && opts.capacity != 0) {

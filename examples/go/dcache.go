@@ -107,6 +107,7 @@ type Options struct {
 	DefaultTTL   time.Duration // 0 = entries do not expire by age; rounded up to seconds
 	MaxValueSize uint64        // 0 = library default
 	Admission    Admission     // AdmitAll (the default) or AdmitFiltered
+	WriteBudget  uint64        // bytes per second the cache may write, with AdmitFiltered; 0 = no limit
 }
 
 // Admission says which puts the cache stores.
@@ -148,6 +149,7 @@ func Open(path string, opts *Options) (*Cache, error) {
 		o.default_ttl_secs = ttlSecs(opts.DefaultTTL)
 		o.max_value_size = C.uint64_t(opts.MaxValueSize)
 		o.admission = C.uint32_t(opts.Admission)
+		o.write_budget = C.uint64_t(opts.WriteBudget)
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))

@@ -206,6 +206,15 @@ func TestAdmissionDeclinesAFirstMiss(t *testing.T) {
 	}
 }
 
+func TestWriteBudgetDeclinesWhatPassesIt(t *testing.T) {
+	c := openTemp(t, "b.dcache", &Options{Flags: OpenCreate, Capacity: 32 << 20, Admission: AdmitFiltered, WriteBudget: 1})
+	for i := 0; i < 2; i++ {
+		if err := c.Put([]byte("k"), make([]byte, 1000)); !errors.Is(err, ErrDeclined) {
+			t.Fatalf("put %d: %v, want ErrDeclined", i+1, err)
+		}
+	}
+}
+
 func TestErrors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "does-not-exist.dcache")

@@ -546,7 +546,7 @@ class Cache(_Closable):
     _free_name = "dcache_close"
 
     def __init__(self, path, *, flags=0, capacity=0, io_mode=IO_AUTO, alignment=0,
-                 default_ttl=0, max_value_size=0, admission=ADMIT_ALL):
+                 default_ttl=0, max_value_size=0, admission=ADMIT_ALL, write_budget=0):
         opts = _OptionsBuf()
         _options_init(ctypes.byref(opts))
         opts.o.io_mode = io_mode
@@ -556,6 +556,7 @@ class Cache(_Closable):
         opts.o.default_ttl_secs = _ttl_arg(default_ttl)
         opts.o.max_value_size = max_value_size
         opts.o.admission = admission
+        opts.o.write_budget = write_budget
         self.path = os.fspath(path)
         out = ctypes.c_void_p()
         _check(_open(_path_arg(path), ctypes.byref(opts), ctypes.byref(out)), "dcache_open")

@@ -202,6 +202,14 @@ class TestCache(TempDirCase):
         self.assertEqual(s["declined"], 1)
         self.assertGreater(s["admission_bytes"], 0)
 
+    def test_write_budget_declines_what_passes_it(self):
+        c = self.new_cache(admission=dcache.ADMIT_FILTERED, write_budget=1)
+        for _ in range(2):
+            with self.assertRaises(dcache.DeclinedError):
+                c.put(b"k", b"v" * 1000)
+        self.assertIsNone(c.get(b"k"))
+        self.assertEqual(c.stats()["declined"], 2)
+
     def test_errors(self):
         missing = self.path("does-not-exist.dcache")
         with self.assertRaises(dcache.DcacheIOError) as cm:

@@ -126,6 +126,12 @@ impl AppendLog {
         self.eviction.admit(hash, len)
     }
 
+    /// Whether a value of `len` bytes stays within the write budget (see
+    /// `Eviction::admit_len`).
+    pub fn admit_len(&mut self, len: u64) -> bool {
+        self.eviction.admit_len(len)
+    }
+
     pub fn position(&self) -> LogPosition {
         LogPosition {
             positions: Ring::ALL.map(|ring| {

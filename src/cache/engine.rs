@@ -175,7 +175,23 @@ impl Engine {
         if self.settings.admission == Admission::All || self.log.lock().admit(hash, len) {
             return Ok(());
         }
-        if self.index.get(hash).is_some() {
+        self.decline(key)
+    }
+
+    /// Stores a streamed value, admitted when its writer opened, if it stays within the
+    /// write budget now that its length is known; else `Declined`, as `admit`.
+    pub fn commit(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
+        let len = value.len() as u64;
+        if self.settings.admission == Admission::Filtered && !self.log.lock().admit_len(len) {
+            return self.decline(key);
+        }
+        self.store(key, value, ttl_secs)
+    }
+
+    /// Deletes an older value of a declined key (as `delete` does: it must not come back),
+    /// and says that the put was declined.
+    fn decline(&self, key: &[u8]) -> Result<()> {
+        if self.index.get(self.hash(key)).is_some() {
             match self.delete(key) {
                 Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -198,7 +214,7 @@ impl Engine {
     /// Stores a value admitted already. Checksums are computed before the log lock is
     /// taken; the copy into the region buffer and the index update happen under it, so that
     /// the index and the log agree on which of two puts of a key came last.
-    pub fn store(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
+    fn store(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
         self.writable()?;
         self.check_value_len(value.len() as u64)?;
         let hash = self.hash(key);

@@ -145,8 +145,7 @@ impl Eviction {
     /// declined, and remembered. With a write budget, a put of `len` bytes that would pass
     /// it is declined whatever the key (the caller then deletes an older value).
     pub fn admit(&mut self, hash: u64, len: u64) -> bool {
-        if !self.within_budget(len) {
-            self.counters.declined.fetch_add(1, Relaxed);
+        if !self.admit_len(len) {
             return false;
         }
         let Some(declined) = self.declined.as_mut() else {
@@ -235,6 +234,16 @@ impl Eviction {
         if let Some(budget) = self.budget.as_mut() {
             budget.spend(len);
         }
+    }
+
+    /// Whether a value of `len` bytes (at least 1: a writer does not know its length when
+    /// it opens) stays within the write budget; counted as declined if not.
+    pub fn admit_len(&mut self, len: u64) -> bool {
+        let admitted = self.within_budget(len.max(1));
+        if !admitted {
+            self.counters.declined.fetch_add(1, Relaxed);
+        }
+        admitted
     }
 
     /// Whether `len` more bytes stay within the write budget (always, without one).

@@ -57,7 +57,6 @@ impl Writer {
                 "a write to this writer was refused as too large; nothing was stored",
             ));
         }
-        // Admitted when it was opened.
-        self.engine.store(&self.key, &self.value, self.ttl_secs)
+        self.engine.commit(&self.key, &self.value, self.ttl_secs)
     }
 }

@@ -66,7 +66,9 @@ pub unsafe extern "C" fn dcache_writer_write(
 /// Stores the value written so far, whole, and frees `w`, whatever the result.
 ///
 /// Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT` (NULL), `DCACHE_TOO_LARGE` (a write was
-/// refused), `DCACHE_READ_ONLY`, `DCACHE_IO_ERROR` (also when the cache was closed first).
+/// refused), `DCACHE_READ_ONLY`, `DCACHE_IO_ERROR` (also when the cache was closed first);
+/// with `DCACHE_ADMIT_FILTERED` and a `write_budget`, `DCACHE_DECLINED` when the value, its
+/// length now known, would pass the budget (nothing stored; an older value is deleted).
 ///
 /// # Safety
 /// `w` is NULL or a live handle from `dcache_writer_open`, used by no other thread during the call

@@ -206,6 +206,21 @@ def test_admission():
         return "declined %d, stores %d, hits %d" % (st["declined"], st["stores"], st["hits"])
 
 
+def test_write_budget():
+    """--write-budget=1 (a byte a second): no fill fits, every response passes through whole
+    and unstored, counted as declined."""
+    with Env("budget", plugin_args="--admission=filtered --write-budget=1") as env:
+        c = env.client()
+        url = "/o/%d/budget" % (50 * 1000)
+        for i in range(3):
+            s, h, body = get(c, url)
+            verify_body(url, s, h, body)
+            check(h.get("x-dcache") != "hit", "%s: request %d was a hit" % (url, i + 1))
+        st = env.stats()
+        check(st["declined"] == 3 and st["stores"] == 0, "stats %r" % st)
+        return "declined %d, stores %d" % (st["declined"], st["stores"])
+
+
 def test_range_and_head():
     """Random single ranges on a hit (206 + Content-Range), 416 when unsatisfiable, HEAD."""
     rnd = random.Random(6)
@@ -487,7 +502,7 @@ def test_concurrency():
             load.ok, load.hits, load.bytes / 1e6, sum(counts), st["collapsed"])
 
 
-TESTS = [test_plugin_loads, test_fill_and_hit, test_admission, test_range_and_head, test_not_cached_and_expiry, test_purge,
+TESTS = [test_plugin_loads, test_fill_and_hit, test_admission, test_write_budget, test_range_and_head, test_not_cached_and_expiry, test_purge,
          test_restart, test_crash, test_concurrency]
 
 
