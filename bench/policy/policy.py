@@ -22,6 +22,9 @@ import libcachesim as lcs
 
 SHAPES = ("zipf", "drift", "scan")
 FRACTIONS = (0.05, 0.10)
+# The paced run of the write budget: bytes per second, and requests per second.
+BUDGET = 20 << 20
+RATE = 20_000
 PEERS = (("FIFO", lcs.FIFO), ("LRU", lcs.LRU), ("SIEVE", lcs.Sieve), ("S3-FIFO", lcs.S3FIFO),
          ("ARC", lcs.ARC), ("W-TinyLFU", lcs.WTinyLFU), ("BeladySize", lcs.BeladySize))
 
@@ -54,22 +57,34 @@ def main():
             cache = os.path.join(args.out, "replay.dcache")
             if os.path.exists(cache):
                 os.remove(cache)
-            d = run_json([args.dcache, "replay", trace, "--capacity", str(capacity),
-                          "--cache", cache, "--json"])
+            replay = [args.dcache, "replay", trace, "--capacity", str(capacity), "--cache", cache,
+                      "--json"]
+            d = run_json(replay)
+            filtered = run_json(replay + ["--admission", "filtered"])
             peers = {name: peer(policy, trace, capacity) for name, policy in PEERS}
             rows.append({"shape": shape, "fraction": fraction, "capacity": capacity,
-                         "trace": summary, "dcache": d,
+                         "trace": summary, "dcache": d, "filtered": filtered,
                          "peers": {k: {"miss_ratio": v[0], "byte_miss_ratio": v[1]}
                                    for k, v in peers.items()}})
             print("  %s at %d%%: done" % (shape, fraction * 100), file=sys.stderr)
+    # The write budget against wall-clock time: the first shape at its first capacity, paced.
+    first = rows[0]
+    trace = os.path.join(args.out, "%s.oracleGeneral" % first["shape"])
+    cache = os.path.join(args.out, "replay.dcache")
+    if os.path.exists(cache):
+        os.remove(cache)
+    budgeted = run_json([args.dcache, "replay", trace, "--capacity", str(first["capacity"]),
+                         "--cache", cache, "--json", "--admission", "filtered",
+                         "--write-budget", str(BUDGET), "--rate", str(RATE)])
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(rows, f, indent=1)
-    print_table(rows, time.time() - started)
-    wrong = sum(r["dcache"]["wrong_values"] for r in rows)
+        json.dump({"rows": rows, "budgeted": budgeted}, f, indent=1)
+    print_table(rows, budgeted, first, time.time() - started)
+    wrong = sum(r[k]["wrong_values"] for r in rows for k in ("dcache", "filtered"))
+    wrong += budgeted["wrong_values"]
     return 1 if wrong else 0
 
 
-def print_table(rows, seconds):
+def print_table(rows, budgeted, first, seconds):
     names = [n for n, _ in PEERS]
     print("== miss ratio (object / byte), same trace, same byte capacity ==")
     head = "%-6s %4s %8s | %-13s" % ("shape", "cap", "MiB", "dcache") + "".join(
@@ -99,6 +114,26 @@ def print_table(rows, seconds):
             d["promoted_bytes"] / 2**20, d["reinserted"], d["reinserted_bytes"] / 2**20,
             d["ghost_hits"], d["too_large"], d["wrong_values"], d["requests_per_second"],
             d["io_mode"]))
+    print()
+    print("== dcache with --admission filtered (DCACHE_ADMIT_FILTERED), no budget ==")
+    print("%-6s %4s %14s %16s %14s %16s %10s %8s" % (
+        "shape", "cap", "miss (obj/B)", "/ best LRU,S3F", "/ W-TinyLFU", "written/missed B",
+        "declined", "wrong"))
+    for r in rows:
+        f = r["filtered"]
+        best = min(r["peers"]["LRU"]["miss_ratio"], r["peers"]["S3-FIFO"]["miss_ratio"])
+        print("%-6s %3d%% %6.3f / %.3f %15.3fx %13.3fx %16.3f %10d %8d" % (
+            r["shape"], round(r["fraction"] * 100), f["miss_ratio"], f["byte_miss_ratio"],
+            f["miss_ratio"] / best, f["miss_ratio"] / r["peers"]["W-TinyLFU"]["miss_ratio"],
+            f["written_per_missed_byte"], f["declined"], f["wrong_values"]))
+    print()
+    b = budgeted
+    print("== write budget: %s at %d%%, filtered, %d requests/s, budget %.1f MB/s ==" % (
+        first["shape"], round(first["fraction"] * 100), RATE, b["write_budget"] / 1e6))
+    print("written %.1f MB/s over %.1f s (%.3fx the budget), miss ratio %.3f, declined %d, "
+          "wrong %d" % (b["device_bytes_per_second"] / 1e6, b["seconds"],
+                        b["device_bytes_per_second"] / b["write_budget"], b["miss_ratio"],
+                        b["declined"], b["wrong_values"]))
     print()
     t = rows[0]["trace"]
     print("traces: %d requests each; zipf: %d objects, footprint %.0f MiB (see the README for "
