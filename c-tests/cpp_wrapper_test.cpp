@@ -487,7 +487,7 @@ void test_admission() {
     std::string p = path("admission.dc");
     {
         dcache::Cache cache(p, small_cache().admission(DCACHE_ADMIT_FILTERED));
-        std::vector<uint8_t> v = pattern(5000, 1);
+        std::vector<uint8_t> v = pattern(40000, 1);  // over what a first miss stores
         EXPECT_ERROR(DCACHE_DECLINED, cache.put(dcache::bytes_view("k"), v));
         CHECK(!cache.get(dcache::bytes_view("k")));
         cache.put(dcache::bytes_view("k"), v);

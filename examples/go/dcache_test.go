@@ -191,10 +191,10 @@ func TestMiss(t *testing.T) {
 
 func TestAdmissionDeclinesAFirstMiss(t *testing.T) {
 	c := openTemp(t, "a.dcache", &Options{Flags: OpenCreate, Capacity: 32 << 20, Admission: AdmitFiltered})
-	if err := c.Put([]byte("k"), []byte("v1")); !errors.Is(err, ErrDeclined) {
+	if err := c.Put([]byte("k"), make([]byte, 40000)); !errors.Is(err, ErrDeclined) {
 		t.Fatalf("first put: %v, want ErrDeclined", err)
 	}
-	if err := c.Put([]byte("k"), []byte("v2")); err != nil {
+	if err := c.Put([]byte("k"), make([]byte, 40000)); err != nil {
 		t.Fatalf("second put: %v", err)
 	}
 	s, err := c.Stats()

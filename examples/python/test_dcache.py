@@ -194,10 +194,10 @@ class TestCache(TempDirCase):
     def test_admission_declines_a_first_miss(self):
         c = self.new_cache(admission=dcache.ADMIT_FILTERED)
         with self.assertRaises(dcache.DeclinedError):
-            c.put(b"k", b"v1")
+            c.put(b"k", b"1" * 40000)   # over the size stored at a first miss
         self.assertIsNone(c.get(b"k"))
-        c.put(b"k", b"v2")
-        self.assertEqual(c.get(b"k"), b"v2")
+        c.put(b"k", b"2" * 40000)
+        self.assertEqual(c.get(b"k"), b"2" * 40000)
         s = c.stats()
         self.assertEqual(s["declined"], 1)
         self.assertGreater(s["admission_bytes"], 0)

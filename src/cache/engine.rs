@@ -301,10 +301,17 @@ impl Engine {
         let summary = self.device.read_summary(region);
         let g = self.device.geometry();
         let lap = self.head.lap_of(region);
-        let survivors = eviction::survivor_candidates(&self.index, g, region, lap, &summary)
-            .into_iter()
-            .filter_map(|(hash, at)| self.read_survivor(hash, at))
-            .collect();
+        // Under admission filtering, writes are what is spared: only entries read twice
+        // are written again.
+        let min_reads = match self.settings.admission {
+            Admission::All => 1,
+            Admission::Filtered => 2,
+        };
+        let survivors =
+            eviction::survivor_candidates(&self.index, g, region, lap, &summary, min_reads)
+                .into_iter()
+                .filter_map(|(hash, at)| self.read_survivor(hash, at))
+                .collect();
         ReadSummary {
             region,
             summary,

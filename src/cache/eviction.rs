@@ -57,14 +57,15 @@ pub(crate) struct Survivor {
 }
 
 /// The entries of `region` worth keeping: those its summary (of `lap`, the lap the region
-/// holds now) lists, that the index still points at, and that were read since they were
-/// written, in log order, up to a share of the region.
+/// holds now) lists, that the index still points at, and that were read at least
+/// `min_reads` times since they were written, in log order, up to a share of the region.
 pub(crate) fn survivor_candidates(
     index: &Index,
     geometry: &Geometry,
     region: u32,
     lap: u64,
     summary: &Option<(Trailer, Vec<SummaryRecord>)>,
+    min_reads: u32,
 ) -> Vec<(u64, Location)> {
     let Some((t, records)) = summary.as_ref().filter(|(t, _)| t.sealed && t.lap == lap) else {
         return Vec::new();
@@ -76,7 +77,8 @@ pub(crate) fn survivor_candidates(
     let mut chosen = Vec::new();
     for r in records.iter().filter(|r| !r.tombstone) {
         let at = Location::in_region(base, r.offset_units, r.len_units);
-        if index.reads_at(r.hash, at).is_some_and(|n| n > 0) && units + r.len_units as u64 <= budget
+        if index.reads_at(r.hash, at).is_some_and(|n| n >= min_reads)
+            && units + r.len_units as u64 <= budget
         {
             units += r.len_units as u64;
             chosen.push((r.hash, at));
@@ -101,6 +103,43 @@ pub(crate) struct Eviction {
     declined: Option<Ghost>,
     /// Under `Admission::Filtered`, with a write budget.
     budget: Option<WriteBudget>,
+    /// Under `Admission::Filtered`: the largest value stored at its first miss.
+    small: SmallValues,
+}
+
+/// Values up to `largest` bytes are stored at their first miss: they cost few writes for a
+/// hit each, and the object miss ratio counts them as much as large ones. `largest` moves,
+/// once per sixteenth of the capacity offered to puts, to keep the bytes the device takes
+/// near `WRITTEN_PERMILLE` of the bytes offered (the admission targets allow half).
+struct SmallValues {
+    largest: u64,
+    offered: u64,
+    /// Bytes offered and written (`Counters::bytes_written`) when the window began.
+    window_offered: u64,
+    window_written: u64,
+}
+
+const WRITTEN_PERMILLE: (u64, u64) = (380, 440);
+const SMALL_START: u64 = 16 << 10;
+
+impl SmallValues {
+    /// `len` bytes were offered; `written`: the device's bytes written so far.
+    fn offered(&mut self, len: u64, capacity: u64, written: u64) {
+        self.offered += len;
+        let offered = self.offered - self.window_offered;
+        if offered < capacity / 16 {
+            return;
+        }
+        let permille = written.saturating_sub(self.window_written) * 1000 / offered;
+        if permille < WRITTEN_PERMILLE.0 {
+            self.largest += self.largest / 8;
+        } else if permille > WRITTEN_PERMILLE.1 {
+            self.largest -= self.largest / 8;
+        }
+        self.largest = self.largest.clamp(512, 16 << 20);
+        self.window_offered = self.offered;
+        self.window_written = written;
+    }
 }
 
 impl Eviction {
@@ -134,6 +173,12 @@ impl Eviction {
             declined,
             budget: (admission == Admission::Filtered && write_budget > 0)
                 .then(|| WriteBudget::new(write_budget)),
+            small: SmallValues {
+                largest: SMALL_START,
+                offered: 0,
+                window_offered: 0,
+                window_written: 0,
+            },
         }
     }
 
@@ -151,9 +196,12 @@ impl Eviction {
         let Some(declined) = self.declined.as_mut() else {
             return true;
         };
+        let written = self.counters.bytes_written.load(Relaxed);
+        self.small.offered(len, self.geometry.capacity, written);
+        let small = len > 0 && len <= self.small.largest;
         let stored_before =
             self.index.get(hash).is_some() || self.ghosts.iter().any(|g| g.holds(hash));
-        if stored_before || declined.take(hash) {
+        if stored_before || small || declined.take(hash) {
             return true;
         }
         declined.remember(hash);
