@@ -69,6 +69,15 @@ class Region:
         self.fill = 0
 
 
+def read(index, key):
+    """A get: whether `index` holds `key`, counting the read (up to 3, as the engine does)."""
+    e = index.get(key)
+    if e is None:
+        return False
+    e[2] = min(3, e[2] + 1)
+    return True
+
+
 class Ghost:
     """Keys recently dropped, without values: a FIFO of `max_keys`, or (`direct`) a
     direct-mapped table of that many slots, as the engine keeps."""
@@ -182,11 +191,7 @@ class Log:
         return keep
 
     def get(self, key):
-        e = self.index.get(key)
-        if e is None:
-            return False
-        e[2] = min(3, e[2] + 1)
-        return True
+        return read(self.index, key)
 
     def put(self, key, size):
         if not self.two:
@@ -277,11 +282,7 @@ class Rings:
         self.append(ring, key, size)
 
     def get(self, key):
-        e = self.index.get(key)
-        if e is None:
-            return False
-        e[2] = min(3, e[2] + 1)
-        return True
+        return read(self.index, key)
 
     def put(self, key, size):
         self.write("main" if self.ghost.take(key) else "prob", key, size)
