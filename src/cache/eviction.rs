@@ -114,23 +114,26 @@ pub(crate) struct Eviction {
 struct SmallValues {
     largest: u64,
     offered: u64,
-    /// Bytes offered and written (`Counters::bytes_written`) when the window began.
+    /// Bytes of entries appended to the log, counted entry by entry: regions are written
+    /// whole, so the device's own count moves in steps too coarse for a short window.
+    appended: u64,
+    /// `offered` and `appended` when the window began.
     window_offered: u64,
-    window_written: u64,
+    window_appended: u64,
 }
 
 const WRITTEN_PERMILLE: (u64, u64) = (380, 440);
 const SMALL_START: u64 = 16 << 10;
 
 impl SmallValues {
-    /// `len` bytes were offered; `written`: the device's bytes written so far.
-    fn offered(&mut self, len: u64, capacity: u64, written: u64) {
+    /// `len` bytes were offered.
+    fn offered(&mut self, len: u64, capacity: u64) {
         self.offered += len;
         let offered = self.offered - self.window_offered;
         if offered < capacity / 16 {
             return;
         }
-        let permille = written.saturating_sub(self.window_written) * 1000 / offered;
+        let permille = (self.appended - self.window_appended) * 1000 / offered;
         if permille < WRITTEN_PERMILLE.0 {
             self.largest += self.largest / 8;
         } else if permille > WRITTEN_PERMILLE.1 {
@@ -138,7 +141,7 @@ impl SmallValues {
         }
         self.largest = self.largest.clamp(512, 16 << 20);
         self.window_offered = self.offered;
-        self.window_written = written;
+        self.window_appended = self.appended;
     }
 }
 
@@ -176,17 +179,19 @@ impl Eviction {
             small: SmallValues {
                 largest: SMALL_START,
                 offered: 0,
+                appended: 0,
                 window_offered: 0,
-                window_written: 0,
+                window_appended: 0,
             },
         }
     }
 
     /// Whether a put of `hash` is stored. Without a filter, always. With one, a key that
     /// has been stored is: one the cache holds (a newer value), or one a ghost remembers
-    /// (dropped lately, back soon); else a key is stored the second time it misses while
-    /// the table of declined keys remembers the first (nginx's `proxy_cache_min_uses 2`,
-    /// with a window of about as many keys as the cache holds): the first time it is
+    /// (dropped lately, back soon); so is a value no larger than `small.largest`, which moves
+    /// to keep the bytes appended near a fixed share of those offered; else a key is stored
+    /// the second time it misses while the table of declined keys remembers the first
+    /// (nginx's `proxy_cache_min_uses 2`, with a short window): the first time it is
     /// declined, and remembered. With a write budget, a put of `len` bytes that would pass
     /// it is declined whatever the key (the caller then deletes an older value).
     pub fn admit(&mut self, hash: u64, len: u64) -> bool {
@@ -196,8 +201,7 @@ impl Eviction {
         let Some(declined) = self.declined.as_mut() else {
             return true;
         };
-        let written = self.counters.bytes_written.load(Relaxed);
-        self.small.offered(len, self.geometry.capacity, written);
+        self.small.offered(len, self.geometry.capacity);
         let small = len > 0 && len <= self.small.largest;
         let stored_before =
             self.index.get(hash).is_some() || self.ghosts.iter().any(|g| g.holds(hash));
@@ -279,6 +283,7 @@ impl Eviction {
     /// An entry of `len` bytes was appended to `region`.
     pub fn note_entry(&mut self, region: u32, len: u64) {
         self.has_entries[region as usize] = true;
+        self.small.appended += len;
         if let Some(budget) = self.budget.as_mut() {
             budget.spend(len);
         }
