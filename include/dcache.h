@@ -320,6 +320,14 @@ typedef struct dcache_stats {
    * Memory held by the admission filter (fixed by the capacity; 0 without one).
    */
   uint64_t admission_bytes;
+  /**
+   * Entries dropped because the write that was to put them on the device failed.
+   */
+  uint64_t write_entries_dropped;
+  /**
+   * Regions this handle's open could not read (I/O errors), whose entries were lost.
+   */
+  uint64_t recovery_regions_lost;
 } dcache_stats;
 
 /**

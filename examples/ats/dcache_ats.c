@@ -1752,13 +1752,14 @@ static void op_stats(Op *op)
             ", \"io_errors\": %" PRIu64 ", \"reinserted\": %" PRIu64 ", \"reinserted_bytes\": %" PRIu64
             ", \"promoted\": %" PRIu64 ", \"promoted_bytes\": %" PRIu64 ", \"ghost_hits\": %" PRIu64
             ", \"ghost_bytes\": %" PRIu64 ", \"declined\": %" PRIu64 ", \"admission_bytes\": %" PRIu64
-            ", \"alignment\": %u}",
+            ", \"write_entries_dropped\": %" PRIu64 ", \"recovery_regions_lost\": %" PRIu64 ", \"alignment\": %u}",
             (uint64_t)ds.capacity, (uint64_t)ds.used_bytes, (uint64_t)ds.entries, (uint64_t)ds.hits, (uint64_t)ds.misses,
             (uint64_t)ds.puts, (uint64_t)ds.deletes, (uint64_t)ds.evictions, (uint64_t)ds.expirations, (uint64_t)ds.bytes_written,
             (uint64_t)ds.bytes_read, (uint64_t)ds.checksum_failures, (uint64_t)ds.io_errors,
             (uint64_t)ds.reinserted, (uint64_t)ds.reinserted_bytes, (uint64_t)ds.promoted,
             (uint64_t)ds.promoted_bytes, (uint64_t)ds.ghost_hits, (uint64_t)ds.ghost_bytes, (uint64_t)ds.declined,
-            (uint64_t)ds.admission_bytes, (unsigned)ds.alignment);
+            (uint64_t)ds.admission_bytes, (uint64_t)ds.write_entries_dropped, (uint64_t)ds.recovery_regions_lost,
+            (unsigned)ds.alignment);
   }
   str_cat(&s, "}\n");
   Responder *r = responder_fixed(200, "OK", "application/json", s.p);

@@ -376,6 +376,8 @@ type Stats struct {
 	GhostBytes             uint64 // memory the ghosts hold
 	Declined               uint64 // puts and writers the admission filter declined
 	AdmissionBytes         uint64 // memory the admission filter holds
+	WriteEntriesDropped    uint64 // entries dropped because the write meant to store them failed
+	RecoveryRegionsLost    uint64 // regions the open could not read, whose entries were lost
 }
 
 // Stats returns the cache's counters.
@@ -419,6 +421,8 @@ func (c *Cache) Stats() (Stats, error) {
 		GhostBytes:             uint64(s.ghost_bytes),
 		Declined:               uint64(s.declined),
 		AdmissionBytes:         uint64(s.admission_bytes),
+		WriteEntriesDropped:    uint64(s.write_entries_dropped),
+		RecoveryRegionsLost:    uint64(s.recovery_regions_lost),
 	}, nil
 }
 

@@ -172,6 +172,8 @@ _STAT_FIELDS = [
     ("ghost_bytes", _u64),
     ("declined", _u64),
     ("admission_bytes", _u64),
+    ("write_entries_dropped", _u64),
+    ("recovery_regions_lost", _u64),
 ]
 
 

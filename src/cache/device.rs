@@ -3,10 +3,11 @@
 //! writes in pieces that let reads through, reads, syncs, and each region's trailer and summary.
 
 use super::format::{self, Geometry, SummaryRecord, Superblock, Trailer, SUMMARY_RECORD_LEN};
+use super::refusal::WriteRefusal;
 use super::stats::Counters;
 use crate::dio::{AlignedBuf, DirectFile};
 use crate::error::Result;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// Region writes go to the device in pieces: large while no get waits for the device, for
@@ -23,9 +24,9 @@ pub(crate) struct Device {
     counters: Arc<Counters>,
     /// Gets waiting for the device: while there are any, writes go in small pieces.
     gets_in_flight: AtomicU32,
-    /// Unit tests make writes that touch these bytes of the device fail, as a bad block would.
-    #[cfg(test)]
-    failing: parking_lot::Mutex<Option<std::ops::Range<u64>>>,
+    /// Whether a get's read error in each region was logged.
+    read_errors_logged: Vec<AtomicBool>,
+    refusal: WriteRefusal,
 }
 
 impl Device {
@@ -41,28 +42,11 @@ impl Device {
             cache_id,
             counters,
             gets_in_flight: AtomicU32::new(0),
-            #[cfg(test)]
-            failing: Default::default(),
+            read_errors_logged: (0..geometry.region_count)
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+            refusal: WriteRefusal::default(),
         }
-    }
-
-    /// Makes every later write that touches `bytes` of the device fail with EIO (None: none).
-    #[cfg(test)]
-    pub fn fail_writes_in(&self, bytes: Option<std::ops::Range<u64>>) {
-        *self.failing.lock() = bytes;
-    }
-
-    fn pwrite(&self, data: &[u8], offset: u64) -> Result<()> {
-        #[cfg(test)]
-        if let Some(bad) = self.failing.lock().clone() {
-            if offset < bad.end && bad.start < offset + data.len() as u64 {
-                return Err(crate::error::Error::os(
-                    format!("write at {offset} (a failure made by the test)"),
-                    std::io::Error::from_raw_os_error(libc::EIO),
-                ));
-            }
-        }
-        self.file.pwrite(data, offset)
     }
 
     pub fn file(&self) -> &DirectFile {
@@ -97,6 +81,21 @@ impl Device {
         r
     }
 
+    /// `count_io` for a write or a sync, whose outcome also starts or ends a refusal.
+    fn count_write<T>(&self, r: Result<T>) -> Result<T> {
+        match &r {
+            Ok(_) => self.refusal.write_succeeded(),
+            Err(e) => self.refusal.write_failed(e),
+        }
+        self.count_io(r)
+    }
+
+    /// Whether puts may go on: see `WriteRefusal::check`. The probe rewrites the superblock
+    /// `sb` (its older copy, so that a torn write leaves the current one whole).
+    pub fn accepts_writes(&self, sb: &parking_lot::Mutex<Superblock>) -> Result<()> {
+        self.refusal.check(|| self.write_superblock(&mut sb.lock()))
+    }
+
     /// Writes in pieces (see WRITE_PIECE): one 32 MiB write would hold every get behind it
     /// for its whole duration.
     pub fn write(&self, data: &[u8], offset: u64) -> Result<()> {
@@ -108,7 +107,10 @@ impl Device {
                 WRITE_PIECE
             };
             let n = piece.min(data.len() - done);
-            self.count_io(self.pwrite(&data[done..done + n], offset + done as u64))?;
+            self.count_write(
+                self.file
+                    .pwrite(&data[done..done + n], offset + done as u64),
+            )?;
             self.counters.bytes_written.fetch_add(n as u64, Relaxed);
             done += n;
         }
@@ -127,68 +129,94 @@ impl Device {
     }
 
     /// `read_parts` for a get: while it waits, region writes go in small pieces.
+    /// A failed read is logged once per region (a bad block fails every get of it).
     pub fn read_parts_for_get(&self, parts: &mut [&mut [u8]], offset: u64) -> Result<usize> {
         self.gets_in_flight.fetch_add(1, Relaxed);
         let got = self.read_parts(parts, offset);
         self.gets_in_flight.fetch_sub(1, Relaxed);
+        if let Err(e) = &got {
+            let region = self.geometry.region_at(offset);
+            let logged = self.read_errors_logged.get(region as usize);
+            if logged.is_some_and(|l| !l.swap(true, Relaxed)) {
+                crate::log::warn(&format!(
+                    "{e} (region {region}); gets of it fail with DCACHE_IO_ERROR, and later \
+                     read errors in this region are counted in io_errors, not logged"
+                ));
+            }
+        }
         got
     }
 
     pub fn sync(&self) -> Result<()> {
-        self.count_io(self.file.sync())
+        self.count_write(self.file.sync())
     }
 
     /// Writes the superblock with the next generation into the copy the previous one is not
     /// in, then syncs: a torn write leaves the other copy intact.
+    /// The generation moves on only once the write is done: a write that failed is tried
+    /// again on the same copy, never on the current one.
     pub fn write_superblock(&self, sb: &mut Superblock) -> Result<()> {
-        sb.generation += 1;
-        let meta = sb.geometry.meta_size as usize;
+        let mut next = sb.clone();
+        next.generation += 1;
+        let meta = next.geometry.meta_size as usize;
         let mut buf = AlignedBuf::new(meta, meta)?;
-        sb.encode(buf.as_mut_slice());
-        self.count_io(self.pwrite(buf.as_slice(), (sb.generation % 2) * meta as u64))?;
-        self.sync()
+        next.encode(buf.as_mut_slice());
+        self.count_write(
+            self.file
+                .pwrite(buf.as_slice(), (next.generation % 2) * meta as u64),
+        )?;
+        self.sync()?;
+        sb.generation = next.generation;
+        Ok(())
     }
 
-    /// A region's trailer (its last unit), if it is intact and names this region.
-    pub fn read_trailer(&self, region: u32) -> Option<Trailer> {
+    /// A region's trailer (its last unit), if it is intact and names this region; an error
+    /// if it cannot be read.
+    pub fn read_trailer(&self, region: u32) -> Result<Option<Trailer>> {
         let g = &self.geometry;
         let unit = g.unit as usize;
-        let mut buf = AlignedBuf::new(unit, unit).ok()?;
+        let mut buf = AlignedBuf::new(unit, unit)?;
         self.read(
             buf.as_mut_slice(),
             g.region_offset(region) + g.region_size - unit as u64,
-        )
-        .ok()?;
-        Trailer::decode(buf.as_slice(), self.cache_id, g).filter(|t| t.region == region)
+        )?;
+        Ok(Trailer::decode(buf.as_slice(), self.cache_id, g).filter(|t| t.region == region))
     }
 
-    /// The summary records `t`, the region's trailer, describes, if they are intact.
-    pub fn read_summary_records(&self, region: u32, t: &Trailer) -> Option<Vec<SummaryRecord>> {
+    /// The summary records `t`, the region's trailer, describes, if they are intact; an
+    /// error if they cannot be read.
+    pub fn read_summary_records(
+        &self,
+        region: u32,
+        t: &Trailer,
+    ) -> Result<Option<Vec<SummaryRecord>>> {
         let g = &self.geometry;
         let unit = g.unit as usize;
         let summary_units = g.tail_len(t.record_count as usize) as usize - unit;
-        let mut buf = AlignedBuf::new(summary_units, unit).ok()?;
+        let mut buf = AlignedBuf::new(summary_units, unit)?;
         if summary_units > 0 {
             let start = g.region_offset(region) + g.region_size - (summary_units + unit) as u64;
-            self.read(&mut buf.as_mut_slice()[..summary_units], start)
-                .ok()?;
+            self.read(&mut buf.as_mut_slice()[..summary_units], start)?;
         }
         let bytes = &buf.as_slice()[..t.summary_len()];
         if format::crc(self.cache_id, &[bytes]) != t.summary_crc {
-            return None;
+            return Ok(None);
         }
-        Some(
+        Ok(Some(
             bytes
                 .chunks_exact(SUMMARY_RECORD_LEN)
                 .map(SummaryRecord::decode)
                 .collect(),
-        )
+        ))
     }
 
-    /// A region's trailer and summary, if both are intact.
+    /// A region's trailer and summary, if both are intact and readable (a read error is
+    /// counted in `io_errors`).
     pub fn read_summary(&self, region: u32) -> Option<(Trailer, Vec<SummaryRecord>)> {
-        let t = self.read_trailer(region)?;
+        let t = self.read_trailer(region).ok().flatten()?;
         self.read_summary_records(region, &t)
+            .ok()
+            .flatten()
             .map(|records| (t, records))
     }
 }

@@ -16,7 +16,7 @@ use super::{now_secs, Admission};
 use crate::dio::AlignedBuf;
 use crate::error::{Error, ErrorKind, Result};
 use parking_lot::{Mutex, MutexGuard};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// What the options fix for the life of a handle.
@@ -41,6 +41,9 @@ pub(crate) struct Engine {
     pub(super) settings: Settings,
     superblock: Mutex<Superblock>,
     closed: AtomicBool,
+    /// Region writes failed (`Writeback::failures`) when the last flush returned: a flush
+    /// fails if any failed since, since a failed write may have dropped a put it covers.
+    failures_at_flush: AtomicU64,
     recovery: RecoveryReport,
 }
 
@@ -91,6 +94,7 @@ impl Engine {
             settings,
             superblock: Mutex::new(superblock),
             closed: AtomicBool::new(false),
+            failures_at_flush: AtomicU64::new(0),
             recovery,
         })
     }
@@ -112,6 +116,18 @@ impl Engine {
         let mut sb = self.superblock.lock();
         sb.clean = false;
         self.device.write_superblock(&mut sb)
+    }
+
+    /// `writable`, and the device takes writes. While it refuses them (see `WriteRefusal`),
+    /// `key`'s older value leaves the index all the same, since the caller meant to replace
+    /// or delete it; the tombstone that would keep it gone after a reopen cannot be written.
+    pub fn accepts_writes_for(&self, key: &[u8]) -> Result<()> {
+        self.writable()?;
+        self.device
+            .accepts_writes(&self.superblock)
+            .inspect_err(|_| {
+                self.index.remove(self.hash(key));
+            })
     }
 
     pub fn hash(&self, key: &[u8]) -> u64 {
@@ -181,6 +197,7 @@ impl Engine {
     /// Stores a streamed value, admitted when its writer opened, if it stays within the
     /// write budget now that its length is known; else `Declined`, as `admit`.
     pub fn commit(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
+        self.accepts_writes_for(key)?;
         let len = value.len() as u64;
         if self.settings.admission == Admission::Filtered && !self.log.lock().admit_len(len) {
             return self.decline(key);
@@ -205,7 +222,7 @@ impl Engine {
 
     /// Stores a value, if the admission policy takes it.
     pub fn put(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
-        self.writable()?;
+        self.accepts_writes_for(key)?;
         self.check_value_len(value.len() as u64)?;
         self.admit(key, value.len() as u64)?;
         self.store(key, value, ttl_secs)
@@ -243,7 +260,7 @@ impl Engine {
     }
 
     pub fn delete(&self, key: &[u8]) -> Result<()> {
-        self.writable()?;
+        self.accepts_writes_for(key)?;
         let hash = self.hash(key);
         let tombstone = NewEntry {
             hash,
@@ -321,16 +338,22 @@ impl Engine {
 
     /// Hands the active region's pending bytes to the writer thread under the log's lock,
     /// then waits for every queued write and syncs without it, so that gets and puts go on.
+    ///
+    /// It fails if a region write failed since the previous flush returned, even one whose
+    /// error a put already got: the puts that write covered may be lost, and only the next
+    /// flush after this one can say that every put before it is durable.
     pub fn flush(&self) -> Result<()> {
         self.writable()?;
-        let since = {
+        let since = self.failures_at_flush.load(Relaxed);
+        {
             let mut log = self.log.lock();
-            let since = self.writeback.failures();
             log.submit_pending();
             log.queue_partial_tails()?;
-            since
-        };
-        self.writeback.wait_idle(since)?;
+        }
+        let waited = self.writeback.wait_idle(since);
+        self.failures_at_flush
+            .fetch_max(self.writeback.failures(), Relaxed);
+        waited?;
         self.device.sync()
     }
 

@@ -135,6 +135,11 @@ impl Geometry {
     }
 
     /// The region that holds `unit` (counted in units from the start of the data area).
+    /// The region holding byte `offset` of the device (at or past the data area's start).
+    pub fn region_at(&self, offset: u64) -> u32 {
+        (offset.saturating_sub(self.data_start) / self.region_size) as u32
+    }
+
     pub fn region_of(&self, unit: u32) -> u32 {
         (unit as u64 / self.units_per_region()) as u32
     }

@@ -27,6 +27,7 @@ mod index;
 mod open;
 mod read;
 mod recovery;
+mod refusal;
 mod rings;
 mod stats;
 mod writeback;
@@ -183,7 +184,7 @@ impl Cache {
     /// A streaming put of `key`; `Declined` here, before any byte, if the admission policy
     /// does not take it.
     pub fn writer(&self, key: &[u8], ttl_secs: u64) -> Result<Writer> {
-        self.engine.writable()?;
+        self.engine.accepts_writes_for(key)?;
         self.engine.admit(key, 0)?;
         Ok(Writer::new(self.engine.clone(), key, ttl_secs))
     }

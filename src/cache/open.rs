@@ -28,7 +28,15 @@ enum Found {
 fn read_superblock(dev: &DirectFile) -> Result<Found> {
     let probe_len = 2 * SLOT_OFFSETS[SLOT_OFFSETS.len() - 1] as usize;
     let mut buf = AlignedBuf::new(probe_len, 4096)?;
-    let got = dev.pread(buf.as_mut_slice(), 0)?;
+    let mut unreadable = None;
+    let got = match dev.pread(buf.as_mut_slice(), 0) {
+        Err(e) if e.kind() == ErrorKind::Io => {
+            let got = read_around_errors(dev, buf.as_mut_slice(), &e)?;
+            unreadable = Some(e);
+            got
+        }
+        other => other?,
+    };
     let b = &buf.as_slice()[..got];
     let device_size = dev.size();
     let mut candidates = vec![Superblock::decode(b, device_size)];
@@ -51,6 +59,9 @@ fn read_superblock(dev: &DirectFile) -> Result<Found> {
     if let Some(sb) = best {
         return Ok(Found::Cache(sb.clone()));
     }
+    if let Some(e) = unreadable {
+        return Err(no_superblock(dev, &e));
+    }
     if let Some(v) = candidates.iter().find_map(|c| {
         if let SlotContent::OtherVersion(v) = c {
             Some(*v)
@@ -64,6 +75,50 @@ fn read_superblock(dev: &DirectFile) -> Result<Found> {
         return Ok(Found::Damaged);
     }
     Ok(Found::Foreign)
+}
+
+/// Reads the start of `dev` into `buf` a block at a time after `e` failed the whole read,
+/// leaving zeros where a block cannot be read: one superblock copy may still read where the
+/// other does not. Fails only when no block reads.
+fn no_superblock(dev: &DirectFile, e: &Error) -> Error {
+    Error::new(
+        ErrorKind::Io,
+        format!(
+            "neither superblock copy of {} can be read: {}",
+            dev.path().display(),
+            e.message()
+        ),
+    )
+}
+
+fn read_around_errors(dev: &DirectFile, buf: &mut [u8], e: &Error) -> Result<usize> {
+    let block = SLOT_OFFSETS[0] as usize;
+    let mut got = 0;
+    let mut readable = false;
+    for (i, chunk) in buf.chunks_mut(block).enumerate() {
+        match dev.pread(chunk, (i * block) as u64) {
+            Ok(n) => {
+                readable = true;
+                got = i * block + n;
+                if n < chunk.len() {
+                    break;
+                }
+            }
+            Err(_) => {
+                chunk.fill(0);
+                got = (i + 1) * block;
+            }
+        }
+    }
+    if !readable {
+        return Err(no_superblock(dev, e));
+    }
+    crate::log::warn(&format!(
+        "part of the start of {} cannot be read ({}); looking for a superblock copy that can",
+        dev.path().display(),
+        e.message()
+    ));
+    Ok(got.min(buf.len()))
 }
 
 fn is_empty(dev: &DirectFile) -> Result<bool> {

@@ -18,7 +18,7 @@ use super::rings::Rings;
 use super::MAX_KEY_LEN;
 use crate::dio::align::round_up;
 use crate::dio::AlignedBuf;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
@@ -37,6 +37,8 @@ pub struct RecoveryReport {
     pub regions_scanned: u32,
     /// Entries dropped because they were torn or failed their checksums.
     pub entries_dropped: u64,
+    /// Regions that could not be read (I/O errors): what they held is lost.
+    pub regions_lost: u32,
     pub micros: u64,
 }
 
@@ -99,8 +101,16 @@ pub(crate) fn recover(
     let n = device.geometry().region_count;
     let mut found = Vec::with_capacity(n as usize);
     for region in 0..n {
-        found.push(recovery.region(region, sb, read_only)?);
+        let f = match recovery.region(region, sb, read_only) {
+            Err(e) if e.kind() == ErrorKind::Io => recovery.lost(region, &e),
+            other => other?,
+        };
+        found.push(f);
     }
+    device
+        .counters()
+        .recovery_regions_lost
+        .fetch_add(recovery.report.regions_lost as u64, Relaxed);
     let start = recovery.start(found, index, sb, read_only)?;
     let mut report = recovery.report;
     device
@@ -128,7 +138,7 @@ impl Recovery<'_> {
     /// (or one that the region's first entry shows to be older than the lap the region was
     /// entered for last), the entries a scan from its start finds, counted in the main ring.
     fn region(&mut self, region: u32, sb: &Superblock, read_only: bool) -> Result<Option<Found>> {
-        let trailer = self.device.read_trailer(region);
+        let trailer = self.device.read_trailer(region)?;
         let first = match (&trailer, sb.clean) {
             (Some(t), false) if t.fill > 0 => self.first_header(region)?,
             _ => None,
@@ -144,7 +154,10 @@ impl Recovery<'_> {
         if let Some(lap) = reentered {
             return self.orphan(region, lap);
         }
-        let mut records = match self.device.read_summary_records(region, &t) {
+        // A summary that cannot be read is damaged as far as recovery goes: the entries
+        // may still read.
+        let summary = self.device.read_summary_records(region, &t).ok().flatten();
+        let mut records = match summary {
             Some(records) => records,
             None if t.sealed => {
                 self.report.regions_scanned += 1;
@@ -169,6 +182,37 @@ impl Recovery<'_> {
             records,
             resume: Some(resume),
         }))
+    }
+
+    /// `region`, which could not be read (`e`): lost. If its summary still reads, the keys
+    /// it lists stay deleted, as tombstones, so that no older value of theirs elsewhere
+    /// comes back; otherwise its keys are unknown.
+    fn lost(&mut self, region: u32, e: &Error) -> Option<Found> {
+        self.report.regions_lost += 1;
+        let found = self.device.read_summary(region).map(|(t, records)| {
+            self.max_entry_seq = self.max_entry_seq.max(t.max_entry_seq);
+            let tombstones = records
+                .into_iter()
+                .map(|r| SummaryRecord {
+                    tombstone: true,
+                    ..r
+                })
+                .collect();
+            Found {
+                ring: t.ring,
+                lap: t.lap,
+                records: tombstones,
+                resume: None,
+            }
+        });
+        crate::log::warn(&format!(
+            "region {region} could not be read at open ({e}): its entries are lost{}",
+            match found {
+                Some(_) => " (its summary read: none of its keys brings back an older value)",
+                None => " (its summary could not be read either)",
+            }
+        ));
+        found
     }
 
     /// A region with a partial summary (`records`), written by a flush or a clean close of
@@ -373,6 +417,7 @@ impl Recovery<'_> {
             region_start: g.region_offset(region),
             end,
             read_end: from,
+            cut: None,
         };
         let mut scan = Scan {
             records: Vec::new(),
@@ -380,20 +425,28 @@ impl Recovery<'_> {
         };
         let mut last_seq = after_seq;
         let mut pos = from;
+        // The scan stopped for want of bytes (not at a header that is not an entry's).
+        let mut starved = false;
         while pos < end {
             // A header's fixed part first: decode calls fewer bytes invalid, not incomplete.
             if window.read_end - pos < ENTRY_HEADER_LEN as u64 && !window.read_on(buf, 0)? {
+                starved = true;
                 break;
             }
             let available = &buf[pos as usize..window.read_end as usize];
             let h = match EntryHeader::decode(available, cache_id, end - pos, g.unit) {
                 Decoded::Valid(h) if h.lap == lap && h.entry_seq > last_seq => h,
                 Decoded::Incomplete if window.read_on(buf, 0)? => continue,
+                Decoded::Incomplete => {
+                    starved = true;
+                    break;
+                }
                 _ => break,
             };
             let elen = h.entry_len(g.unit);
             let missing = (pos + elen).saturating_sub(window.read_end);
             if missing > 0 && (!window.read_on(buf, missing)? || pos + elen > window.read_end) {
+                starved = true;
                 break; // the file ends inside the entry
             }
             let b = &buf[pos as usize..(pos + elen) as usize];
@@ -414,7 +467,21 @@ impl Recovery<'_> {
             pos += elen;
             scan.fill = pos;
         }
+        self.note_cut(region, window.cut.filter(|_| starved), scan.records.len());
         Ok(scan)
+    }
+
+    /// A scan of `region` stopped for want of bytes that `cut` kept it from reading (None:
+    /// the region simply ended): what lay past them is lost. A read error only past where
+    /// the entries end (over a summary) loses nothing, and is not counted.
+    fn note_cut(&mut self, region: u32, cut: Option<Error>, found: usize) {
+        if let Some(e) = cut {
+            self.report.regions_lost += 1;
+            crate::log::warn(&format!(
+                "region {region}: a read error at open stopped the scan of its entries after \
+                 {found} of them ({e}): the entries past it are lost"
+            ));
+        }
     }
 }
 
@@ -446,23 +513,46 @@ struct ScanWindow<'a> {
     /// Where the region's entries must end (its trailer follows).
     end: u64,
     read_end: u64,
+    /// The read error that stopped the scan short of bytes it wanted.
+    cut: Option<Error>,
 }
 
 impl ScanWindow<'_> {
     /// Reads on, at least `want` bytes or a window (whichever is more, up to the end); false
-    /// at the end of the region or the file.
+    /// at the end of the region or the file. A window that cannot be read is read again a
+    /// unit at a time, up to the first unit that cannot: the scan keeps what it read before
+    /// (`cut` says it had to stop there).
     fn read_on(&mut self, buf: &mut [u8], want: u64) -> Result<bool> {
         let n = want.max(SCAN_WINDOW).min(self.end - self.read_end);
         if n == 0 {
             return Ok(false);
         }
         let at = self.read_end as usize;
-        let got = self.device.read(
+        let got = match self.device.read(
             &mut buf[at..at + n as usize],
             self.region_start + self.read_end,
-        )?;
+        ) {
+            Err(e) if e.kind() == ErrorKind::Io => self.read_units(buf, n, e),
+            other => other?,
+        };
         self.read_end += got as u64;
         Ok(got > 0)
+    }
+
+    fn read_units(&mut self, buf: &mut [u8], n: u64, e: Error) -> usize {
+        let unit = self.device.geometry().unit as u64;
+        let mut got = 0;
+        while got < n {
+            let at = (self.read_end + got) as usize;
+            let offset = self.region_start + self.read_end + got;
+            match self.device.read(&mut buf[at..at + unit as usize], offset) {
+                Ok(k) if k as u64 == unit => got += unit,
+                Ok(k) => return got as usize + k,
+                Err(_) => break,
+            }
+        }
+        self.cut.get_or_insert(e);
+        got as usize
     }
 }
 
@@ -553,7 +643,8 @@ mod tests {
             drop(c);
             let (g, trailer) = {
                 let c = testing::reopen(&path);
-                let t = c.engine.device.read_trailer(0).expect("region 0 is sealed");
+                let t = c.engine.device.read_trailer(0).unwrap();
+                let t = t.expect("region 0 is sealed");
                 (*c.engine.device.geometry(), t)
             };
             let region_end = g.region_offset(0) + g.region_size;

@@ -11,7 +11,8 @@
 //!
 //! A failed write is reported by the next flush or seal. Its range is written again: by the
 //! region's queued seal job if there is one, else by the next write-behind or flush of the
-//! region (the rollback). A failed seal drops the region's entries from the index.
+//! region (the rollback). A failed seal drops from the index the region's entries from the
+//! range that failed on (counted in `write_entries_dropped`); those written before stay.
 
 use super::device::Device;
 use super::index::Index;
@@ -22,7 +23,7 @@ use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::atomic::{
     AtomicU32,
-    Ordering::{Acquire, Release},
+    Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -69,7 +70,9 @@ struct Job {
 }
 
 impl Job {
-    fn write(&self, device: &Device) -> Result<()> {
+    /// On failure, also the offset in the region of the range that failed: what the job
+    /// wrote before it is on the device.
+    fn write(&self, device: &Device) -> std::result::Result<(), (Error, usize)> {
         let start = device.geometry().region_offset(self.region);
         for &(from, to) in self.ranges.iter().filter(|(f, t)| t > f) {
             let data = match &self.bytes {
@@ -80,7 +83,9 @@ impl Job {
                 Bytes::Sealed(buf) => &buf.as_slice()[from..to],
                 Bytes::Copy { buf, at, .. } => &buf.as_slice()[from - at..to - at],
             };
-            device.write(data, start + from as u64)?;
+            device
+                .write(data, start + from as u64)
+                .map_err(|e| (e, from))?;
         }
         Ok(())
     }
@@ -106,6 +111,8 @@ struct State {
     /// Writes that failed, ever: a flush fails if this moved while it waited, even when
     /// another caller took the error itself.
     write_failures: u64,
+    /// The kind of the latest failed write.
+    last_failure: Option<ErrorKind>,
     stop: bool,
 }
 
@@ -281,6 +288,7 @@ impl Writeback {
 
     fn record_failure(st: &mut State, e: Error) {
         st.write_failures += 1;
+        st.last_failure = Some(e.kind());
         st.failed.get_or_insert(e);
     }
 
@@ -329,7 +337,7 @@ impl Writeback {
         self.finish(job, result);
     }
 
-    fn finish(&self, job: Job, result: Result<()>) {
+    fn finish(&self, job: Job, result: std::result::Result<(), (Error, usize)>) {
         let Job {
             region,
             ranges,
@@ -340,7 +348,7 @@ impl Writeback {
             // A partial tail needs no repair: the next flush or the seal writes it again.
             Bytes::Copy { .. } | Bytes::Active(_) => {
                 let mut st = self.state.lock();
-                if let Err(e) = result {
+                if let Err((e, _)) = result {
                     if matches!(bytes, Bytes::Active(_)) {
                         Self::plan_rewrite(&mut st, region, &ranges);
                     }
@@ -352,16 +360,26 @@ impl Writeback {
                 }
             }
             Bytes::Sealed(mut buf) => {
-                if result.is_err() {
-                    // The region never reached the device: its entries must not be read there.
+                if let Err((_, failed_from)) = &result {
+                    // The region's bytes from the failed range on never reached the device:
+                    // their entries must not be read there. Those before it did.
                     let g = self.device.geometry();
                     let base = g.first_unit(region);
-                    self.index.remove_in(base, base + g.units_per_region());
+                    let from = base + *failed_from as u64 / g.unit as u64;
+                    let end = base + g.units_per_region();
+                    let dropped = self.index.remove_where(|l| {
+                        let unit = l.unit as u64;
+                        unit < end && unit + l.len_units as u64 > from
+                    });
+                    self.device
+                        .counters()
+                        .write_entries_dropped
+                        .fetch_add(dropped, Relaxed);
                 }
                 let mut st = self.state.lock();
                 st.in_flight_seal = None;
                 self.sealing_region.store(NONE, Release);
-                if let Err(e) = result {
+                if let Err((e, _)) = result {
                     Self::record_failure(&mut st, e);
                 }
                 drop(st);
@@ -396,8 +414,9 @@ impl Writeback {
         match st.failed.take() {
             Some(e) => Err(e),
             None if st.write_failures != since => Err(Error::new(
-                ErrorKind::Io,
-                "a region write failed while this flush waited (its error went to another call)",
+                st.last_failure.unwrap_or(ErrorKind::Io),
+                "a region write failed since the last flush (its error went to another call): \
+                 puts made since then may be lost",
             )),
             None => Ok(()),
         }
@@ -440,6 +459,7 @@ impl Writeback {
 mod tests {
     use super::super::testing::{self, MIB};
     use crate::cache::Cache;
+    use crate::dio::fault::{self, Fault};
 
     fn check_all(c: &Cache, keys: std::ops::Range<usize>) {
         for i in keys {
@@ -455,14 +475,13 @@ mod tests {
         let (path, c) = testing::create(dir.path(), "c", 64 * MIB);
         let g = *c.engine.device.geometry();
         // Regions are 8 MiB here; write-behind hands the first 2 MiB over while puts go on.
-        c.engine
-            .device
-            .fail_writes_in(Some(g.data_start..g.data_start + MIB));
+        let bad = g.data_start..g.data_start + MIB;
+        fault::set(&path, vec![Fault::unwritable(bad, libc::EIO)]).unwrap();
         testing::put_range(&c, 0..25, 100_000);
         let err = c.flush().expect_err("the flush reports the failed write");
-        assert!(err.message().contains("failure made by the test"), "{err}");
+        assert!(err.message().contains("Input/output error"), "{err}");
         assert!(c.stats().io_errors >= 1);
-        c.engine.device.fail_writes_in(None);
+        fault::clear(&path).unwrap();
         c.flush()
             .expect("the next flush writes the failed range again");
         check_all(&c, 0..25);
@@ -476,14 +495,18 @@ mod tests {
     #[test]
     fn a_write_error_in_the_middle_of_a_sealed_region_drops_its_entries_never_serves_them() {
         let dir = testing::scratch();
-        let (_, c) = testing::create(dir.path(), "c", 8 * MIB);
+        let (path, c) = testing::create(dir.path(), "c", 8 * MIB);
         let g = *c.engine.device.geometry();
         let bad = g.data_start + 256 * 1024;
-        c.engine.device.fail_writes_in(Some(bad..bad + 256 * 1024));
+        fault::set(
+            &path,
+            vec![Fault::unwritable(bad..bad + 256 * 1024, libc::EIO)],
+        )
+        .unwrap();
         // Regions are 1 MiB: about ten of these fill region 0, and the 11th seals it.
         testing::put_range(&c, 0..12, 100_000);
         assert!(c.flush().is_err(), "the failed seal is reported");
-        c.engine.device.fail_writes_in(None);
+        fault::clear(&path).unwrap();
         let in_region_0 = |i: usize| {
             let loc = c
                 .engine

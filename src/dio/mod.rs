@@ -3,6 +3,7 @@
 
 pub mod align;
 pub mod buffer;
+pub mod fault;
 pub mod file;
 mod range_lock;
 pub mod sys;

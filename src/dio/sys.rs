@@ -1,6 +1,7 @@
 //! Thin, retrying wrappers over the system calls the I/O layer uses. Every loop here retries
 //! EINTR and short transfers, so callers see a short read only at end of file.
 
+use super::fault::{self, Op};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -47,6 +48,7 @@ pub fn pread_full(
     align: usize,
 ) -> io::Result<usize> {
     let (ptr, len) = (buf.as_mut_ptr(), buf.len());
+    fault::check(fd, Op::Read, offset, len as u64)?;
     transfer(len, align, |done| {
         // SAFETY: [ptr + done, ptr + len) lies inside `buf`, which is writable.
         unsafe {
@@ -73,6 +75,7 @@ pub fn preadv_full(
 ) -> io::Result<usize> {
     assert!(parts.len() <= MAX_PARTS, "too many parts for one preadv");
     let len = parts.iter().map(|p| p.len()).sum();
+    fault::check(fd, Op::Read, offset, len as u64)?;
     let mut iov = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
@@ -108,6 +111,7 @@ pub fn preadv_full(
 /// Writes all of `buf`; a device that accepts nothing more is full (ENOSPC).
 pub fn pwrite_full(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<()> {
     let (ptr, len) = (buf.as_ptr(), buf.len());
+    fault::check(fd, Op::Write, offset, len as u64)?;
     let written = transfer(len, 1, |done| {
         // SAFETY: [ptr + done, ptr + len) lies inside `buf`.
         unsafe {
@@ -126,6 +130,7 @@ pub fn pwrite_full(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<()
 }
 
 pub fn fdatasync(fd: BorrowedFd<'_>) -> io::Result<()> {
+    fault::check(fd, Op::Sync, 0, 0)?;
     loop {
         // SAFETY: plain syscall on a valid descriptor.
         match check(unsafe { libc::fdatasync(fd.as_raw_fd()) }) {
@@ -136,6 +141,7 @@ pub fn fdatasync(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 pub fn fsync(fd: BorrowedFd<'_>) -> io::Result<()> {
+    fault::check(fd, Op::Sync, 0, 0)?;
     loop {
         // SAFETY: plain syscall on a valid descriptor.
         match check(unsafe { libc::fsync(fd.as_raw_fd()) }) {

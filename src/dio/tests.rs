@@ -287,3 +287,66 @@ fn bad_arguments_are_refused() {
         missing.message()
     );
 }
+
+/// An injected fault fails exactly the operations it names, on the bytes it names, of the
+/// file it was set on, through a descriptor opened before it was set; clearing it ends it.
+#[test]
+fn injected_faults_fail_only_what_they_name() {
+    use super::fault::{self, Fault, Op};
+    let dir = scratch_dir();
+    let (f, path) = open_new(&dir, None);
+    let (other, _) = {
+        let p = dir.path().join("other");
+        let o = OpenOptions {
+            create: true,
+            io_mode: IoMode::Direct,
+            ..Default::default()
+        };
+        (DirectFile::open(&p, &o).unwrap(), p)
+    };
+    let data = pattern(64 << 10, 7);
+    f.pwrite(&data, 0).unwrap();
+    other.pwrite(&data, 0).unwrap();
+    fault::set(
+        &path,
+        vec![
+            Fault::unreadable(8192..12288),
+            Fault::unwritable(32768..36864, libc::EROFS),
+            Fault {
+                op: Op::Sync,
+                bytes: 0..0,
+                errno: libc::EIO,
+            },
+        ],
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let err = f.pread(&mut buf, 8192).unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::Io, "{err}");
+    assert_eq!(
+        f.pread(&mut buf, 12288).unwrap(),
+        4096,
+        "the next block reads"
+    );
+    assert_eq!(buf[..], data[12288..16384]);
+    let mut whole = vec![0u8; 64 << 10];
+    assert!(
+        f.pread(&mut whole, 0).is_err(),
+        "a read across the range fails whole"
+    );
+    assert!(
+        f.pwrite(&data[..100], 32800).is_err(),
+        "a write into the range"
+    );
+    f.pwrite(&data[..4096], 0).unwrap();
+    assert!(f.sync().is_err());
+    assert_eq!(
+        other.pread(&mut whole, 0).unwrap(),
+        64 << 10,
+        "another file reads"
+    );
+    other.sync().unwrap();
+    fault::clear(&path).unwrap();
+    f.pread(&mut buf, 8192).unwrap();
+    f.sync().unwrap();
+}

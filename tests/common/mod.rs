@@ -5,6 +5,7 @@
 
 use dcache::cache::{Cache, CacheOptions, Fetched};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 pub fn scratch() -> tempfile::TempDir {
     let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -51,4 +52,67 @@ pub fn value_for(key: &[u8], version: u32, len: usize) -> Vec<u8> {
         v[4..12].copy_from_slice(&seed.to_le_bytes());
     }
     v
+}
+
+/// A loop device over an image file, detached when dropped.
+pub struct LoopDevice {
+    pub dev: String,
+}
+
+impl LoopDevice {
+    pub fn attach(image: &Path, size: u64, sector: u32) -> Option<LoopDevice> {
+        std::fs::File::create(image).unwrap().set_len(size).unwrap();
+        let out = Command::new("losetup")
+            .args(["--find", "--show", "--sector-size", &sector.to_string()])
+            .arg(image)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "SKIP: losetup failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        Some(LoopDevice {
+            dev: String::from_utf8(out.stdout).unwrap().trim().to_string(),
+        })
+    }
+
+    pub fn blockdev(&self, flag: &str) {
+        assert!(Command::new("blockdev")
+            .args([flag, &self.dev])
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("blockdev")
+            .args(["--setrw", &self.dev])
+            .status();
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+/// A loop device of `size` bytes with this sector size, in a scratch directory; None (with the
+/// reason printed) when not root or when losetup fails.
+pub fn loop_device(test: &str, size: u64, sector: u32) -> Option<(tempfile::TempDir, LoopDevice)> {
+    if !root_or_skip(test) {
+        return None;
+    }
+    let dir = scratch();
+    let lo = LoopDevice::attach(&dir.path().join("img"), size, sector)?;
+    Some((dir, lo))
+}
+
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("SKIP: {test}: needs root for loop devices (CI runs as root)");
+    }
+    root
 }

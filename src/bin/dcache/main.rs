@@ -230,6 +230,12 @@ fn info(path: &Path, mode: Mode) -> Result<ExitCode, Error> {
         s.ghost_hits,
         human(s.ghost_bytes)
     );
+    if r.regions_lost > 0 {
+        println!(
+            "lost at open:    {} regions could not be read (I/O errors)",
+            r.regions_lost
+        );
+    }
     println!(
         "last shutdown:   {}",
         if r.was_clean {
