@@ -223,10 +223,7 @@ impl ActiveRegion {
         self.submit_pending(writeback);
         writeback.wait_idle(since)?;
         let tail_start = self.encode_tail(device, false);
-        device.write(
-            &self.buf.as_slice()[tail_start..],
-            device.geometry().region_offset(self.region) + tail_start as u64,
-        )
+        device.write_tail(self.region, &self.buf.as_slice()[tail_start..])
     }
 
     /// Where the region's summary and trailer start, for the entries it holds now.

@@ -170,17 +170,25 @@ impl Device {
         Ok(())
     }
 
+    /// Writes `tail`, a region's summary and trailer, at the region's end, then a copy at the
+    /// end of the region's mirror slot (`Geometry::mirror_slot`) where it fits. The copy is
+    /// a spare: a failure to write it is counted in `io_errors`, and fails nothing.
+    pub fn write_tail(&self, region: u32, tail: &[u8]) -> Result<()> {
+        let g = &self.geometry;
+        let len = tail.len() as u64;
+        self.write(tail, g.region_offset(region) + g.region_size - len)?;
+        if let Some((end, _)) = g.mirror_slot(region).filter(|&(_, slot)| len <= slot) {
+            if self.count_io(self.file.pwrite(tail, end - len)).is_ok() {
+                self.counters.bytes_written.fetch_add(len, Relaxed);
+            }
+        }
+        Ok(())
+    }
+
     /// A region's trailer (its last unit), if it is intact and names this region; an error
     /// if it cannot be read.
     pub fn read_trailer(&self, region: u32) -> Result<Option<Trailer>> {
-        let g = &self.geometry;
-        let unit = g.unit as usize;
-        let mut buf = AlignedBuf::new(unit, unit)?;
-        self.read(
-            buf.as_mut_slice(),
-            g.region_offset(region) + g.region_size - unit as u64,
-        )?;
-        Ok(Trailer::decode(buf.as_slice(), self.cache_id, g).filter(|t| t.region == region))
+        self.read_trailer_ending(region, self.region_end(region))
     }
 
     /// The summary records `t`, the region's trailer, describes, if they are intact; an
@@ -190,13 +198,55 @@ impl Device {
         region: u32,
         t: &Trailer,
     ) -> Result<Option<Vec<SummaryRecord>>> {
+        self.read_summary_ending(self.region_end(region), t)
+    }
+
+    /// A region's trailer and summary, if both are intact and readable (a read error is
+    /// counted in `io_errors`).
+    pub fn read_summary(&self, region: u32) -> Option<(Trailer, Vec<SummaryRecord>)> {
+        self.read_tail_ending(region, self.region_end(region))
+    }
+
+    /// The copy of a region's latest trailer and summary in its mirror slot, if there is
+    /// one, intact and readable.
+    pub fn read_mirrored_summary(&self, region: u32) -> Option<(Trailer, Vec<SummaryRecord>)> {
+        let (end, _) = self.geometry.mirror_slot(region)?;
+        self.read_tail_ending(region, end)
+    }
+
+    fn region_end(&self, region: u32) -> u64 {
+        self.geometry.region_offset(region) + self.geometry.region_size
+    }
+
+    fn read_tail_ending(&self, region: u32, end: u64) -> Option<(Trailer, Vec<SummaryRecord>)> {
+        let t = self.read_trailer_ending(region, end).ok().flatten()?;
+        self.read_summary_ending(end, &t)
+            .ok()
+            .flatten()
+            .map(|records| (t, records))
+    }
+
+    /// The trailer in the unit before `end`, if it is intact and names `region`.
+    fn read_trailer_ending(&self, region: u32, end: u64) -> Result<Option<Trailer>> {
+        let unit = self.geometry.unit as usize;
+        let mut buf = AlignedBuf::new(unit, unit)?;
+        self.read(buf.as_mut_slice(), end - unit as u64)?;
+        let t = Trailer::decode(buf.as_slice(), self.cache_id, &self.geometry);
+        Ok(t.filter(|t| t.region == region))
+    }
+
+    /// The summary records `t` describes, just before its trailer, which ends at `end`.
+    fn read_summary_ending(&self, end: u64, t: &Trailer) -> Result<Option<Vec<SummaryRecord>>> {
         let g = &self.geometry;
         let unit = g.unit as usize;
-        let summary_units = g.tail_len(t.record_count as usize) as usize - unit;
-        let mut buf = AlignedBuf::new(summary_units, unit)?;
+        let tail = g.tail_len(t.record_count as usize);
+        if tail > g.region_size || tail > end {
+            return Ok(None);
+        }
+        let summary_units = tail as usize - unit;
+        let mut buf = AlignedBuf::new(summary_units.max(unit), unit)?;
         if summary_units > 0 {
-            let start = g.region_offset(region) + g.region_size - (summary_units + unit) as u64;
-            self.read(&mut buf.as_mut_slice()[..summary_units], start)?;
+            self.read(&mut buf.as_mut_slice()[..summary_units], end - tail)?;
         }
         let bytes = &buf.as_slice()[..t.summary_len()];
         if format::crc(self.cache_id, &[bytes]) != t.summary_crc {
@@ -208,15 +258,5 @@ impl Device {
                 .map(SummaryRecord::decode)
                 .collect(),
         ))
-    }
-
-    /// A region's trailer and summary, if both are intact and readable (a read error is
-    /// counted in `io_errors`).
-    pub fn read_summary(&self, region: u32) -> Option<(Trailer, Vec<SummaryRecord>)> {
-        let t = self.read_trailer(region).ok().flatten()?;
-        self.read_summary_records(region, &t)
-            .ok()
-            .flatten()
-            .map(|records| (t, records))
     }
 }

@@ -114,8 +114,7 @@ impl Geometry {
         if region_count < MIN_REGIONS as u64 || region_count > u32::MAX as u64 {
             return None;
         }
-
-        Some(Geometry {
+        let mut g = Geometry {
             capacity,
             alignment,
             unit: unit as u32,
@@ -123,7 +122,17 @@ impl Geometry {
             region_size,
             region_count: region_count as u32,
             data_start,
-        })
+        };
+        // Room for mirror slots that hold a summary of a record for every unit, or of one
+        // for every 32 units if that is smaller: a region fewer where the last one leaves
+        // too little.
+        let slot = g
+            .tail_len((region_size / unit) as usize)
+            .min(region_size / 32);
+        while g.region_count > MIN_REGIONS && g.mirror_slot(0).is_none_or(|(_, len)| len < slot) {
+            g.region_count -= 1;
+        }
+        Some(g)
     }
 
     pub fn region_offset(&self, region: u32) -> u64 {
@@ -147,6 +156,20 @@ impl Geometry {
     /// The first unit of `region`, counted from the start of the data area.
     pub fn first_unit(&self, region: u32) -> u64 {
         region as u64 * self.units_per_region()
+    }
+
+    /// The end and the length of `region`'s slot in the mirror area, if the geometry leaves
+    /// one of at least two units. The bytes past the last region (capacity seldom divides
+    /// into whole regions) keep a copy of each region's latest summary and trailer, at the
+    /// end of its slot as at the end of the region: when a bad block takes a region, its
+    /// keys are still known, and stay deleted instead of letting an older value elsewhere
+    /// come back.
+    pub fn mirror_slot(&self, region: u32) -> Option<(u64, u64)> {
+        let start = self.data_start + self.region_count as u64 * self.region_size;
+        let unit = self.unit as u64;
+        let len = self.capacity.checked_sub(start)? / self.region_count as u64 / unit * unit;
+        (len >= 2 * unit && region < self.region_count)
+            .then(|| (start + (region as u64 + 1) * len, len))
     }
 
     /// Bytes at the end of a region holding `records` summary records and the trailer.

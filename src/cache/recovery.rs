@@ -184,12 +184,16 @@ impl Recovery<'_> {
         }))
     }
 
-    /// `region`, which could not be read (`e`): lost. If its summary still reads, the keys
-    /// it lists stay deleted, as tombstones, so that no older value of theirs elsewhere
-    /// comes back; otherwise its keys are unknown.
+    /// `region`, which could not be read (`e`): lost. If its summary still reads, there or
+    /// in the mirror area, the keys it lists stay deleted, as tombstones, so that no older
+    /// value of theirs elsewhere comes back; otherwise its keys are unknown.
     fn lost(&mut self, region: u32, e: &Error) -> Option<Found> {
         self.report.regions_lost += 1;
-        let found = self.device.read_summary(region).map(|(t, records)| {
+        let summary = self
+            .device
+            .read_summary(region)
+            .or_else(|| self.device.read_mirrored_summary(region));
+        let found = summary.map(|(t, records)| {
             self.max_entry_seq = self.max_entry_seq.max(t.max_entry_seq);
             let tombstones = records
                 .into_iter()
@@ -209,7 +213,7 @@ impl Recovery<'_> {
             "region {region} could not be read at open ({e}): its entries are lost{}",
             match found {
                 Some(_) => " (its summary read: none of its keys brings back an older value)",
-                None => " (its summary could not be read either)",
+                None => " (no copy of its summary could be read either)",
             }
         ));
         found
@@ -412,13 +416,7 @@ impl Recovery<'_> {
         let cache_id = self.device.cache_id();
         let unit = g.unit as u64;
         let end = g.region_size - unit;
-        let mut window = ScanWindow {
-            device: self.device,
-            region_start: g.region_offset(region),
-            end,
-            read_end: from,
-            cut: None,
-        };
+        let mut window = ScanWindow::new(self.device, region, from);
         let mut scan = Scan {
             records: Vec::new(),
             fill: from,
@@ -467,21 +465,37 @@ impl Recovery<'_> {
             pos += elen;
             scan.fill = pos;
         }
-        self.note_cut(region, window.cut.filter(|_| starved), scan.records.len());
+        if let Some(e) = window.cut.filter(|_| starved) {
+            self.cut_short(region, &e, &mut scan);
+        }
         Ok(scan)
     }
 
-    /// A scan of `region` stopped for want of bytes that `cut` kept it from reading (None:
-    /// the region simply ended): what lay past them is lost. A read error only past where
+    /// A scan of `region` stopped for want of bytes that `e` kept it from reading: what lay
+    /// past them is lost. The keys of those entries that the region's latest summary (or
+    /// its mirrored copy) lists stay deleted, as tombstones. A read error only past where
     /// the entries end (over a summary) loses nothing, and is not counted.
-    fn note_cut(&mut self, region: u32, cut: Option<Error>, found: usize) {
-        if let Some(e) = cut {
-            self.report.regions_lost += 1;
-            crate::log::warn(&format!(
-                "region {region}: a read error at open stopped the scan of its entries after \
-                 {found} of them ({e}): the entries past it are lost"
-            ));
-        }
+    fn cut_short(&mut self, region: u32, e: &Error, scan: &mut Scan) {
+        self.report.regions_lost += 1;
+        let last_seq = scan.records.last().map_or(0, |r| r.entry_seq);
+        let summary = self
+            .device
+            .read_summary(region)
+            .or_else(|| self.device.read_mirrored_summary(region));
+        let past = summary.map_or(Vec::new(), |(_, records)| records);
+        let tombstones = past
+            .into_iter()
+            .filter(|r| r.entry_seq > last_seq)
+            .map(|r| SummaryRecord {
+                tombstone: true,
+                ..r
+            });
+        let found = scan.records.len();
+        scan.records.extend(tombstones);
+        crate::log::warn(&format!(
+            "region {region}: a read error at open stopped the scan of its entries after \
+             {found} of them ({e}): the entries past it are lost"
+        ));
     }
 }
 
@@ -517,7 +531,19 @@ struct ScanWindow<'a> {
     cut: Option<Error>,
 }
 
-impl ScanWindow<'_> {
+impl<'a> ScanWindow<'a> {
+    /// A window on `region` that has read nothing yet, from `from` on.
+    fn new(device: &'a Device, region: u32, from: u64) -> ScanWindow<'a> {
+        let g = device.geometry();
+        ScanWindow {
+            device,
+            region_start: g.region_offset(region),
+            end: g.region_size - g.unit as u64,
+            read_end: from,
+            cut: None,
+        }
+    }
+
     /// Reads on, at least `want` bytes or a window (whichever is more, up to the end); false
     /// at the end of the region or the file. A window that cannot be read is read again a
     /// unit at a time, up to the first unit that cannot: the scan keeps what it read before
