@@ -604,3 +604,57 @@ fn an_unreadable_range_of_a_device_costs_what_it_holds() {
         "{right}"
     );
 }
+
+/// A full file system (a 4 MiB tmpfs, as root): an atomic replace of a whole file fails with
+/// DCACHE_NO_SPACE and leaves the old file as it was, with no temporary file behind; a cache
+/// that does not fit fails the same way and leaves nothing.
+#[test]
+fn a_full_file_system_gives_no_space_and_keeps_the_old_file() {
+    let test = "a_full_file_system_gives_no_space_and_keeps_the_old_file";
+    if !common::root_or_skip(test) {
+        return;
+    }
+    let dir = scratch();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIP: {test}: mount -t tmpfs failed");
+        return;
+    }
+    let opts = dcache::dio::OpenOptions::default();
+    let file = mnt.join("object");
+    let old = value_for(b"object", 1, 1 << 20);
+    let result = std::panic::catch_unwind(|| {
+        dcache::dio::write_all(&file, &old, &opts).unwrap();
+        let err = dcache::dio::write_all(&file, &value_for(b"object", 2, 8 << 20), &opts)
+            .expect_err("8 MiB do not fit in what is left of 4");
+        assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
+        assert_eq!(std::fs::read(&file).unwrap(), old, "the old file is intact");
+        let names: Vec<_> = std::fs::read_dir(&mnt)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+        let err = Cache::open(
+            &mnt.join("cache"),
+            &CacheOptions {
+                create: true,
+                capacity: 16 << 20,
+                ..Default::default()
+            },
+        )
+        .err()
+        .expect("a 16 MiB cache does not fit");
+        assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
+        assert!(!mnt.join("cache").exists(), "nothing is left of it");
+    });
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
