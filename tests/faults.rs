@@ -5,7 +5,7 @@
 //! return the right value, a miss, or an I/O error: never other bytes.
 
 mod common;
-use common::{loop_device, scratch, value_for};
+use common::{format_device, loop_device, scratch, value_for, LoopDevice};
 use dcache::cache::{Cache, CacheOptions, Fetched};
 use dcache::dio::fault::{self, Fault};
 use dcache::ErrorKind;
@@ -73,6 +73,22 @@ fn open_file(path: &Path, capacity: u64) -> Cache {
     .unwrap()
 }
 
+/// Once the device takes writes again, a put is stored within a few probes; after a flush,
+/// close and reopen, it and k0..k{flushed} are all there.
+fn puts_resume_and_survive_a_reopen(c: Cache, path: &Path, flushed: u32) {
+    let started = Instant::now();
+    while c.put(b"after", b"stored again", 0).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(8), "never probed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.flush().unwrap();
+    c.close().unwrap();
+    drop(c);
+    let c = Cache::open(path, &CacheOptions::default()).unwrap();
+    assert_eq!(count_right(&c, flushed, false), flushed, "after reopen");
+    assert!(try_get(&c, b"after").unwrap().is_some());
+}
+
 /// A write error of each kind: puts fail fast with its code (after at most the puts already
 /// in memory when the background write failed), flushes report it, flushed values stay
 /// readable, and once writes succeed again (a probe, with a back-off) puts are stored again.
@@ -109,17 +125,7 @@ fn a_write_error_stops_puts_until_a_write_succeeds() {
         assert_eq!(count_right(&c, 100, false), 100, "flushed values stay");
         assert!(c.stats().io_errors > 0);
         fault::clear(&path).unwrap();
-        let started = Instant::now();
-        while c.put(b"after", b"stored again", 0).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(8), "never probed");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        c.flush().unwrap();
-        c.close().unwrap();
-        drop(c);
-        let c = Cache::open(&path, &CacheOptions::default()).unwrap();
-        assert_eq!(count_right(&c, 100, false), 100, "{kind:?}: after reopen");
-        assert!(try_get(&c, b"after").unwrap().is_some());
+        puts_resume_and_survive_a_reopen(c, &path, 100);
     }
 }
 
@@ -455,6 +461,15 @@ fn random_faults_never_return_wrong_bytes() {
     eprintln!("older values after a lost region: {stale_after_loss}");
 }
 
+/// The device: 256 MiB, 512-byte sectors, formatted, holding 2,000 flushed 64 KiB
+/// values. None (with the reason printed) when not root.
+fn device_with_2000_values(test: &str) -> Option<(tempfile::TempDir, LoopDevice, Cache)> {
+    let (dir, lo) = loop_device(test, 256 << 20, 512)?;
+    let c = format_device(Path::new(&lo.dev));
+    put_flushed(&c, 2000);
+    Some((dir, lo, c))
+}
+
 /// The scenario on a real device: a 256 MiB loop device holding 2,000 flushed 64 KiB
 /// values is turned read-only under load from 4 threads, then writable again. While it is
 /// read-only, flushed values all read, puts are refused (after the few already in memory),
@@ -462,20 +477,12 @@ fn random_faults_never_return_wrong_bytes() {
 /// value.
 #[test]
 fn a_device_turned_read_only_under_load_stops_only_writes() {
-    let test = "a_device_turned_read_only_under_load_stops_only_writes";
-    let Some((_dir, lo)) = loop_device(test, 256 << 20, 512) else {
+    let Some((_dir, lo, c)) =
+        device_with_2000_values("a_device_turned_read_only_under_load_stops_only_writes")
+    else {
         return;
     };
     let path = Path::new(&lo.dev);
-    let c = Cache::open(
-        path,
-        &CacheOptions {
-            format: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    put_flushed(&c, 2000);
     let read_only = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
     // Puts accepted while the device was read-only, and in its last half second.
@@ -545,37 +552,19 @@ fn a_device_turned_read_only_under_load_stops_only_writes() {
         "puts refused while read-only"
     );
     assert_eq!(count_right(&c, 2000, false), 2000, "no flushed value lost");
-    let started = Instant::now();
-    while c.put(b"after", b"stored again", 0).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(8), "never probed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    c.flush().unwrap();
-    c.close().unwrap();
-    drop(c);
-    let c = Cache::open(path, &CacheOptions::default()).unwrap();
-    assert_eq!(count_right(&c, 2000, false), 2000, "after reopen");
-    assert!(try_get(&c, b"after").unwrap().is_some());
+    puts_resume_and_survive_a_reopen(c, path, 2000);
 }
 
 /// The other scenario: 32 MiB of a 256 MiB loop device (in its second quarter)
 /// cannot be read. The cache opens, counts the regions it lost, and reads the rest.
 #[test]
 fn an_unreadable_range_of_a_device_costs_what_it_holds() {
-    let test = "an_unreadable_range_of_a_device_costs_what_it_holds";
-    let Some((_dir, lo)) = loop_device(test, 256 << 20, 512) else {
+    let Some((_dir, lo, c)) =
+        device_with_2000_values("an_unreadable_range_of_a_device_costs_what_it_holds")
+    else {
         return;
     };
     let path = Path::new(&lo.dev);
-    let c = Cache::open(
-        path,
-        &CacheOptions {
-            format: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    put_flushed(&c, 2000);
     let g = c.geometry();
     c.close().unwrap();
     drop(c);

@@ -3,7 +3,7 @@
 //! in `faults.rs`.
 
 mod common;
-use common::{get, loop_device};
+use common::{format_device, get, loop_device};
 use dcache::cache::{Cache, CacheOptions};
 use std::path::Path;
 
@@ -42,14 +42,7 @@ fn a_4kn_device_is_formatted_only_when_told_and_works() {
         .err()
         .expect("a block device is never formatted by CREATE");
     assert_eq!(refused.kind(), dcache::ErrorKind::NotACache);
-    let c = Cache::open(
-        path,
-        &CacheOptions {
-            format: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let c = format_device(path);
     assert_eq!(c.alignment(), 4096);
     assert!(c.is_direct_io());
     assert_eq!(c.stats().capacity, 64 << 20);

@@ -116,3 +116,12 @@ pub fn root_or_skip(test: &str) -> bool {
     }
     root
 }
+
+/// Formats the block device at `path` (`format`: a device is never formatted otherwise).
+pub fn format_device(path: &Path) -> Cache {
+    let opts = CacheOptions {
+        format: true,
+        ..Default::default()
+    };
+    Cache::open(path, &opts).unwrap()
+}
