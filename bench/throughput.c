@@ -11,7 +11,8 @@
  *    than its capacity: no eviction). A sample of every cache is then compared byte for
  *    byte, and the 1 MiB cache removed.
  * 2. Reads, each round: random 64 KiB reads at 1 and 4 threads / 64 KiB gets at 1 and 4
- *    threads; random 4 KiB reads / 4 KiB gets, 1 thread; 1 reader beside a writer: raw
+ *    threads, and through a completion queue at depth 1 (submit, then a waiting reap);
+ *    random 4 KiB reads / 4 KiB gets, 1 thread; 1 reader beside a writer: raw
  *    64 KiB reads beside sequential 1 MiB pwrites, 64 KiB gets beside a thread that re-puts
  *    the stored keys in their original order with the same bytes (the log wraps but only
  *    ever reclaims superseded copies: no get misses).
@@ -185,8 +186,9 @@ typedef struct throughput {
     int cache_fd;           /* the 64 KiB cache's file, for raw reads of it */
     raw_load rcache64k;
     filled_cache c64k, c1m, c4k;
-    cache_load mixed_reader, mixed_writer;
-    measurement ms[9];      /* the most a plan holds: plan_reads adds 9 */
+    cache_load mixed_reader, mixed_writer, queued;
+    dcache_queue *queue;    /* on the 64 KiB cache, depth 1 */
+    measurement ms[10];     /* the most a plan holds: plan_reads adds 10 */
     size_t n_ms;
 } throughput;
 
@@ -277,6 +279,13 @@ static void plan_reads(const bench_config *cfg, throughput *t)
                     REC_MBPS | REC_OPS | REC_LAT,
                     reader_spec("raw 64k cache file t1", 1, sec, 64 * KIB, raw_read_op,
                                 &t->rcache64k));
+    /* The completion queue at depth 1: a submit and a waiting reap per get. */
+    t->queued = *l64;
+    t->queued.queue = t->queue;
+    add_measurement(t, GROUP_GET, "cache.queue64k.d1", "64 KiB gets through the queue, depth 1",
+                    m64, REC_MBPS | REC_LAT | REC_CPU,
+                    reader_spec("queued get 64k d1", 1, sec, 64 * KIB, cache_queued_get_op,
+                                &t->queued));
     add_measurement(t, GROUP_ROOF, "raw.r64k.t4", "random 64 KiB reads, 4 threads", MODE_RAW,
                     all, reader_spec("raw 64k t4", 4, sec, 64 * KIB, raw_read_op, &t->r64k));
     add_measurement(t, GROUP_GET, "cache.get64k.t4", "64 KiB gets, 4 threads", m64, all,
@@ -331,6 +340,8 @@ static int teardown(const bench_config *cfg, throughput *t, bool complete)
     snprintf(label, sizeof label, "%llu MiB cache, DCACHE_IO_AUTO, after 64 KiB puts + gets",
              (unsigned long long)(cfg->cache_capacity / MIB));
     int rc = 0;
+    dcache_queue_close(t->queue);
+    t->queue = NULL;
     if (drop_cache(&t->c64k, complete ? "cache.residency.direct" : NULL, label) != 0)
         rc = -1;
     if (drop_cache(&t->c1m, NULL, NULL) != 0 || drop_cache(&t->c4k, NULL, NULL) != 0)
@@ -365,6 +376,8 @@ static int measure_reads(const bench_config *cfg, throughput *t)
     t->cache_fd = open(t->c64k.path, O_RDONLY | O_DIRECT | O_CLOEXEC);
     if (t->cache_fd < 0)
         return sys_fail(t->c64k.path);
+    if (dc_check(dcache_queue_open(t->c64k.c, 1, &t->queue), "dcache_queue_open") != 0)
+        return -1;
     plan_reads(cfg, t);
     if (measure_rounds("reads", cfg->rounds, t->ms, t->n_ms) != 0 || record_planned(t) != 0 ||
         record_misses(t) != 0)

@@ -19,11 +19,12 @@ CT_CXX ?= g++
 CT_TESTS ?= version file_args file_flags file_whole file_random file_edges file_threads \
             cache_codes cache_roundtrip cache_ttl cache_update cache_writer cache_range \
             cache_reopen cache_stats cache_evict cache_threads cache_safety cache_corrupt \
-            cache_crash cache_reinsert
+            cache_crash cache_reinsert cache_queue
 CT_ROOT_TESTS ?= ramfs file_loop4k cache_loop4k
 # The main functional tests, linked into one plain (no sanitizer) binary run under valgrind.
 CT_VALGRIND_TESTS ?= version file_args file_flags file_whole file_random cache_codes \
-            cache_roundtrip cache_update cache_writer cache_range cache_reopen cache_stats
+            cache_roundtrip cache_update cache_writer cache_range cache_reopen cache_stats \
+            cache_queue
 
 CT_SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 CT_CFLAGS := -std=c11 -Wall -Wextra -Werror -g $(CT_SAN) -D_GNU_SOURCE $(DCACHE_CFLAGS) -I$(CT_SRC)

@@ -130,6 +130,16 @@
 #define DCACHE_LOG_DEBUG 4
 
 /**
+ * Reads run on io_uring (not yet: see `DCACHE_QUEUE_THREADS`).
+ */
+#define DCACHE_QUEUE_IO_URING 1
+
+/**
+ * Reads run on a pool of threads, each one blocking read at a time.
+ */
+#define DCACHE_QUEUE_THREADS 2
+
+/**
  * An open cache. Safe to use from many threads at once.
  */
 typedef struct dcache dcache;
@@ -138,6 +148,12 @@ typedef struct dcache dcache;
  * An open file or block device. Safe to use from many threads at once.
  */
 typedef struct dcache_file dcache_file;
+
+/**
+ * A completion queue: reads submitted without waiting and reaped when done. Submissions may
+ * come from any thread; one thread at a time reaps.
+ */
+typedef struct dcache_queue dcache_queue;
 
 /**
  * A streaming put in progress. Used by one thread at a time.
@@ -366,6 +382,25 @@ typedef struct dcache_file_options {
 typedef void (*dcache_log_fn)(void *userdata, uint32_t level, const char *message);
 
 /**
+ * A finished read.
+ */
+typedef struct dcache_completion {
+  /**
+   * What the submit was given.
+   */
+  uint64_t user_data;
+  /**
+   * `DCACHE_OK`, `DCACHE_NOT_FOUND`, `DCACHE_BUFFER_TOO_SMALL` (whole-value gets),
+   * `DCACHE_RANGE` (an offset past the value's end), `DCACHE_IO_ERROR`.
+   */
+  dcache_result result;
+  /**
+   * Bytes written to the buffer; for `DCACHE_BUFFER_TOO_SMALL`, the value's size.
+   */
+  uint64_t len;
+} dcache_completion;
+
+/**
  * Success.
  */
 #define DCACHE_OK 0
@@ -445,6 +480,12 @@ typedef void (*dcache_log_fn)(void *userdata, uint32_t level, const char *messag
  * error: nothing was stored, and the put or writer is counted in `declined`.
  */
 #define DCACHE_DECLINED 15
+
+/**
+ * A completion queue holds as many reads as its depth, submitted and not reaped:
+ * reap completions first (`dcache_queue_reap`).
+ */
+#define DCACHE_BUSY 16
 
 #ifdef __cplusplus
 extern "C" {
@@ -802,6 +843,91 @@ void dcache_buffer_free(uint8_t *data, size_t len);
  * later call replaces it and returns.
  */
 void dcache_set_log_callback(dcache_log_fn fn, void *userdata);
+
+/**
+ * Opens a completion queue of `depth` reads (0: 64; at most 4096) over `c`. Many queues may
+ * share a cache. `dcache_close(c)` with the queue open closes and frees `c` as always: reads
+ * already submitted complete, later submits give `DCACHE_INVALID_ARGUMENT`, and the queue
+ * is still freed with `dcache_queue_close` (which releases what it kept of the cache).
+ *
+ * Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT` (a depth over 4096, NULL `out`),
+ * `DCACHE_IO_ERROR` (no eventfd).
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`; `out` is NULL or writable.
+ */
+dcache_result dcache_queue_open(struct dcache *c, uint32_t depth, struct dcache_queue **out);
+
+/**
+ * Waits for the reads a thread is running, drops the others and every completion not
+ * reaped, and frees the queue. Every buffer submitted is the caller's again when it returns.
+ * NULL is fine.
+ *
+ * # Safety
+ * `q` is NULL or a live queue from `dcache_queue_open`, used by no other thread during the call
+ * and not at all after it.
+ */
+void dcache_queue_close(struct dcache_queue *q);
+
+/**
+ * The queue's file descriptor: readable while completions wait to be reaped, for epoll,
+ * poll, Traffic Server's `TSVConnFdCreate` or Go's netpoller. It belongs to the queue (do
+ * not read or close it); reaping the last completion clears it. -1 for NULL.
+ *
+ * # Safety
+ * `q` is NULL or a live queue from `dcache_queue_open`.
+ */
+int32_t dcache_queue_fd(const struct dcache_queue *q);
+
+/**
+ * `DCACHE_QUEUE_IO_URING` or `DCACHE_QUEUE_THREADS`: what runs the queue's reads. 0 for
+ * NULL.
+ *
+ * # Safety
+ * `q` is NULL or a live queue from `dcache_queue_open`.
+ */
+uint32_t dcache_queue_backend(const struct dcache_queue *q);
+
+/**
+ * Submits a get of the value under the key into `buf`, as `dcache_get` reads it: one
+ * completion will carry `user_data`, its result and its length. A value the cache holds in
+ * memory (not yet written), and an absent key, complete within this call.
+ *
+ * Returns `DCACHE_OK` (accepted); `DCACHE_BUSY` (`depth` reads are submitted and not
+ * reaped: reap first; no completion); `DCACHE_INVALID_ARGUMENT` (NULL or empty key, NULL
+ * `buf` with a length, the cache closed), `DCACHE_TOO_LARGE` (key): no completion.
+ *
+ * # Safety
+ * `q` is NULL or a live queue; a non-NULL `key` points to `key_len` readable bytes (copied
+ * here); a non-NULL `buf` points to `buf_len` writable bytes that stay valid, and that the
+ * caller neither reads nor writes, until this read's completion is reaped or the queue is
+ * closed.
+ */
+dcache_result dcache_submit_get(struct dcache_queue *q, const uint8_t *key, size_t key_len, uint8_t *buf, size_t buf_len, uint64_t user_data);
+
+/**
+ * Submits a read of `len` bytes of the value under the key from `offset` into `buf`, as
+ * `dcache_get_range` reads it (the completion's `len` is what was read: less at the value's
+ * end; `DCACHE_RANGE` for an offset past it). Results and safety as `dcache_submit_get`.
+ *
+ * # Safety
+ * As `dcache_submit_get`, with `len` for `buf_len`.
+ */
+dcache_result dcache_submit_get_range(struct dcache_queue *q, const uint8_t *key, size_t key_len, uint64_t offset, uint8_t *buf, size_t len, uint64_t user_data);
+
+/**
+ * Moves up to `max` completions into `out` and sets `*n` to how many, waiting until at
+ * least `min` are there (0: never waits; the call for an event loop whose fd is readable).
+ * Completions come in the order the reads finished.
+ *
+ * Returns `DCACHE_OK`; `DCACHE_INVALID_ARGUMENT` (NULL `q` or `n`, NULL `out` with `max`,
+ * `min` over `max` or over the reads outstanding: it could never be met).
+ *
+ * # Safety
+ * `q` is NULL or a live queue, reaped by this thread only during the call; a non-NULL `out`
+ * points to `max` writable completions; `n` is NULL or writable.
+ */
+dcache_result dcache_queue_reap(struct dcache_queue *q, struct dcache_completion *out, size_t max, size_t min, size_t *n);
 
 /**
  * A static description of `r`. Never NULL; any value is accepted.

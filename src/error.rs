@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Internal,
     /// The admission policy chose not to store a value.
     Declined,
+    /// A completion queue holds as many reads as its depth: reap first.
+    Busy,
 }
 
 /// What the caller could ask for to get past an error.

@@ -13,10 +13,11 @@ import subprocess
 import sys
 
 
-# Two replays of one trace do not count exactly the same misses: the ghost of dropped keys
-# places them by the key's hash, which each new cache seeds with its own random id, so two
-# caches forget different keys when two share a slot.
-TOLERANCE = 0.01
+# Two replays of one trace do not count exactly the same misses: the ghosts and the admission
+# tables place keys by the key's hash, which each new cache seeds with its own random id, so
+# two caches forget different keys when two share a slot. Ten `dcache replay` runs of the
+# zipf trace below spread from 0.616 to 0.625 (2026-12-07): 0.01 failed now and then.
+TOLERANCE = 0.02
 
 
 def main():
@@ -41,9 +42,9 @@ def main():
             text=True).stdout)
         checks = [
             ("same requests", ours["requests"] == theirs["requests"] == 60000),
-            ("the same miss ratio within 0.01",
+            ("the same miss ratio within %g" % TOLERANCE,
              abs(ours["miss_ratio"] - theirs["miss_ratio"]) < TOLERANCE),
-            ("the same byte miss ratio within 0.01",
+            ("the same byte miss ratio within %g" % TOLERANCE,
              abs(ours["byte_miss_ratio"] - theirs["byte_miss_ratio"]) < TOLERANCE),
             ("hits happen", 0 < ours["misses"] < ours["requests"]),
             ("no wrong value", ours["wrong_values"] == 0 and theirs["wrong_values"] == 0),

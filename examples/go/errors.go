@@ -28,6 +28,7 @@ const (
 	CodeOutOfMemory     Code = C.DCACHE_OUT_OF_MEMORY    // an allocation failed
 	CodeInternal        Code = C.DCACHE_INTERNAL         // a bug caught at the boundary
 	CodeDeclined        Code = C.DCACHE_DECLINED         // the admission policy did not store the value
+	CodeBusy            Code = C.DCACHE_BUSY             // a completion queue is full: reap first
 )
 
 // String is the library's static text for the code (dcache_strerror).
@@ -76,6 +77,7 @@ var (
 	ErrOutOfMemory     = &Error{Code: CodeOutOfMemory}
 	ErrInternal        = &Error{Code: CodeInternal}
 	ErrDeclined        = &Error{Code: CodeDeclined}
+	ErrBusy            = &Error{Code: CodeBusy}
 )
 
 // ErrClosed is returned by a Cache, File or Writer used after Close (for a Writer: after

@@ -26,7 +26,7 @@ __all__ = [
     "Cache", "File", "Writer", "DcacheError", "NotFoundError", "InvalidArgumentError",
     "TooLargeError", "RangeError", "DcacheIOError", "NoSpaceError", "NotACacheError",
     "IncompatibleError", "LockedError", "UnsupportedError", "ReadOnlyError",
-    "OutOfMemoryError", "InternalError", "DeclinedError", "BufferTooSmallError", "ClosedError",
+    "OutOfMemoryError", "InternalError", "DeclinedError", "BusyError", "BufferTooSmallError", "ClosedError",
     "version", "version_number", "strerror", "library_path", "set_log_callback",
     "IO_AUTO", "IO_DIRECT", "IO_BUFFERED", "ADMIT_ALL", "ADMIT_FILTERED",
     "OPEN_CREATE", "OPEN_FORMAT", "OPEN_SYNC_WRITES", "OPEN_READ_ONLY",
@@ -52,9 +52,13 @@ READ_ONLY = 12
 OUT_OF_MEMORY = 13
 INTERNAL = 14
 DECLINED = 15
+BUSY = 16
 
 ADMIT_ALL = 0
 ADMIT_FILTERED = 1
+
+QUEUE_IO_URING = 1
+QUEUE_THREADS = 2
 
 IO_AUTO = 0
 IO_DIRECT = 1
@@ -333,6 +337,10 @@ class DeclinedError(DcacheError):
     """The admission policy (a cache opened with admission filtering) did not store the value."""
 
 
+class BusyError(DcacheError):
+    """A completion queue holds as many reads as its depth: reap first."""
+
+
 class ClosedError(DcacheError, ValueError):
     """The Cache, File or Writer was closed (or the Writer committed or aborted)."""
 
@@ -356,6 +364,7 @@ _ERRORS = {
     OUT_OF_MEMORY: OutOfMemoryError,
     INTERNAL: InternalError,
     DECLINED: DeclinedError,
+    BUSY: BusyError,
 }
 
 

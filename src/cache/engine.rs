@@ -148,6 +148,10 @@ impl Engine {
         s
     }
 
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Relaxed)
+    }
+
     pub fn writable(&self) -> Result<()> {
         if self.settings.read_only {
             return Err(Error::new(

@@ -25,6 +25,7 @@ mod ghost;
 mod head;
 mod index;
 mod open;
+mod queue;
 mod read;
 mod recovery;
 mod refusal;
@@ -37,6 +38,7 @@ mod writer;
 mod testing;
 
 pub use format::{Geometry, FORMAT_VERSION};
+pub use queue::{Backend, Completion, Outcome, ReadQueue};
 pub use read::{Fetched, VerifyReport};
 pub use recovery::RecoveryReport;
 pub use stats::Stats;
@@ -165,6 +167,13 @@ impl Cache {
 
     pub fn get_range(&self, key: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize> {
         self.engine.get_range(key, offset, buf)
+    }
+
+    /// A completion queue of `depth` reads (0: 64) over this cache (see `ReadQueue`). It
+    /// keeps what it needs of the cache alive: after `close`, its reads in flight complete,
+    /// and later submits fail.
+    pub fn queue(&self, depth: u32) -> Result<ReadQueue> {
+        ReadQueue::open(self.engine.clone(), depth)
     }
 
     /// Whether the index holds an entry for `key`, from memory only (no I/O). A true answer

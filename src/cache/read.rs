@@ -38,6 +38,23 @@ const RACED: u64 = u64::MAX;
 /// Entries up to this size are read whole, in one system call, even for a range read.
 const WHOLE_READ_MAX: u64 = 256 << 10;
 
+thread_local! {
+    /// Set while this thread runs a read that must not wait for the device (`get_with`):
+    /// a read of the device then fails with `Busy` instead.
+    static MEMORY_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `read` with reads of the device refused (`Busy`) if `memory_only`.
+fn memory_only_if<T>(memory_only: bool, read: impl FnOnce() -> T) -> T {
+    if !memory_only {
+        return read();
+    }
+    MEMORY_ONLY.with(|m| m.set(true));
+    let got = read();
+    MEMORY_ONLY.with(|m| m.set(false));
+    got
+}
+
 impl Engine {
     /// A get returned the entry at `loc`: count it, and mark the entry read, which eviction
     /// looks at.
@@ -72,6 +89,9 @@ impl Engine {
         let in_region = (loc.unit as u64 % g.units_per_region()) * g.unit as u64 + rel;
         if self.writeback.copy_if_sealing(region, in_region, out) {
             return Ok(true);
+        }
+        if MEMORY_ONLY.with(|m| m.get()) {
+            return Err(Error::new(ErrorKind::Busy, "the entry is on the device"));
         }
         let offset = g.data_start + loc.unit as u64 * g.unit as u64 + rel;
         Ok(self.device.read_parts_for_get(out, offset)? == parts_len(out))
@@ -165,6 +185,28 @@ impl Engine {
     fn least_value_len(&self, loc: Location, key_len: usize) -> u64 {
         let unit = self.device.geometry().unit as u64;
         (self.entry_len(loc) + 1).saturating_sub(self.longest_header(loc, key_len) + unit)
+    }
+
+    /// `get`, or, with `memory_only`, `Busy` where it would read the device (nothing is
+    /// counted then): the completion queue serves what it can in the submitting call.
+    pub(crate) fn get_with(
+        &self,
+        key: &[u8],
+        buf: &mut [u8],
+        memory_only: bool,
+    ) -> Result<Fetched> {
+        memory_only_if(memory_only, || self.get(key, buf))
+    }
+
+    /// `get_range`, as `get_with` is `get`.
+    pub(crate) fn get_range_with(
+        &self,
+        key: &[u8],
+        offset: u64,
+        out: &mut [u8],
+        memory_only: bool,
+    ) -> Result<usize> {
+        memory_only_if(memory_only, || self.get_range(key, offset, out))
     }
 
     pub(crate) fn get(&self, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {

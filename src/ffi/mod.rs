@@ -10,6 +10,7 @@ mod args;
 pub mod cache;
 pub mod file;
 pub mod log;
+pub mod queue;
 pub mod result;
 pub mod version;
 pub mod writer;

@@ -1,0 +1,417 @@
+//! The completion queue: reads submitted without waiting, completed in the background, and
+//! reaped later, with a file descriptor (an eventfd) that is readable while completions wait.
+//! This backend runs the reads on a small pool of threads, each a blocking `Engine::get` or
+//! `get_range`: every byte is verified exactly as a get verifies it.
+//!
+//! A read the cache can serve from memory (a value in the write buffer, an absent key)
+//! completes in the submitting call, with no thread involved.
+//!
+//! At depth 1 a read crosses two threads, and waking a sleeping one costs tens of
+//! microseconds on a VM: so a worker looks for its next read for a short while before it
+//! sleeps, and a reap that must wait looks for completions for a short while before it
+//! sleeps.
+
+use super::engine::Engine;
+use super::read::Fetched;
+use crate::error::{Error, ErrorKind, Result};
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The default and the largest depth.
+pub const DEFAULT_DEPTH: u32 = 64;
+pub const MAX_DEPTH: u32 = 4096;
+/// The most threads a queue runs reads on: reads in flight at once.
+const MAX_WORKERS: usize = 16;
+/// How long an idle worker, and a reap that must wait, look before they sleep.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Which engine runs a queue's reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    IoUring,
+    Threads,
+}
+
+/// How a read ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This many bytes are in the buffer.
+    Read(u64),
+    /// The value is this many bytes, more than the buffer holds (a whole-value get only);
+    /// the buffer is untouched.
+    TooSmall(u64),
+    /// A miss (`NotFound`), a range past the value's end (`Range`), an I/O error (`Io`).
+    Failed(ErrorKind),
+}
+
+/// A finished read, with the caller's tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    pub user_data: u64,
+    pub outcome: Outcome,
+}
+
+/// The caller's buffer: it promised, at submit, that it stays valid and untouched until the
+/// read's completion is reaped (or the queue is closed).
+struct Target {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the memory is the caller's, lent to the queue until the completion is reaped; one
+// worker writes it, and nobody else touches it meanwhile (see `ReadQueue::submit`).
+unsafe impl Send for Target {}
+
+struct Read {
+    key: Vec<u8>,
+    /// None: the whole value; Some(offset): `get_range` from there.
+    offset: Option<u64>,
+    target: Target,
+    user_data: u64,
+}
+
+#[derive(Default)]
+struct State {
+    waiting: VecDeque<Read>,
+    done: VecDeque<Completion>,
+    /// Submitted and not yet reaped: at most the depth.
+    outstanding: u32,
+    /// Reads a worker has taken and not finished.
+    running: u32,
+    workers: usize,
+    /// Workers looking for a read: spinning, or asleep (`sleeping` of them).
+    idle: usize,
+    sleeping: usize,
+    closing: bool,
+}
+
+struct Shared {
+    engine: Arc<Engine>,
+    depth: u32,
+    state: Mutex<State>,
+    /// Workers wait here for reads.
+    work: Condvar,
+    /// Reaps wait here for completions, and `close` for running reads.
+    finished: Condvar,
+    /// Completions and reads waiting: what a spinning reap or worker looks at, without the
+    /// lock.
+    ready: AtomicUsize,
+    queued: AtomicUsize,
+    eventfd: OwnedFd,
+}
+
+/// A completion queue over a cache. Submissions may come from any thread; one thread at a
+/// time reaps.
+pub struct ReadQueue {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl ReadQueue {
+    /// A queue of `depth` reads (0: the default) over `engine`.
+    pub(crate) fn open(engine: Arc<Engine>, depth: u32) -> Result<ReadQueue> {
+        let depth = match depth {
+            0 => DEFAULT_DEPTH,
+            d if d > MAX_DEPTH => {
+                return Err(Error::invalid(format!(
+                    "a queue's depth is at most {MAX_DEPTH}, not {d}"
+                )))
+            }
+            d => d,
+        };
+        if engine.is_closed() {
+            return Err(Error::invalid("the cache is closed"));
+        }
+        // SAFETY: plain syscall; the descriptor it returns is owned here.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(Error::os("eventfd", std::io::Error::last_os_error()));
+        }
+        Ok(ReadQueue {
+            shared: Arc::new(Shared {
+                engine,
+                depth,
+                state: Mutex::new(State::default()),
+                work: Condvar::new(),
+                finished: Condvar::new(),
+                ready: AtomicUsize::new(0),
+                queued: AtomicUsize::new(0),
+                // SAFETY: fd is a new descriptor nobody else owns.
+                eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            }),
+            threads: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Readable while completions wait to be reaped.
+    pub fn fd(&self) -> RawFd {
+        self.shared.eventfd.as_raw_fd()
+    }
+
+    pub fn backend(&self) -> Backend {
+        Backend::Threads
+    }
+
+    pub fn depth(&self) -> u32 {
+        self.shared.depth
+    }
+
+    /// Submits a read of `key`'s value (`offset` None) or of a range of it from `offset`,
+    /// into `len` bytes at `buf`; one completion will carry `user_data`. `Busy` when `depth`
+    /// reads are submitted and not reaped; `InvalidArgument` once the cache is closed.
+    ///
+    /// # Safety
+    /// `buf` points to `len` writable bytes that stay valid, and that nothing else reads or
+    /// writes, until this read's completion is reaped or the queue is closed.
+    pub unsafe fn submit(
+        &self,
+        key: &[u8],
+        offset: Option<u64>,
+        buf: *mut u8,
+        len: usize,
+        user_data: u64,
+    ) -> Result<()> {
+        let engine = &self.shared.engine;
+        if engine.is_closed() {
+            return Err(Error::invalid("the cache of this queue is closed"));
+        }
+        let read = Read {
+            key: key.to_vec(),
+            offset,
+            target: Target { ptr: buf, len },
+            user_data,
+        };
+        let mut st = self.shared.state.lock();
+        if st.outstanding >= self.shared.depth {
+            return Err(Error::new(
+                ErrorKind::Busy,
+                format!(
+                    "{} reads are submitted and not reaped (the queue's depth): reap first",
+                    st.outstanding
+                ),
+            ));
+        }
+        st.outstanding += 1;
+        drop(st);
+        // From memory, if it can be: the write buffer, or an absent key.
+        if let Some(outcome) = self.shared.read(&read, true) {
+            self.shared.complete(read.user_data, outcome);
+            return Ok(());
+        }
+        let mut st = self.shared.state.lock();
+        st.waiting.push_back(read);
+        self.shared.queued.store(st.waiting.len(), Relaxed);
+        if st.idle > st.sleeping {
+            // A worker is looking: it takes this read without being woken.
+        } else if st.sleeping > 0 {
+            self.shared.work.notify_one();
+        } else if st.workers < MAX_WORKERS.min(self.shared.depth as usize) {
+            st.workers += 1;
+            drop(st);
+            self.spawn_worker();
+        }
+        Ok(())
+    }
+
+    fn spawn_worker(&self) {
+        let shared = self.shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("dcache-queue".into())
+            .spawn(move || shared.work_loop());
+        match spawned {
+            Ok(handle) => self.threads.lock().push(handle),
+            // The reads wait for the workers there are; there is at least one unless this
+            // was the first, which then runs them here, in order.
+            Err(_) => {
+                let mut st = self.shared.state.lock();
+                st.workers -= 1;
+                if st.workers == 0 {
+                    drop(st);
+                    self.shared.drain_here();
+                }
+            }
+        }
+    }
+
+    /// Moves up to `out.len()` completions into `out`, waiting until at least `min` of them
+    /// are there (0: never waits); returns how many. `min` above `out.len()` or above what
+    /// is outstanding is refused, since it could never be met.
+    pub fn reap(&self, out: &mut [Completion], min: usize) -> Result<usize> {
+        let mut slots = out.iter_mut();
+        self.reap_each(slots.len(), min, |c| {
+            *slots.next().expect("at most max") = c;
+        })
+    }
+
+    /// `reap`, handing each of at most `max` completions to `each`.
+    pub fn reap_each(
+        &self,
+        max: usize,
+        min: usize,
+        mut each: impl FnMut(Completion),
+    ) -> Result<usize> {
+        let shared = &self.shared;
+        let mut st = shared.state.lock();
+        if min > max || min > st.outstanding as usize {
+            return Err(Error::invalid(format!(
+                "cannot wait for {min} completions with room for {max} and {} outstanding",
+                st.outstanding
+            )));
+        }
+        if st.done.len() < min {
+            drop(st);
+            let started = Instant::now();
+            while shared.ready.load(Relaxed) < min && started.elapsed() < SPIN {
+                std::hint::spin_loop();
+            }
+            st = shared.state.lock();
+            while st.done.len() < min {
+                shared.finished.wait(&mut st);
+            }
+        }
+        let n = max.min(st.done.len());
+        for c in st.done.drain(..n) {
+            each(c);
+        }
+        st.outstanding -= n as u32;
+        shared.ready.store(st.done.len(), Relaxed);
+        if st.done.is_empty() {
+            shared.clear_eventfd();
+        }
+        Ok(n)
+    }
+
+    /// Waits for the reads running, drops those not started and the completions not
+    /// reaped, and stops the workers. The buffers are the caller's again when it returns.
+    pub fn close(&self) {
+        let shared = &self.shared;
+        {
+            let mut st = shared.state.lock();
+            st.closing = true;
+            st.waiting.clear();
+            shared.work.notify_all();
+            while st.running > 0 {
+                shared.finished.wait(&mut st);
+            }
+        }
+        for handle in self.threads.lock().drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for ReadQueue {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Shared {
+    /// Runs `read`, from memory only if `memory_only` (None: it needs the device).
+    fn read(&self, read: &Read, memory_only: bool) -> Option<Outcome> {
+        // SAFETY: see Target; the caller lent these bytes to this read.
+        let buf = unsafe { std::slice::from_raw_parts_mut(read.target.ptr, read.target.len) };
+        let got = match read.offset {
+            None => self
+                .engine
+                .get_with(&read.key, buf, memory_only)
+                .map(|f| match f {
+                    Fetched::Copied(n) => Outcome::Read(n as u64),
+                    Fetched::TooSmall(n) => Outcome::TooSmall(n),
+                }),
+            Some(offset) => self
+                .engine
+                .get_range_with(&read.key, offset, buf, memory_only)
+                .map(|n| Outcome::Read(n as u64)),
+        };
+        match got {
+            Ok(outcome) => Some(outcome),
+            Err(e) if e.kind() == ErrorKind::Busy => None,
+            Err(e) => Some(Outcome::Failed(e.kind())),
+        }
+    }
+
+    fn complete(&self, user_data: u64, outcome: Outcome) {
+        let mut st = self.state.lock();
+        st.done.push_back(Completion { user_data, outcome });
+        self.ready.store(st.done.len(), Relaxed);
+        // Under the lock: a reap that empties the queue clears the eventfd under it too, so
+        // the fd is readable exactly while completions wait.
+        self.signal_eventfd();
+        self.finished.notify_all();
+    }
+
+    fn signal_eventfd(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from `one` to our eventfd. It cannot fail but by overflow
+        // of the counter, which a read clears.
+        unsafe { libc::write(self.eventfd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn clear_eventfd(&self) {
+        let mut count: u64 = 0;
+        // SAFETY: reads 8 bytes into `count`; EAGAIN when already clear.
+        unsafe { libc::read(self.eventfd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+    }
+
+    /// A worker: runs waiting reads until the queue closes.
+    fn work_loop(&self) {
+        while let Some(read) = self.next_read() {
+            let outcome = self.read(&read, false).expect("a device read completes");
+            self.complete(read.user_data, outcome);
+            let mut st = self.state.lock();
+            st.running -= 1;
+            if st.closing {
+                self.finished.notify_all();
+            }
+        }
+    }
+
+    /// The next read to run, or None when the queue closes. Looks for a while before it
+    /// sleeps (see the module's comment).
+    fn next_read(&self) -> Option<Read> {
+        let started = Instant::now();
+        let mut st = self.state.lock();
+        st.idle += 1;
+        loop {
+            if st.closing {
+                st.idle -= 1;
+                return None;
+            }
+            if let Some(read) = st.waiting.pop_front() {
+                self.queued.store(st.waiting.len(), Relaxed);
+                st.idle -= 1;
+                st.running += 1;
+                return Some(read);
+            }
+            if started.elapsed() < SPIN {
+                drop(st);
+                while self.queued.load(Relaxed) == 0 && started.elapsed() < SPIN {
+                    std::hint::spin_loop();
+                }
+                st = self.state.lock();
+            } else {
+                st.sleeping += 1;
+                self.work.wait(&mut st);
+                st.sleeping -= 1;
+            }
+        }
+    }
+
+    /// Runs every waiting read on this thread (no worker could be started).
+    fn drain_here(&self) {
+        loop {
+            let Some(read) = self.state.lock().waiting.pop_front() else {
+                self.queued.store(0, Relaxed);
+                return;
+            };
+            let outcome = self.read(&read, false).expect("a device read completes");
+            self.complete(read.user_data, outcome);
+        }
+    }
+}

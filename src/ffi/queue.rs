@@ -1,0 +1,215 @@
+//! `dcache_queue_*` and `dcache_submit_*`: the completion queue for C.
+
+use super::args;
+use super::boundary;
+use super::cache::{cache_ref, dcache, key};
+use super::result::{code_of, dcache_result, DCACHE_OK};
+use crate::cache::{Backend, Completion, Outcome, ReadQueue};
+use crate::error::{Error, ErrorKind};
+
+/// Reads run on io_uring (not yet: see `DCACHE_QUEUE_THREADS`).
+pub const DCACHE_QUEUE_IO_URING: u32 = 1;
+/// Reads run on a pool of threads, each one blocking read at a time.
+pub const DCACHE_QUEUE_THREADS: u32 = 2;
+
+/// A completion queue: reads submitted without waiting and reaped when done. Submissions may
+/// come from any thread; one thread at a time reaps.
+pub struct dcache_queue {
+    inner: ReadQueue,
+}
+
+/// A finished read.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct dcache_completion {
+    /// What the submit was given.
+    pub user_data: u64,
+    /// `DCACHE_OK`, `DCACHE_NOT_FOUND`, `DCACHE_BUFFER_TOO_SMALL` (whole-value gets),
+    /// `DCACHE_RANGE` (an offset past the value's end), `DCACHE_IO_ERROR`.
+    pub result: dcache_result,
+    /// Bytes written to the buffer; for `DCACHE_BUFFER_TOO_SMALL`, the value's size.
+    pub len: u64,
+}
+
+impl From<Completion> for dcache_completion {
+    fn from(c: Completion) -> Self {
+        let (result, len) = match c.outcome {
+            Outcome::Read(n) => (DCACHE_OK, n),
+            Outcome::TooSmall(n) => (code_of(ErrorKind::BufferTooSmall), n),
+            Outcome::Failed(kind) => (code_of(kind), 0),
+        };
+        dcache_completion {
+            user_data: c.user_data,
+            result,
+            len,
+        }
+    }
+}
+
+/// Opens a completion queue of `depth` reads (0: 64; at most 4096) over `c`. Many queues may
+/// share a cache. `dcache_close(c)` with the queue open closes and frees `c` as always: reads
+/// already submitted complete, later submits give `DCACHE_INVALID_ARGUMENT`, and the queue
+/// is still freed with `dcache_queue_close` (which releases what it kept of the cache).
+///
+/// Returns `DCACHE_OK`, `DCACHE_INVALID_ARGUMENT` (a depth over 4096, NULL `out`),
+/// `DCACHE_IO_ERROR` (no eventfd).
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_queue_open(
+    c: *mut dcache,
+    depth: u32,
+    out: *mut *mut dcache_queue,
+) -> dcache_result {
+    ffi!({
+        let cache = cache_ref(c)?;
+        let out = args::out(out, "out")?;
+        let inner = cache.queue(depth)?;
+        *out = Box::into_raw(Box::new(dcache_queue { inner }));
+        Ok(())
+    })
+}
+
+/// Waits for the reads a thread is running, drops the others and every completion not
+/// reaped, and frees the queue. Every buffer submitted is the caller's again when it returns.
+/// NULL is fine.
+///
+/// # Safety
+/// `q` is NULL or a live queue from `dcache_queue_open`, used by no other thread during the call
+/// and not at all after it.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_queue_close(q: *mut dcache_queue) {
+    boundary::quietly(|| {
+        if !q.is_null() {
+            // SAFETY: q came from dcache_queue_open and is not used after this call.
+            drop(Box::from_raw(q));
+        }
+    })
+}
+
+/// The queue's file descriptor: readable while completions wait to be reaped, for epoll,
+/// poll, Traffic Server's `TSVConnFdCreate` or Go's netpoller. It belongs to the queue (do
+/// not read or close it); reaping the last completion clears it. -1 for NULL.
+///
+/// # Safety
+/// `q` is NULL or a live queue from `dcache_queue_open`.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_queue_fd(q: *const dcache_queue) -> i32 {
+    boundary::query(-1, || q.as_ref().map_or(-1, |q| q.inner.fd()))
+}
+
+/// `DCACHE_QUEUE_IO_URING` or `DCACHE_QUEUE_THREADS`: what runs the queue's reads. 0 for
+/// NULL.
+///
+/// # Safety
+/// `q` is NULL or a live queue from `dcache_queue_open`.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_queue_backend(q: *const dcache_queue) -> u32 {
+    boundary::query(0, || {
+        q.as_ref().map_or(0, |q| match q.inner.backend() {
+            Backend::IoUring => DCACHE_QUEUE_IO_URING,
+            Backend::Threads => DCACHE_QUEUE_THREADS,
+        })
+    })
+}
+
+/// Submits a get of the value under the key into `buf`, as `dcache_get` reads it: one
+/// completion will carry `user_data`, its result and its length. A value the cache holds in
+/// memory (not yet written), and an absent key, complete within this call.
+///
+/// Returns `DCACHE_OK` (accepted); `DCACHE_BUSY` (`depth` reads are submitted and not
+/// reaped: reap first; no completion); `DCACHE_INVALID_ARGUMENT` (NULL or empty key, NULL
+/// `buf` with a length, the cache closed), `DCACHE_TOO_LARGE` (key): no completion.
+///
+/// # Safety
+/// `q` is NULL or a live queue; a non-NULL `key` points to `key_len` readable bytes (copied
+/// here); a non-NULL `buf` points to `buf_len` writable bytes that stay valid, and that the
+/// caller neither reads nor writes, until this read's completion is reaped or the queue is
+/// closed.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_submit_get(
+    q: *mut dcache_queue,
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    buf_len: usize,
+    user_data: u64,
+) -> dcache_result {
+    submit(q, key, key_len, None, buf, buf_len, user_data)
+}
+
+/// Submits a read of `len` bytes of the value under the key from `offset` into `buf`, as
+/// `dcache_get_range` reads it (the completion's `len` is what was read: less at the value's
+/// end; `DCACHE_RANGE` for an offset past it). Results and safety as `dcache_submit_get`.
+///
+/// # Safety
+/// As `dcache_submit_get`, with `len` for `buf_len`.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_submit_get_range(
+    q: *mut dcache_queue,
+    key: *const u8,
+    key_len: usize,
+    offset: u64,
+    buf: *mut u8,
+    len: usize,
+    user_data: u64,
+) -> dcache_result {
+    submit(q, key, key_len, Some(offset), buf, len, user_data)
+}
+
+/// # Safety
+/// As `dcache_submit_get`.
+unsafe fn submit(
+    q: *mut dcache_queue,
+    key: *const u8,
+    key_len: usize,
+    offset: Option<u64>,
+    buf: *mut u8,
+    buf_len: usize,
+    user_data: u64,
+) -> dcache_result {
+    ffi!({
+        let q = args::get_ref(q, "queue")?;
+        let key = self::key(key, key_len)?;
+        let buf = args::bytes_mut(buf, buf_len, "buf")?;
+        q.inner
+            .submit(key, offset, buf.as_mut_ptr(), buf.len(), user_data)
+    })
+}
+
+/// Moves up to `max` completions into `out` and sets `*n` to how many, waiting until at
+/// least `min` are there (0: never waits; the call for an event loop whose fd is readable).
+/// Completions come in the order the reads finished.
+///
+/// Returns `DCACHE_OK`; `DCACHE_INVALID_ARGUMENT` (NULL `q` or `n`, NULL `out` with `max`,
+/// `min` over `max` or over the reads outstanding: it could never be met).
+///
+/// # Safety
+/// `q` is NULL or a live queue, reaped by this thread only during the call; a non-NULL `out`
+/// points to `max` writable completions; `n` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_queue_reap(
+    q: *mut dcache_queue,
+    out: *mut dcache_completion,
+    max: usize,
+    min: usize,
+    n: *mut usize,
+) -> dcache_result {
+    ffi!({
+        let q = args::get_ref(q, "queue")?;
+        let n = args::out(n, "n")?;
+        *n = 0;
+        if out.is_null() && max > 0 {
+            return Err(Error::invalid(format!("out is NULL with max {max}")));
+        }
+        let mut i = 0;
+        let reaped = q.inner.reap_each(max, min, |c| {
+            // SAFETY: reap_each hands at most max completions, and out points to max.
+            out.add(i).write(c.into());
+            i += 1;
+        })?;
+        *n = reaped;
+        Ok(())
+    })
+}
