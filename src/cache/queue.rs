@@ -29,6 +29,9 @@ pub const MAX_DEPTH: u32 = 4096;
 const MAX_WORKERS: usize = 16;
 /// How long an idle worker, and a reap that must wait, look before they sleep.
 const SPIN: Duration = Duration::from_micros(50);
+/// How long a reap that must wait looks before it sleeps: longer than a read of the device,
+/// since the caller chose to wait.
+const REAP_SPIN: Duration = Duration::from_micros(500);
 
 /// Which engine runs a queue's reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,9 +202,11 @@ impl ReadQueue {
         st.outstanding += 1;
         drop(st);
         // From memory, if it can be: the write buffer, or an absent key.
-        if let Some(outcome) = self.shared.read(&read, true) {
-            self.shared.complete(read.user_data, outcome);
-            return Ok(());
+        if engine.likely_in_memory(key) {
+            if let Some(outcome) = self.shared.read(&read, true) {
+                self.shared.complete(read.user_data, outcome);
+                return Ok(());
+            }
         }
         let mut st = self.shared.state.lock();
         st.waiting.push_back(read);
@@ -266,7 +271,7 @@ impl ReadQueue {
         if st.done.len() < min {
             drop(st);
             let started = Instant::now();
-            while shared.ready.load(Relaxed) < min && started.elapsed() < SPIN {
+            while shared.ready.load(Relaxed) < min && started.elapsed() < REAP_SPIN {
                 std::hint::spin_loop();
             }
             st = shared.state.lock();

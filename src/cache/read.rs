@@ -187,6 +187,18 @@ impl Engine {
         (self.entry_len(loc) + 1).saturating_sub(self.longest_header(loc, key_len) + unit)
     }
 
+    /// Whether a get of `key` would likely read memory only: the key is absent, or its
+    /// entry is in a region buffer (a cheap look, without reading the entry).
+    pub(crate) fn likely_in_memory(&self, key: &[u8]) -> bool {
+        match self.index.get(self.hash(key)) {
+            None => true,
+            Some(loc) => {
+                let region = self.region_of(loc);
+                self.head.is_buffered(region) || self.writeback.is_sealing(region)
+            }
+        }
+    }
+
     /// `get`, or, with `memory_only`, `Busy` where it would read the device (nothing is
     /// counted then): the completion queue serves what it can in the submitting call.
     pub(crate) fn get_with(

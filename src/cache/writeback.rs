@@ -262,6 +262,11 @@ impl Writeback {
         self.work.notify_one();
     }
 
+    /// Whether `region`'s sealed buffer is not written yet.
+    pub fn is_sealing(&self, region: u32) -> bool {
+        self.sealing_region.load(Acquire) == region
+    }
+
     /// Fills `out`'s parts, in order, from `offset` of `region` in a sealed buffer not yet
     /// written, if there is one holding them.
     pub fn copy_if_sealing(&self, region: u32, offset: u64, out: &mut [&mut [u8]]) -> bool {
