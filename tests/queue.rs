@@ -1,14 +1,26 @@
-//! The completion queue from Rust, with device read errors made by `dcache::dio::fault` (the
-//! C suite, c-tests/test_cache_queue.c, covers the rest of its contract).
+//! The completion queue from Rust, on both backends, with device read errors made by
+//! `dcache::dio::fault` (the C suite, c-tests/test_cache_queue.c, covers the rest of its
+//! contract).
 
 mod common;
 use common::{scratch, value_for};
-use dcache::cache::{Cache, CacheOptions, Completion, Outcome};
+use dcache::cache::{Backend, Cache, CacheOptions, Completion, Outcome};
 use dcache::dio::fault::{self, Fault};
 use dcache::ErrorKind;
 
+/// One test in this binary: it sets the environment, which no other thread reads meanwhile.
 #[test]
-fn read_errors_complete_as_io_errors_and_the_rest_reads() {
+fn read_errors_complete_as_io_errors_and_the_rest_reads_on_both_backends() {
+    for backend in [Backend::Threads, Backend::IoUring] {
+        match backend {
+            Backend::Threads => std::env::set_var("DCACHE_QUEUE_BACKEND", "threads"),
+            Backend::IoUring => std::env::remove_var("DCACHE_QUEUE_BACKEND"),
+        }
+        read_errors_on(backend);
+    }
+}
+
+fn read_errors_on(backend: Backend) {
     let dir = scratch();
     let path = dir.path().join("c");
     let c = common::create(&path, 32 << 20);
@@ -20,6 +32,12 @@ fn read_errors_complete_as_io_errors_and_the_rest_reads() {
     drop(c);
     let c = Cache::open(&path, &CacheOptions::default()).unwrap();
     let q = c.queue(16).unwrap();
+    if q.backend() != backend {
+        eprintln!(
+            "{backend:?} is not available here: {:?} runs instead",
+            q.backend()
+        );
+    }
     let g = c.geometry();
     let mut bufs = vec![vec![0u8; 50_000]; 16];
     let mut done = vec![

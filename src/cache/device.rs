@@ -6,7 +6,7 @@ use super::format::{self, Geometry, SummaryRecord, Superblock, Trailer, SUMMARY_
 use super::refusal::WriteRefusal;
 use super::stats::Counters;
 use crate::dio::{AlignedBuf, DirectFile};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -135,16 +135,39 @@ impl Device {
         let got = self.read_parts(parts, offset);
         self.gets_in_flight.fetch_sub(1, Relaxed);
         if let Err(e) = &got {
-            let region = self.geometry.region_at(offset);
-            let logged = self.read_errors_logged.get(region as usize);
-            if logged.is_some_and(|l| !l.swap(true, Relaxed)) {
-                crate::log::warn(&format!(
-                    "{e} (region {region}); gets of it fail with DCACHE_IO_ERROR, and later \
-                     read errors in this region are counted in io_errors, not logged"
-                ));
-            }
+            self.log_get_error(offset, e);
         }
         got
+    }
+
+    fn log_get_error(&self, offset: u64, e: &Error) {
+        let region = self.geometry.region_at(offset);
+        let logged = self.read_errors_logged.get(region as usize);
+        if logged.is_some_and(|l| !l.swap(true, Relaxed)) {
+            crate::log::warn(&format!(
+                "{e} (region {region}); gets of it fail with DCACHE_IO_ERROR, and later \
+                 read errors in this region are counted in io_errors, not logged"
+            ));
+        }
+    }
+
+    /// A get's read made elsewhere (io_uring) of `len` bytes at `offset` ended with `res`
+    /// (bytes read, or a negative errno): counted and logged as `read_parts_for_get` would.
+    pub fn get_read_done(&self, offset: u64, len: usize, res: i32) -> Result<usize> {
+        if res >= 0 {
+            self.counters.bytes_read.fetch_add(res as u64, Relaxed);
+            return Ok(res as usize);
+        }
+        let err = Error::os(
+            format!(
+                "io_uring read of {len} bytes of {} at offset {offset}",
+                self.file.path().display()
+            ),
+            std::io::Error::from_raw_os_error(-res),
+        );
+        self.counters.io_errors.fetch_add(1, Relaxed);
+        self.log_get_error(offset, &err);
+        Err(err)
     }
 
     pub fn sync(&self) -> Result<()> {

@@ -31,6 +31,7 @@ mod recovery;
 mod refusal;
 mod rings;
 mod stats;
+mod uring;
 mod writeback;
 mod writer;
 

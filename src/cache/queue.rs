@@ -13,6 +13,8 @@
 
 use super::engine::Engine;
 use super::read::Fetched;
+use super::uring::Ring;
+use crate::dio::fault;
 use crate::error::{Error, ErrorKind, Result};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
@@ -32,6 +34,32 @@ const SPIN: Duration = Duration::from_micros(50);
 /// How long a reap that must wait looks before it sleeps: longer than a read of the device,
 /// since the caller chose to wait.
 const REAP_SPIN: Duration = Duration::from_micros(500);
+
+/// A range read of an entry longer than this goes to the threads, which read only the part
+/// of it that the range needs; the ring reads entries whole.
+const RING_RANGE_ENTRY_MAX: usize = 1 << 20;
+
+/// The ring for a new queue, or None, logged once, where the kernel refuses io_uring or
+/// `DCACHE_QUEUE_BACKEND=threads` asks for the threads (tests of the fallback).
+fn ring_for(engine: &Engine, depth: u32, eventfd: RawFd) -> Option<Ring> {
+    if std::env::var("DCACHE_QUEUE_BACKEND").is_ok_and(|v| v == "threads") {
+        return None;
+    }
+    let device = &engine.device;
+    let fd = device.file().fd().as_raw_fd();
+    match Ring::new(depth, fd, device.buffer_align(), eventfd) {
+        Ok(ring) => Some(ring),
+        Err(e) => {
+            static LOGGED: std::sync::Once = std::sync::Once::new();
+            LOGGED.call_once(|| {
+                crate::log::warn(&format!(
+                    "{e}: completion queues run their reads on threads (DCACHE_QUEUE_THREADS)"
+                ))
+            });
+            None
+        }
+    }
+}
 
 /// Which engine runs a queue's reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,21 +89,31 @@ pub struct Completion {
 
 /// The caller's buffer: it promised, at submit, that it stays valid and untouched until the
 /// read's completion is reaped (or the queue is closed).
-struct Target {
+pub(super) struct Target {
     ptr: *mut u8,
     len: usize,
+}
+
+impl Target {
+    /// # Safety
+    /// The read this target belongs to is not reaped yet, and nothing else uses the bytes.
+    // The bytes are the caller's, lent to the read, not part of `self`.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn as_mut_slice(&self) -> &mut [u8] {
+        std::slice::from_raw_parts_mut(self.ptr, self.len)
+    }
 }
 
 // SAFETY: the memory is the caller's, lent to the queue until the completion is reaped; one
 // worker writes it, and nobody else touches it meanwhile (see `ReadQueue::submit`).
 unsafe impl Send for Target {}
 
-struct Read {
-    key: Vec<u8>,
+pub(super) struct Read {
+    pub key: Vec<u8>,
     /// None: the whole value; Some(offset): `get_range` from there.
-    offset: Option<u64>,
-    target: Target,
-    user_data: u64,
+    pub offset: Option<u64>,
+    pub target: Target,
+    pub user_data: u64,
 }
 
 #[derive(Default)]
@@ -106,6 +144,8 @@ struct Shared {
     ready: AtomicUsize,
     queued: AtomicUsize,
     eventfd: OwnedFd,
+    /// The io_uring backend, where the kernel allows it (else every read goes to threads).
+    ring: Option<Mutex<Ring>>,
 }
 
 /// A completion queue over a cache. Submissions may come from any thread; one thread at a
@@ -135,6 +175,9 @@ impl ReadQueue {
         if fd < 0 {
             return Err(Error::os("eventfd", std::io::Error::last_os_error()));
         }
+        // SAFETY: fd is a new descriptor nobody else owns.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let ring = ring_for(&engine, depth, eventfd.as_raw_fd());
         Ok(ReadQueue {
             shared: Arc::new(Shared {
                 engine,
@@ -144,8 +187,8 @@ impl ReadQueue {
                 finished: Condvar::new(),
                 ready: AtomicUsize::new(0),
                 queued: AtomicUsize::new(0),
-                // SAFETY: fd is a new descriptor nobody else owns.
-                eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
+                eventfd,
+                ring: ring.map(Mutex::new),
             }),
             threads: Mutex::new(Vec::new()),
         })
@@ -157,7 +200,10 @@ impl ReadQueue {
     }
 
     pub fn backend(&self) -> Backend {
-        Backend::Threads
+        match self.shared.ring {
+            Some(_) => Backend::IoUring,
+            None => Backend::Threads,
+        }
     }
 
     pub fn depth(&self) -> u32 {
@@ -208,6 +254,10 @@ impl ReadQueue {
                 return Ok(());
             }
         }
+        let read = match self.shared.start_on_ring(read) {
+            Some(read) => read,
+            None => return Ok(()),
+        };
         let mut st = self.shared.state.lock();
         st.waiting.push_back(read);
         self.shared.queued.store(st.waiting.len(), Relaxed);
@@ -268,26 +318,25 @@ impl ReadQueue {
                 st.outstanding
             )));
         }
+        shared.drain_ring(&mut st);
         if st.done.len() < min {
-            drop(st);
-            let started = Instant::now();
-            while shared.ready.load(Relaxed) < min && started.elapsed() < REAP_SPIN {
-                std::hint::spin_loop();
-            }
-            st = shared.state.lock();
-            while st.done.len() < min {
-                shared.finished.wait(&mut st);
-            }
+            st = shared.wait_for(st, min);
         }
         let n = max.min(st.done.len());
         for c in st.done.drain(..n) {
             each(c);
         }
         st.outstanding -= n as u32;
-        shared.ready.store(st.done.len(), Relaxed);
         if st.done.is_empty() {
+            // Cleared, then the ring looked at once more: a completion the kernel posts
+            // after the clear signals the fd again by itself.
             shared.clear_eventfd();
+            shared.drain_ring(&mut st);
+            if !st.done.is_empty() {
+                shared.signal_eventfd();
+            }
         }
+        shared.ready.store(st.done.len(), Relaxed);
         Ok(n)
     }
 
@@ -303,6 +352,9 @@ impl ReadQueue {
             while st.running > 0 {
                 shared.finished.wait(&mut st);
             }
+        }
+        if let Some(ring) = &shared.ring {
+            ring.lock().wait_all(&shared.engine);
         }
         for handle in self.threads.lock().drain(..) {
             let _ = handle.join();
@@ -320,7 +372,7 @@ impl Shared {
     /// Runs `read`, from memory only if `memory_only` (None: it needs the device).
     fn read(&self, read: &Read, memory_only: bool) -> Option<Outcome> {
         // SAFETY: see Target; the caller lent these bytes to this read.
-        let buf = unsafe { std::slice::from_raw_parts_mut(read.target.ptr, read.target.len) };
+        let buf = unsafe { read.target.as_mut_slice() };
         let got = match read.offset {
             None => self
                 .engine
@@ -339,6 +391,89 @@ impl Shared {
             Err(e) if e.kind() == ErrorKind::Busy => None,
             Err(e) => Some(Outcome::Failed(e.kind())),
         }
+    }
+
+    /// Starts `read` on the ring if there is one: None when it is started (or completed at
+    /// once: a miss), else the read, for the threads.
+    fn start_on_ring(&self, read: Read) -> Option<Read> {
+        let Some(ring) = &self.ring else {
+            return Some(read);
+        };
+        let plan = match self.engine.plan_entry_read(&read.key) {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.complete(read.user_data, Outcome::Failed(e.kind()));
+                return None;
+            }
+        };
+        // A small range of a large entry: the threads read just that part.
+        if read.offset.is_some() && plan.len > RING_RANGE_ENTRY_MAX {
+            return Some(read);
+        }
+        let user_data = read.user_data;
+        // A fault a test set on the device (dio::fault): the kernel never sees this read.
+        let device = &self.engine.device;
+        let injected = fault::check(
+            device.file().fd(),
+            fault::Op::Read,
+            plan.offset,
+            plan.len as u64,
+        );
+        if let Err(e) = injected {
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            let failed = device.get_read_done(plan.offset, plan.len, -errno).err();
+            let kind = failed.map_or(ErrorKind::Io, |e| e.kind());
+            self.complete(user_data, Outcome::Failed(kind));
+            return None;
+        }
+        if let Err(e) = ring.lock().submit(read, plan) {
+            self.complete(user_data, Outcome::Failed(e.kind()));
+        }
+        None
+    }
+
+    /// Moves what the ring has completed into `st.done`, checked.
+    fn drain_ring(&self, st: &mut State) {
+        if let Some(ring) = &self.ring {
+            ring.lock().drain(&self.engine, |user_data, outcome| {
+                st.done.push_back(Completion { user_data, outcome });
+            });
+        }
+    }
+
+    /// Waits until `st.done` holds `min` completions: looks for a while (see the module's
+    /// comment), then sleeps on the eventfd, which both the ring and the threads signal.
+    fn wait_for<'a>(
+        &'a self,
+        mut st: parking_lot::MutexGuard<'a, State>,
+        min: usize,
+    ) -> parking_lot::MutexGuard<'a, State> {
+        let started = Instant::now();
+        while st.done.len() < min {
+            if started.elapsed() < REAP_SPIN {
+                drop(st);
+                std::hint::spin_loop();
+                st = self.state.lock();
+                self.drain_ring(&mut st);
+                continue;
+            }
+            self.clear_eventfd();
+            self.drain_ring(&mut st);
+            if st.done.len() >= min {
+                break;
+            }
+            drop(st);
+            let mut pfd = libc::pollfd {
+                fd: self.eventfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one pollfd, valid for the call. EINTR just loops.
+            unsafe { libc::poll(&mut pfd, 1, -1) };
+            st = self.state.lock();
+            self.drain_ring(&mut st);
+        }
+        st
     }
 
     fn complete(&self, user_data: u64, outcome: Outcome) {

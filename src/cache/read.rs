@@ -32,6 +32,14 @@ struct Found {
     lap: u64,
 }
 
+/// A read of a whole entry that a caller makes on the device itself (`plan_entry_read`):
+/// `len` bytes at `offset`.
+pub(crate) struct EntryRead {
+    found: Found,
+    pub offset: u64,
+    pub len: usize,
+}
+
 /// No region holds this lap.
 const RACED: u64 = u64::MAX;
 
@@ -244,22 +252,75 @@ impl Engine {
                 if !self.read_entry(f.loc, 0, b)? {
                     return Err(self.corrupt(f));
                 }
-                let Some(h) = self.check_header(f, key, b)? else {
-                    return Err(self.corrupt(f));
-                };
-                let (voff, vlen) = (h.value_offset as usize, h.value_len as usize);
-                if buf.len() < vlen {
-                    return Ok(Fetched::TooSmall(vlen as u64));
-                }
-                let value = &b[voff..voff + vlen];
-                if !h.verify_chunks(b, 0, value) {
-                    return Err(self.corrupt(f));
-                }
-                buf[..vlen].copy_from_slice(value);
-                self.hit(f);
-                Ok(Fetched::Copied(vlen))
+                self.value_from_entry(f, key, b, buf)
             },
         )?
+    }
+
+    /// The value of the whole entry `b` (read from `f.loc`), verified, into `buf`.
+    fn value_from_entry(&self, f: Found, key: &[u8], b: &[u8], buf: &mut [u8]) -> Result<Fetched> {
+        let Some(h) = self.check_header(f, key, b)? else {
+            return Err(self.corrupt(f));
+        };
+        let (voff, vlen) = (h.value_offset as usize, h.value_len as usize);
+        if buf.len() < vlen {
+            return Ok(Fetched::TooSmall(vlen as u64));
+        }
+        let value = &b[voff..voff + vlen];
+        if !h.verify_chunks(b, 0, value) {
+            return Err(self.corrupt(f));
+        }
+        buf[..vlen].copy_from_slice(value);
+        self.hit(f);
+        Ok(Fetched::Copied(vlen))
+    }
+
+    /// Where `key`'s entry lies on the device, for a reader that reads it whole there (the
+    /// io_uring queue) and then hands it to `finish_get` or `finish_get_range`. A miss if
+    /// the index has no entry for it.
+    pub(crate) fn plan_entry_read(&self, key: &[u8]) -> Result<EntryRead> {
+        let found = self.locate(key)?;
+        let g = self.device.geometry();
+        Ok(EntryRead {
+            found,
+            offset: g.data_start + found.loc.unit as u64 * g.unit as u64,
+            len: self.entry_len(found.loc) as usize,
+        })
+    }
+
+    /// `get`, from `entry`: the bytes read for `r` (fewer than `r.len` if the device had
+    /// fewer), checked as `get` checks them.
+    pub(crate) fn finish_get(
+        &self,
+        r: &EntryRead,
+        key: &[u8],
+        entry: &[u8],
+        buf: &mut [u8],
+    ) -> Result<Fetched> {
+        if entry.len() < r.len {
+            return Err(self.corrupt(r.found));
+        }
+        self.value_from_entry(r.found, key, entry, buf)
+    }
+
+    /// `get_range`, from `entry`, as `finish_get` is `get`.
+    pub(crate) fn finish_get_range(
+        &self,
+        r: &EntryRead,
+        key: &[u8],
+        offset: u64,
+        entry: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize> {
+        if entry.len() < r.len {
+            return Err(self.corrupt(r.found));
+        }
+        let n = match self.range_from_entry(r.found, key, offset, out, entry)? {
+            RangePlan::Done(n) => n,
+            RangePlan::Read(span) => self.read_span(r.found, offset, &span, out)?,
+        };
+        self.hit(r.found);
+        Ok(n)
     }
 
     /// How much of an entry to read to be sure to have its whole header for `key`.
@@ -317,42 +378,55 @@ impl Engine {
                 if !self.read_entry(loc, 0, b)? {
                     return Err(self.corrupt(f));
                 }
-                let Some(h) = self.check_header(f, key, b)? else {
-                    return Err(self.corrupt(f));
-                };
-                if offset > h.value_len {
-                    return Err(Error::new(
-                        ErrorKind::Range,
-                        format!(
-                            "offset {offset} is past the end of the {}-byte value",
-                            h.value_len
-                        ),
-                    ));
-                }
-                let n = out.len().min((h.value_len - offset) as usize);
-                if n == 0 {
-                    return Ok(RangePlan::Done(0));
-                }
-                let (c0, c1) = (offset / CHUNK_SIZE, (offset + n as u64 - 1) / CHUNK_SIZE);
-                let span_start = h.value_offset as u64 + c0 * CHUNK_SIZE;
-                let span_end = h.value_offset as u64 + ((c1 + 1) * CHUNK_SIZE).min(h.value_len);
-                if span_end as usize <= b.len() {
-                    if !h.verify_chunks(b, c0, &b[span_start as usize..span_end as usize]) {
-                        return Err(self.corrupt(f));
-                    }
-                    let from = (h.value_offset as u64 + offset) as usize;
-                    out[..n].copy_from_slice(&b[from..from + n]);
-                    return Ok(RangePlan::Done(n));
-                }
-                Ok(RangePlan::Read(Span {
-                    start: span_start,
-                    end: span_end,
-                    value_offset: h.value_offset as u64,
-                    n,
-                    crcs: (c0..=c1).map(|i| h.chunk_crc(b, i)).collect(),
-                }))
+                self.range_from_entry(f, key, offset, out, b)
             },
         )?
+    }
+
+    /// What a range read needs beyond `b`, the start of the entry at `f.loc` (its header
+    /// at least): nothing if `b` holds the range, which is then copied into `out`.
+    fn range_from_entry(
+        &self,
+        f: Found,
+        key: &[u8],
+        offset: u64,
+        out: &mut [u8],
+        b: &[u8],
+    ) -> Result<RangePlan> {
+        let Some(h) = self.check_header(f, key, b)? else {
+            return Err(self.corrupt(f));
+        };
+        if offset > h.value_len {
+            return Err(Error::new(
+                ErrorKind::Range,
+                format!(
+                    "offset {offset} is past the end of the {}-byte value",
+                    h.value_len
+                ),
+            ));
+        }
+        let n = out.len().min((h.value_len - offset) as usize);
+        if n == 0 {
+            return Ok(RangePlan::Done(0));
+        }
+        let (c0, c1) = (offset / CHUNK_SIZE, (offset + n as u64 - 1) / CHUNK_SIZE);
+        let span_start = h.value_offset as u64 + c0 * CHUNK_SIZE;
+        let span_end = h.value_offset as u64 + ((c1 + 1) * CHUNK_SIZE).min(h.value_len);
+        if span_end as usize <= b.len() {
+            if !h.verify_chunks(b, c0, &b[span_start as usize..span_end as usize]) {
+                return Err(self.corrupt(f));
+            }
+            let from = (h.value_offset as u64 + offset) as usize;
+            out[..n].copy_from_slice(&b[from..from + n]);
+            return Ok(RangePlan::Done(n));
+        }
+        Ok(RangePlan::Read(Span {
+            start: span_start,
+            end: span_end,
+            value_offset: h.value_offset as u64,
+            n,
+            crcs: (c0..=c1).map(|i| h.chunk_crc(b, i)).collect(),
+        }))
     }
 
     /// Reads the whole chunks of `span`, checks them, and copies the range into `out`.
