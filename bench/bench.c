@@ -79,9 +79,12 @@ int record_run(const char *group, const char *key, const char *label, const run_
         rc |= record_one(group, key, "p99_us", label, ": p99", r->lat.p99_us, "us", mode);
         rc |= record_one(group, key, "p999_us", label, ": p99.9", r->lat.p999_us, "us", mode);
     }
-    if (what & REC_CPU)
+    if (what & REC_CPU) {
         rc |= record_one(group, key, "cpu_s_per_gb", label, ": CPU per GB moved",
                          result_cpu_per_gb(r), "s/GB", mode);
+        rc |= record_one(group, key, "cpu_us_per_op", label, ": CPU per operation",
+                         r->ops ? r->cpu_seconds / (double)r->ops * 1e6 : 0, "us", mode);
+    }
     return rc ? -1 : 0;
 }
 

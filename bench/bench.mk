@@ -34,4 +34,4 @@ bench-bin: $(BENCH_BIN)
 
 $(BENCH_BIN): $(BENCH_SOURCES) $(BENCH_HEADERS) $(BENCH_LIBDEPS) $(BENCH_SRC)/bench.mk
 	@mkdir -p $(dir $@)
-	$(BENCH_CC) $(BENCH_CFLAGS) $(BENCH_SOURCES) -o $@ $(DCACHE_LDLIBS)
+	$(BENCH_CC) $(BENCH_CFLAGS) $(BENCH_SOURCES) -o $@ $(DCACHE_LDLIBS) -luring

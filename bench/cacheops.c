@@ -17,7 +17,6 @@ void cache_load_init(cache_load *l, dcache *c, const value_pool *pool, const cha
     l->count = count;
     l->allow_miss = false;
     atomic_init(&l->misses, 0);
-    l->queue = NULL;
 }
 
 int cache_put_op(void *ctx, worker *w, uint64_t seq, uint64_t *bytes)
@@ -66,32 +65,6 @@ int cache_get_op(void *ctx, worker *w, uint64_t seq, uint64_t *bytes)
     if (rc == 0)
         *bytes += l->value_len;
     return rc;
-}
-
-int cache_queued_get_op(void *ctx, worker *w, uint64_t seq, uint64_t *bytes)
-{
-    (void)seq;
-    cache_load *l = ctx;
-    uint64_t id = l->first + rng_below(&w->rng, l->count);
-    char key[KEY_MAX];
-    size_t klen = make_key(key, l->prefix, id), n = 0;
-    dcache_result r = dcache_submit_get(l->queue, (const uint8_t *)key, klen, w->buf,
-                                        w->buf_size, id);
-    if (dc_check(r, "dcache_submit_get") != 0)
-        return -1;
-    dcache_completion done;
-    if (dc_check(dcache_queue_reap(l->queue, &done, 1, 1, &n), "dcache_queue_reap") != 0)
-        return -1;
-    if (n != 1 || done.user_data != id)
-        return bench_fail("dcache_queue_reap: %zu completions, user_data %llu for %llu", n,
-                          (unsigned long long)done.user_data, (unsigned long long)id);
-    if (dc_check(done.result, "a queued get") != 0)
-        return -1;
-    if (done.len != l->value_len)
-        return bench_fail("queued get %s: %llu bytes, %zu were put", key,
-                          (unsigned long long)done.len, l->value_len);
-    *bytes += l->value_len;
-    return 0;
 }
 
 int cache_flush_finish(void *ctx)

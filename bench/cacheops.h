@@ -20,7 +20,6 @@ typedef struct cache_load {
     uint64_t first, count;
     bool allow_miss;              /* gets: count NOT_FOUND instead of failing */
     atomic_uint_fast64_t misses;
-    dcache_queue *queue;          /* for cache_queued_get_op (one thread) */
 } cache_load;
 
 void cache_load_init(cache_load *l, dcache *c, const value_pool *pool, const char *prefix,
@@ -31,8 +30,6 @@ void cache_load_init(cache_load *l, dcache *c, const value_pool *pool, const cha
 int cache_put_op(void *ctx, worker *w, uint64_t seq, uint64_t *bytes);
 /* Gets a random key of the set into the worker's buffer and checks its length. */
 int cache_get_op(void *ctx, worker *w, uint64_t seq, uint64_t *bytes);
-/* cache_get_op through `queue` at depth 1: submit, then reap waiting for the completion. */
-int cache_queued_get_op(void *ctx, worker *w, uint64_t seq, uint64_t *bytes);
 /* dcache_flush, as a run's timed finish. */
 int cache_flush_finish(void *ctx);
 

@@ -11,7 +11,8 @@
  *    than its capacity: no eviction). A sample of every cache is then compared byte for
  *    byte, and the 1 MiB cache removed.
  * 2. Reads, each round: random 64 KiB reads at 1 and 4 threads / 64 KiB gets at 1 and 4
- *    threads, and through a completion queue at depth 1 (submit, then a waiting reap);
+ *    threads; raw io_uring reads of the 64 KiB and 4 KiB caches' files / gets through a
+ *    completion queue, each kept 1, 8 and 32 deep from one thread;
  *    random 4 KiB reads / 4 KiB gets, 1 thread; 1 reader beside a writer: raw
  *    64 KiB reads beside sequential 1 MiB pwrites, 64 KiB gets beside a thread that re-puts
  *    the stored keys in their original order with the same bytes (the log wraps but only
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "cacheops.h"
+#include "depth.h"
 #include "phases.h"
 #include "raw.h"
 #include "report.h"
@@ -186,9 +188,13 @@ typedef struct throughput {
     int cache_fd;           /* the 64 KiB cache's file, for raw reads of it */
     raw_load rcache64k;
     filled_cache c64k, c1m, c4k;
-    cache_load mixed_reader, mixed_writer, queued;
-    dcache_queue *queue;    /* on the 64 KiB cache, depth 1 */
-    measurement ms[10];     /* the most a plan holds: plan_reads adds 10 */
+    cache_load mixed_reader, mixed_writer;
+    int cache4k_fd;         /* the 4 KiB cache's file, for raw io_uring reads of it */
+    /* Reads kept 1, 8 and 32 deep from one thread, 64 KiB and 4 KiB: raw io_uring reads of
+     * each cache's file, and gets through a completion queue. */
+    depth_load raw_depth[2][3], queue_depth[2][3];
+    char depth_names[2][3][2][2][96];   /* [size][depth][raw, queue][key, label] */
+    measurement ms[21];     /* the most a plan holds: plan_reads adds 21 */
     size_t n_ms;
 } throughput;
 
@@ -249,6 +255,55 @@ static void plan_writes(const bench_config *cfg, throughput *t)
     add_fill(t, cfg, &t->c4k, "cache.put4k", "4 KiB puts + flush");
 }
 
+static const unsigned depths[3] = {1, 8, 32};
+
+/* Raw io_uring reads of each cache's file beside gets through a queue, at each depth. */
+static void plan_depths(const bench_config *cfg, throughput *t)
+{
+    const unsigned all = REC_MBPS | REC_OPS | REC_CPU | REC_LAT;
+    const filled_cache *caches[2] = {&t->c64k, &t->c4k};
+    const char *sizes[2] = {"64k", "4k"}, *labels[2] = {"64 KiB", "4 KiB"};
+    for (int c = 0; c < 2; c++) {
+        for (int i = 0; i < 3; i++) {
+            char(*raw)[96] = t->depth_names[c][i][0], (*queued)[96] = t->depth_names[c][i][1];
+            snprintf(raw[0], 96, "raw.uring%s.d%u", sizes[c], depths[i]);
+            snprintf(raw[1], 96, "io_uring random %s reads of the cache's file, depth %u",
+                     labels[c], depths[i]);
+            add_measurement(t, GROUP_ROOF, raw[0], raw[1], MODE_RAW, all,
+                            (run_spec){.name = "raw io_uring", .threads = 1,
+                                       .seconds = cfg->slice_sec, .buf_size = 4096,
+                                       .op = depth_raw_op, .finish = depth_raw_finish,
+                                       .ctx = &t->raw_depth[c][i], .seed = 3});
+            snprintf(queued[0], 96, "cache.queue%s.d%u", sizes[c], depths[i]);
+            snprintf(queued[1], 96, "%s gets through the queue, depth %u", labels[c],
+                     depths[i]);
+            add_measurement(t, GROUP_GET, queued[0], queued[1], caches[c]->mode, all,
+                            (run_spec){.name = "queued gets", .threads = 1,
+                                       .seconds = cfg->slice_sec, .buf_size = 4096,
+                                       .op = depth_cache_op, .finish = depth_cache_finish,
+                                       .ctx = &t->queue_depth[c][i], .seed = 4});
+        }
+    }
+}
+
+/* The loads plan_depths measures: 0 or -1. */
+static int open_depths(const bench_config *cfg, throughput *t)
+{
+    t->cache4k_fd = open(t->c4k.path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+    if (t->cache4k_fd < 0)
+        return sys_fail(t->c4k.path);
+    const int fds[2] = {t->cache_fd, t->cache4k_fd};
+    const size_t blocks[2] = {64 * KIB, 4 * KIB};
+    const cache_load *keys[2] = {&t->c64k.load, &t->c4k.load};
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < 3; i++)
+            if (depth_raw_init(&t->raw_depth[c][i], fds[c], blocks[c],
+                               cfg->put_class_bytes / blocks[c], depths[i]) != 0 ||
+                depth_cache_init(&t->queue_depth[c][i], keys[c], depths[i]) != 0)
+                return -1;
+    return 0;
+}
+
 static void plan_reads(const bench_config *cfg, throughput *t)
 {
     const unsigned all = REC_MBPS | REC_OPS | REC_CPU | REC_LAT;
@@ -279,13 +334,6 @@ static void plan_reads(const bench_config *cfg, throughput *t)
                     REC_MBPS | REC_OPS | REC_LAT,
                     reader_spec("raw 64k cache file t1", 1, sec, 64 * KIB, raw_read_op,
                                 &t->rcache64k));
-    /* The completion queue at depth 1: a submit and a waiting reap per get. */
-    t->queued = *l64;
-    t->queued.queue = t->queue;
-    add_measurement(t, GROUP_GET, "cache.queue64k.d1", "64 KiB gets through the queue, depth 1",
-                    m64, REC_MBPS | REC_LAT | REC_CPU,
-                    reader_spec("queued get 64k d1", 1, sec, 64 * KIB, cache_queued_get_op,
-                                &t->queued));
     add_measurement(t, GROUP_ROOF, "raw.r64k.t4", "random 64 KiB reads, 4 threads", MODE_RAW,
                     all, reader_spec("raw 64k t4", 4, sec, 64 * KIB, raw_read_op, &t->r64k));
     add_measurement(t, GROUP_GET, "cache.get64k.t4", "64 KiB gets, 4 threads", m64, all,
@@ -307,6 +355,7 @@ static void plan_reads(const bench_config *cfg, throughput *t)
                         reader_spec("get 64k beside writer", 1, sec, 64 * KIB, cache_get_op,
                                     &t->mixed_reader));
     m->writer = writer_spec("cache writer", cache_put_op, cache_flush_finish, &t->mixed_writer);
+    plan_depths(cfg, t);
 }
 
 /* Records every planned measurement and empties the plan. */
@@ -340,8 +389,13 @@ static int teardown(const bench_config *cfg, throughput *t, bool complete)
     snprintf(label, sizeof label, "%llu MiB cache, DCACHE_IO_AUTO, after 64 KiB puts + gets",
              (unsigned long long)(cfg->cache_capacity / MIB));
     int rc = 0;
-    dcache_queue_close(t->queue);
-    t->queue = NULL;
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < 3; i++) {
+            depth_free(&t->raw_depth[c][i]);
+            depth_free(&t->queue_depth[c][i]);
+        }
+    if (t->cache4k_fd >= 0)
+        close(t->cache4k_fd);
     if (drop_cache(&t->c64k, complete ? "cache.residency.direct" : NULL, label) != 0)
         rc = -1;
     if (drop_cache(&t->c1m, NULL, NULL) != 0 || drop_cache(&t->c4k, NULL, NULL) != 0)
@@ -376,7 +430,7 @@ static int measure_reads(const bench_config *cfg, throughput *t)
     t->cache_fd = open(t->c64k.path, O_RDONLY | O_DIRECT | O_CLOEXEC);
     if (t->cache_fd < 0)
         return sys_fail(t->c64k.path);
-    if (dc_check(dcache_queue_open(t->c64k.c, 1, &t->queue), "dcache_queue_open") != 0)
+    if (open_depths(cfg, t) != 0)
         return -1;
     plan_reads(cfg, t);
     if (measure_rounds("reads", cfg->rounds, t->ms, t->n_ms) != 0 || record_planned(t) != 0 ||
@@ -388,7 +442,7 @@ static int measure_reads(const bench_config *cfg, throughput *t)
 int phase_throughput(const bench_config *cfg)
 {
     static throughput t;   /* large (paths); one at a time */
-    t = (throughput){.fd = -1, .cache_fd = -1};
+    t = (throughput){.fd = -1, .cache_fd = -1, .cache4k_fd = -1};
     int rc = create_files(cfg, &t);
     if (rc == 0)
         rc = measure_writes(cfg, &t);

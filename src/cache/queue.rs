@@ -327,9 +327,12 @@ impl ReadQueue {
             each(c);
         }
         st.outstanding -= n as u32;
-        if st.done.is_empty() {
-            // Cleared, then the ring looked at once more: a completion the kernel posts
-            // after the clear signals the fd again by itself.
+        // A reap that does not wait is an event loop's, woken by the fd: it must leave the
+        // fd readable exactly while completions wait. It is cleared, then the ring looked at
+        // once more: a completion the kernel posts after the clear signals it again. A
+        // waiting reap skips that system call (the fd may stay readable with nothing to
+        // reap, until the next reap that does not wait).
+        if st.done.is_empty() && min == 0 {
             shared.clear_eventfd();
             shared.drain_ring(&mut st);
             if !st.done.is_empty() {

@@ -105,17 +105,13 @@ impl Ring {
 
     /// Checks every read the kernel has completed and hands each to `done`.
     pub fn drain(&mut self, engine: &Engine, mut done: impl FnMut(u64, Outcome)) {
-        let finished: Vec<(usize, i32)> = self
-            .ring
-            .completion()
-            .map(|c| (c.user_data() as usize, c.result()))
-            .collect();
-        for (slot, res) in finished {
-            let Some(f) = self.release(slot) else {
+        for cqe in self.ring.completion() {
+            let slot = cqe.user_data() as usize;
+            let Some(f) = self.slots.get_mut(slot).and_then(Option::take) else {
                 continue;
             };
-            let outcome = finish(engine, &f, res);
-            done(f.read.user_data, outcome);
+            self.free.push(slot);
+            done(f.read.user_data, finish(engine, &f, cqe.result()));
             self.spare.push(f.buf);
         }
     }
