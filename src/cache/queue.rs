@@ -47,7 +47,8 @@ fn ring_for(engine: &Engine, depth: u32, eventfd: RawFd) -> Option<Ring> {
     }
     let device = &engine.device;
     let fd = device.file().fd().as_raw_fd();
-    match Ring::new(depth, fd, device.buffer_align(), eventfd) {
+    let unit = device.geometry().unit as usize;
+    match Ring::new(depth, fd, device.buffer_align(), unit, eventfd) {
         Ok(ring) => Some(ring),
         Err(e) => {
             static LOGGED: std::sync::Once = std::sync::Once::new();
@@ -95,6 +96,10 @@ pub(super) struct Target {
 }
 
 impl Target {
+    pub(super) fn ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
     /// # Safety
     /// The read this target belongs to is not reaped yet, and nothing else uses the bytes.
     // The bytes are the caller's, lent to the read, not part of `self`.
@@ -402,7 +407,12 @@ impl Shared {
         let Some(ring) = &self.ring else {
             return Some(read);
         };
-        let plan = match self.engine.plan_entry_read(&read.key) {
+        // SAFETY: the caller lent these bytes to this read; only looked at here.
+        let into = read
+            .offset
+            .is_none()
+            .then(|| &*unsafe { read.target.as_mut_slice() });
+        let plan = match self.engine.plan_entry_read(&read.key, into) {
             Ok(plan) => plan,
             Err(e) => {
                 self.complete(read.user_data, Outcome::Failed(e.kind()));

@@ -38,6 +38,9 @@ pub(crate) struct EntryRead {
     found: Found,
     pub offset: u64,
     pub len: usize,
+    /// The value's offset in the entry, when its whole units go straight into the caller's
+    /// buffer (the head and the last unit into the reader's own).
+    pub in_place: Option<u64>,
 }
 
 /// No region holds this lap.
@@ -278,14 +281,42 @@ impl Engine {
     /// Where `key`'s entry lies on the device, for a reader that reads it whole there (the
     /// io_uring queue) and then hands it to `finish_get` or `finish_get_range`. A miss if
     /// the index has no entry for it.
-    pub(crate) fn plan_entry_read(&self, key: &[u8]) -> Result<EntryRead> {
+    /// With `into`, the buffer of a whole-value get: where the value starts in the entry if
+    /// it can be read straight into that buffer (`in_place`, as `get` does).
+    pub(crate) fn plan_entry_read(&self, key: &[u8], into: Option<&[u8]>) -> Result<EntryRead> {
         let found = self.locate(key)?;
         let g = self.device.geometry();
         Ok(EntryRead {
             found,
             offset: g.data_start + found.loc.unit as u64 * g.unit as u64,
             len: self.entry_len(found.loc) as usize,
+            in_place: into.and_then(|buf| self.in_place_offset(found.loc, key, buf)),
         })
+    }
+
+    /// `finish_get` for a read made in place (`r.in_place`): `b` holds the entry's head and
+    /// its last unit, `buf` the value's whole units; `res` is the bytes read in all.
+    pub(crate) fn finish_get_in_place(
+        &self,
+        r: &EntryRead,
+        key: &[u8],
+        b: &[u8],
+        buf: &mut [u8],
+        read: usize,
+    ) -> Result<Fetched> {
+        let value_offset = r.in_place.expect("an in-place read");
+        let unit = self.device.geometry().unit as usize;
+        let middle = r.len - value_offset as usize - unit;
+        let mut filled = middle;
+        let outcome = match read == r.len {
+            true => self.verify_in_place(r.found, key, b, buf, value_offset, &mut filled),
+            false => Err(self.corrupt(r.found)),
+        };
+        match self.end_in_place(r.found, buf, filled, outcome)? {
+            Some(fetched) => Ok(fetched),
+            // The header put the value elsewhere (a newer entry took the place): read again.
+            None => self.get(key, buf),
+        }
     }
 
     /// `get`, from `entry`: the bytes read for `r` (fewer than `r.len` if the device had
@@ -500,21 +531,50 @@ impl Engine {
             if !self.read_entry_parts(loc, 0, &mut [head, &mut buf[..middle], tail])? {
                 return Err(self.corrupt(f));
             }
-            let h = match self.check_header(f, key, head)? {
-                Some(h) if h.value_offset as u64 == value_offset => h,
-                _ => return Ok(None),
-            };
-            // The entry ends on the first unit boundary after the value: the value's last
-            // bytes are in the tail unit.
-            let value_len = h.value_len as usize;
-            let in_tail = value_len - middle;
-            buf[middle..value_len].copy_from_slice(&tail[..in_tail]);
-            filled = value_len;
-            if !h.verify_chunks(head, 0, &buf[..value_len]) {
-                return Err(self.corrupt(f));
-            }
-            Ok(Some(value_len))
+            self.verify_in_place(f, key, b, buf, value_offset, &mut filled)
         })?;
+        self.end_in_place(f, buf, filled, outcome)
+    }
+
+    /// Checks an entry read in place: its header and last unit in `b` (`value_offset`
+    /// bytes, then a unit), the value's whole units in `buf`. Moves the value's last bytes
+    /// into `buf`; `filled` says how much of `buf` may hold unverified bytes. `Ok(None)`
+    /// when the header puts the value elsewhere.
+    fn verify_in_place(
+        &self,
+        f: Found,
+        key: &[u8],
+        b: &[u8],
+        buf: &mut [u8],
+        value_offset: u64,
+        filled: &mut usize,
+    ) -> Result<Option<usize>> {
+        let (head, tail) = b.split_at(value_offset as usize);
+        let middle = *filled;
+        let h = match self.check_header(f, key, head)? {
+            Some(h) if h.value_offset as u64 == value_offset => h,
+            _ => return Ok(None),
+        };
+        // The entry ends on the first unit boundary after the value: the value's last
+        // bytes are in the tail unit.
+        let value_len = h.value_len as usize;
+        let in_tail = value_len - middle;
+        buf[middle..value_len].copy_from_slice(&tail[..in_tail]);
+        *filled = value_len;
+        if !h.verify_chunks(head, 0, &buf[..value_len]) {
+            return Err(self.corrupt(f));
+        }
+        Ok(Some(value_len))
+    }
+
+    /// Counts a verified in-place read as a hit; otherwise zeroes what `buf` got.
+    fn end_in_place(
+        &self,
+        f: Found,
+        buf: &mut [u8],
+        filled: usize,
+        outcome: Result<Option<usize>>,
+    ) -> Result<Option<Fetched>> {
         match outcome {
             Ok(Some(n)) => {
                 self.hit(f);

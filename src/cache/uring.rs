@@ -18,8 +18,15 @@ use std::os::fd::RawFd;
 struct InFlight {
     read: Read,
     plan: EntryRead,
+    /// The whole entry; or, for a read in place, its head and its last unit.
     buf: AlignedBuf,
+    /// A read in place: the head, the value's whole units (the caller's buffer), the last
+    /// unit. The kernel reads them until the completion.
+    _iov: Box<[libc::iovec; 3]>,
 }
+
+// SAFETY: the iovecs point into `buf` and the caller's buffer, both lent to this read.
+unsafe impl Send for InFlight {}
 
 /// A ring and the reads it has in flight, one slot each (the slot is the io_uring user
 /// data).
@@ -31,12 +38,19 @@ pub(crate) struct Ring {
     spare: Vec<AlignedBuf>,
     device_fd: RawFd,
     align: usize,
+    unit: usize,
 }
 
 impl Ring {
     /// A ring for `depth` reads of the device at `device_fd` (buffers aligned to `align`),
     /// signalling `eventfd`. An error where the kernel refuses io_uring.
-    pub fn new(depth: u32, device_fd: RawFd, align: usize, eventfd: RawFd) -> Result<Ring> {
+    pub fn new(
+        depth: u32,
+        device_fd: RawFd,
+        align: usize,
+        unit: usize,
+        eventfd: RawFd,
+    ) -> Result<Ring> {
         let ring =
             IoUring::new(depth.next_power_of_two()).map_err(|e| Error::os("io_uring_setup", e))?;
         ring.submitter()
@@ -49,6 +63,7 @@ impl Ring {
             spare: Vec::new(),
             device_fd,
             align,
+            unit,
         })
     }
 
@@ -60,27 +75,50 @@ impl Ring {
     /// Starts `read`, whose entry `plan` says where to read. The queue's depth bounds the
     /// reads outstanding, so a slot is free.
     pub fn submit(&mut self, read: Read, plan: EntryRead) -> Result<()> {
-        let buf = match self
-            .spare
-            .iter()
-            .position(|b| b.as_slice().len() >= plan.len)
-        {
+        let unit = self.unit;
+        let own = match plan.in_place {
+            Some(value_offset) => value_offset as usize + unit,
+            None => plan.len,
+        };
+        let mut buf = match self.spare.iter().position(|b| b.as_slice().len() >= own) {
             Some(i) => self.spare.swap_remove(i),
-            None => AlignedBuf::new(plan.len.max(4096), self.align)?,
+            None => AlignedBuf::new(own.max(4096), self.align)?,
         };
         let slot = self
             .free
             .pop()
             .expect("the depth bounds the reads in flight");
-        let sqe = opcode::Read::new(
-            types::Fd(self.device_fd),
-            buf.as_slice().as_ptr() as *mut u8,
-            plan.len as u32,
-        )
-        .offset(plan.offset)
-        .build()
-        .user_data(slot as u64);
-        self.slots[slot] = Some(InFlight { read, plan, buf });
+        let base = buf.as_mut_slice().as_mut_ptr();
+        let part = |ptr: *mut u8, len: usize| libc::iovec {
+            iov_base: ptr.cast(),
+            iov_len: len,
+        };
+        let (sqe, iov) = match plan.in_place {
+            Some(value_offset) => {
+                let head = value_offset as usize;
+                let middle = plan.len - head - unit;
+                let iov = Box::new([
+                    part(base, head),
+                    part(read.target.ptr(), middle),
+                    // SAFETY: head + unit bytes were allocated.
+                    part(unsafe { base.add(head) }, unit),
+                ]);
+                let sqe = opcode::Readv::new(types::Fd(self.device_fd), iov.as_ptr(), 3);
+                (sqe.offset(plan.offset).build(), iov)
+            }
+            None => {
+                let iov = Box::new([part(base, plan.len), part(base, 0), part(base, 0)]);
+                let sqe = opcode::Read::new(types::Fd(self.device_fd), base, plan.len as u32);
+                (sqe.offset(plan.offset).build(), iov)
+            }
+        };
+        let sqe = sqe.user_data(slot as u64);
+        self.slots[slot] = Some(InFlight {
+            read,
+            plan,
+            buf,
+            _iov: iov,
+        });
         // SAFETY: the buffer lives in slots[slot] until the read's completion is taken.
         let pushed = unsafe { self.ring.submission().push(&sqe) };
         if pushed.is_err() {
@@ -130,13 +168,20 @@ impl Ring {
 /// The outcome of a completed read: `res` bytes read into `f.buf`, or a negative errno.
 fn finish(engine: &Engine, f: &InFlight, res: i32) -> Outcome {
     let read = &f.read;
-    let entry = match engine.device.get_read_done(f.plan.offset, f.plan.len, res) {
-        Ok(n) => &f.buf.as_slice()[..n],
+    let n = match engine.device.get_read_done(f.plan.offset, f.plan.len, res) {
+        Ok(n) => n,
         Err(e) => return Outcome::Failed(e.kind()),
     };
     // SAFETY: the caller lent these bytes to this read until its completion is reaped.
     let out = unsafe { read.target.as_mut_slice() };
+    let entry = &f.buf.as_slice()[..n.min(f.buf.as_slice().len())];
     let got = match read.offset {
+        None if f.plan.in_place.is_some() => engine
+            .finish_get_in_place(&f.plan, &read.key, f.buf.as_slice(), out, n)
+            .map(|r| match r {
+                Fetched::Copied(n) => Outcome::Read(n as u64),
+                Fetched::TooSmall(n) => Outcome::TooSmall(n),
+            }),
         None => engine
             .finish_get(&f.plan, &read.key, entry, out)
             .map(|r| match r {
