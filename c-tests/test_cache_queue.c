@@ -421,25 +421,39 @@ static void races(void)
     CHECK_RC(dcache_close(c), DCACHE_OK);
 }
 
-/* ---- closing: the cache with a queue open, the queue with reads in flight -------------------- */
-static void closing(const char *path)
+/* The cache at path, opened again; NULL after a failed check. */
+static dcache *reopen(const char *path)
 {
     dcache_options o;
     cache_opts(&o, 0, 0);
     dcache *c = NULL;
-    if (!CHECK_RC(dcache_open(path, &o, &c), DCACHE_OK))
+    return CHECK_RC(dcache_open(path, &o, &c), DCACHE_OK) ? c : NULL;
+}
+
+/* Submits gets of keys 0..n-1 (user_data = the key's number) into new buffers in s. */
+static void submit_first(dcache_queue *q, struct slot *s, uint64_t n)
+{
+    uint8_t k[KLEN];
+    for (uint64_t i = 0; i < n; i++) {
+        key_of(k, i % NV);
+        s[i].len = value_len(i % NV);
+        s[i].buf = malloc(s[i].len);
+        CHECK_RC(dcache_submit_get(q, k, KLEN, s[i].buf, s[i].len, i), DCACHE_OK);
+    }
+}
+
+/* ---- closing: the cache with a queue open, the queue with reads in flight -------------------- */
+static void closing(const char *path)
+{
+    dcache *c = reopen(path);
+    if (!c)
         return;
     dcache_queue *q = NULL;
     if (!CHECK_RC(dcache_queue_open(c, 8, &q), DCACHE_OK))
         return;
     struct slot s[8];
     uint8_t k[KLEN];
-    for (uint64_t i = 0; i < 8; i++) {
-        key_of(k, i);
-        s[i].len = value_len(i);
-        s[i].buf = malloc(s[i].len);
-        CHECK_RC(dcache_submit_get(q, k, KLEN, s[i].buf, s[i].len, i), DCACHE_OK);
-    }
+    submit_first(q, s, 8);
     CHECK_RC(dcache_close(c), DCACHE_OK);
     dcache_completion done[8];
     size_t n = 0;
@@ -457,18 +471,13 @@ static void closing(const char *path)
         free(s[i].buf);
 
     /* the queue closed with reads in flight: the buffers are ours again when it returns */
-    c = NULL;
-    if (!CHECK_RC(dcache_open(path, &o, &c), DCACHE_OK))
+    c = reopen(path);
+    if (!c)
         return;
     q = NULL;
     CHECK_RC(dcache_queue_open(c, 64, &q), DCACHE_OK);
     struct slot many[64];
-    for (uint64_t i = 0; i < 64; i++) {
-        key_of(k, i % NV);
-        many[i].len = value_len(i % NV);
-        many[i].buf = malloc(many[i].len);
-        CHECK_RC(dcache_submit_get(q, k, KLEN, many[i].buf, many[i].len, i), DCACHE_OK);
-    }
+    submit_first(q, many, 64);
     dcache_queue_close(q);
     for (int i = 0; i < 64; i++)
         free(many[i].buf);
@@ -478,10 +487,8 @@ static void closing(const char *path)
 /* ---- read errors -------------------------------------------------------------------------- */
 static void read_errors(const char *path)
 {
-    dcache_options o;
-    cache_opts(&o, 0, 0);
-    dcache *c = NULL;
-    if (!CHECK_RC(dcache_open(path, &o, &c), DCACHE_OK))
+    dcache *c = reopen(path);
+    if (!c)
         return;
     dcache_queue *q = NULL;
     CHECK_RC(dcache_queue_open(c, 8, &q), DCACHE_OK);
@@ -490,12 +497,7 @@ static void read_errors(const char *path)
     struct slot s[8];
     uint8_t k[KLEN];
     arm_failures(path);
-    for (uint64_t i = 0; i < 8; i++) {
-        key_of(k, i);
-        s[i].len = value_len(i);
-        s[i].buf = malloc(s[i].len);
-        CHECK_RC(dcache_submit_get(q, k, KLEN, s[i].buf, s[i].len, i), DCACHE_OK);
-    }
+    submit_first(q, s, 8);
     dcache_completion done[8];
     size_t n = 0;
     CHECK_RC(dcache_queue_reap(q, done, 8, 8, &n), DCACHE_OK);
@@ -531,10 +533,8 @@ static void suite(const char *path, uint32_t backend)
         setenv("DCACHE_QUEUE_BACKEND", "threads", 1);
     else
         unsetenv("DCACHE_QUEUE_BACKEND");
-    dcache_options o;
-    cache_opts(&o, 0, 0);
-    dcache *c = NULL;
-    if (CHECK_RC(dcache_open(path, &o, &c), DCACHE_OK)) {
+    dcache *c = reopen(path);
+    if (c) {
         dcache_queue *q = NULL;
         if (CHECK_RC(dcache_queue_open(c, 4, &q), DCACHE_OK) &&
             dcache_queue_backend(q) != backend) {
