@@ -21,12 +21,14 @@ static uint8_t *buf_of(const depth_load *d, unsigned slot)
     return d->bufs + (size_t)slot * d->block;
 }
 
-int depth_raw_init(depth_load *d, int fd, size_t block, uint64_t blocks, unsigned depth)
+int depth_raw_init(depth_load *d, int fd, size_t block, size_t step, uint64_t size,
+                   unsigned depth)
 {
-    if (alloc_bufs(d, block, depth, mix64(block + depth)) != 0)
+    if (alloc_bufs(d, block, depth, mix64(block + step + depth)) != 0)
         return -1;
     d->fd = fd;
-    d->blocks = blocks;
+    d->step = step;
+    d->blocks = (size - block) / step;
     int r = io_uring_queue_init(depth, &d->ring, 0);
     if (r < 0)
         return bench_fail("io_uring_queue_init: %s", strerror(-r));
@@ -55,7 +57,7 @@ void depth_free(depth_load *d)
 static void raw_start(depth_load *d, unsigned slot)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
-    off_t off = (off_t)(rng_below(&d->rng, d->blocks) * d->block);
+    off_t off = (off_t)(rng_below(&d->rng, d->blocks) * d->step);
     io_uring_prep_read(sqe, d->fd, buf_of(d, slot), (unsigned)d->block, off);
     io_uring_sqe_set_data(sqe, (void *)(uintptr_t)slot);
 }

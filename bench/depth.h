@@ -19,14 +19,17 @@ typedef struct depth_load {
     struct io_uring ring;
     bool ring_ready;
     int fd;
-    uint64_t blocks;      /* offsets are block * [0, blocks) */
+    uint64_t blocks;      /* offsets are step * [0, blocks) */
+    size_t step;          /* block, or a smaller alignment for reads shaped as entries */
     /* cache */
     dcache_queue *queue;
     const cache_load *keys;
 } depth_load;
 
-/* Random `block`-byte reads of fd at `depth`; 0 or -1. */
-int depth_raw_init(depth_load *d, int fd, size_t block, uint64_t blocks, unsigned depth);
+/* Random `block`-byte reads of fd at `depth`, at offsets that are multiples of `step`
+ * below `size`; 0 or -1. */
+int depth_raw_init(depth_load *d, int fd, size_t block, size_t step, uint64_t size,
+                   unsigned depth);
 /* Gets of random keys of `keys` at `depth`, through a queue of its own; 0 or -1. */
 int depth_cache_init(depth_load *d, const cache_load *keys, unsigned depth);
 void depth_free(depth_load *d);

@@ -193,8 +193,11 @@ typedef struct throughput {
     /* Reads kept 1, 8 and 32 deep from one thread, 64 KiB and 4 KiB: raw io_uring reads of
      * each cache's file, and gets through a completion queue. */
     depth_load raw_depth[2][3], queue_depth[2][3];
+    /* Raw io_uring reads shaped as a 64 KiB value's entry (one unit longer, at any unit),
+     * depth 32: what the entry's shape costs the device. */
+    depth_load raw_entry_shape;
     char depth_names[2][3][2][2][96];   /* [size][depth][raw, queue][key, label] */
-    measurement ms[21];     /* the most a plan holds: plan_reads adds 21 */
+    measurement ms[22];     /* the most a plan holds: plan_reads adds 22 */
     size_t n_ms;
 } throughput;
 
@@ -284,6 +287,14 @@ static void plan_depths(const bench_config *cfg, throughput *t)
                                        .ctx = &t->queue_depth[c][i], .seed = 4});
         }
     }
+    add_measurement(t, GROUP_ROOF, "raw.uring64k.entryshape.d32",
+                    "io_uring reads shaped as 64 KiB values' entries (64 KiB + a unit, at any "
+                    "unit), depth 32",
+                    MODE_RAW, REC_OPS | REC_CPU,
+                    (run_spec){.name = "raw io_uring, entry shape", .threads = 1,
+                               .seconds = cfg->slice_sec, .buf_size = 4096,
+                               .op = depth_raw_op, .finish = depth_raw_finish,
+                               .ctx = &t->raw_entry_shape, .seed = 5});
 }
 
 /* The loads plan_depths measures: 0 or -1. */
@@ -297,11 +308,13 @@ static int open_depths(const bench_config *cfg, throughput *t)
     const cache_load *keys[2] = {&t->c64k.load, &t->c4k.load};
     for (int c = 0; c < 2; c++)
         for (int i = 0; i < 3; i++)
-            if (depth_raw_init(&t->raw_depth[c][i], fds[c], blocks[c],
-                               cfg->put_class_bytes / blocks[c], depths[i]) != 0 ||
+            if (depth_raw_init(&t->raw_depth[c][i], fds[c], blocks[c], blocks[c],
+                               cfg->put_class_bytes, depths[i]) != 0 ||
                 depth_cache_init(&t->queue_depth[c][i], keys[c], depths[i]) != 0)
                 return -1;
-    return 0;
+    const size_t unit = dcache_alignment(t->c64k.c);
+    return depth_raw_init(&t->raw_entry_shape, t->cache_fd, 64 * KIB + unit, unit,
+                          cfg->put_class_bytes, 32);
 }
 
 static void plan_reads(const bench_config *cfg, throughput *t)
@@ -394,6 +407,7 @@ static int teardown(const bench_config *cfg, throughput *t, bool complete)
             depth_free(&t->raw_depth[c][i]);
             depth_free(&t->queue_depth[c][i]);
         }
+    depth_free(&t->raw_entry_shape);
     if (t->cache4k_fd >= 0)
         close(t->cache4k_fd);
     if (drop_cache(&t->c64k, complete ? "cache.residency.direct" : NULL, label) != 0)
