@@ -323,7 +323,7 @@ impl ReadQueue {
                 st.outstanding
             )));
         }
-        shared.drain_ring(&mut st);
+        shared.drain_ring(&mut st, max);
         if st.done.len() < min {
             st = shared.wait_for(st, min);
         }
@@ -339,7 +339,7 @@ impl ReadQueue {
         // reap, until the next reap that does not wait).
         if st.done.is_empty() && min == 0 {
             shared.clear_eventfd();
-            shared.drain_ring(&mut st);
+            shared.drain_ring(&mut st, 1);
             if !st.done.is_empty() {
                 shared.signal_eventfd();
             }
@@ -445,12 +445,14 @@ impl Shared {
         None
     }
 
-    /// Moves what the ring has completed into `st.done`, checked.
-    fn drain_ring(&self, st: &mut State) {
-        if let Some(ring) = &self.ring {
-            ring.lock().drain(&self.engine, |user_data, outcome| {
-                st.done.push_back(Completion { user_data, outcome });
-            });
+    /// Moves what the ring has completed into `st.done`, checked, until it holds `want`.
+    fn drain_ring(&self, st: &mut State, want: usize) {
+        let limit = want.saturating_sub(st.done.len());
+        if let (Some(ring), true) = (&self.ring, limit > 0) {
+            ring.lock()
+                .drain(&self.engine, limit, |user_data, outcome| {
+                    st.done.push_back(Completion { user_data, outcome });
+                });
         }
     }
 
@@ -467,11 +469,11 @@ impl Shared {
                 drop(st);
                 std::hint::spin_loop();
                 st = self.state.lock();
-                self.drain_ring(&mut st);
+                self.drain_ring(&mut st, min);
                 continue;
             }
             self.clear_eventfd();
-            self.drain_ring(&mut st);
+            self.drain_ring(&mut st, min);
             if st.done.len() >= min {
                 break;
             }
@@ -484,7 +486,7 @@ impl Shared {
             // SAFETY: one pollfd, valid for the call. EINTR just loops.
             unsafe { libc::poll(&mut pfd, 1, -1) };
             st = self.state.lock();
-            self.drain_ring(&mut st);
+            self.drain_ring(&mut st, min);
         }
         st
     }

@@ -141,9 +141,11 @@ impl Ring {
         taken
     }
 
-    /// Checks every read the kernel has completed and hands each to `done`.
-    pub fn drain(&mut self, engine: &Engine, mut done: impl FnMut(u64, Outcome)) {
-        for cqe in self.ring.completion() {
+    /// Checks up to `limit` of the reads the kernel has completed and hands each to `done`;
+    /// the others stay in the ring. A reap checks only what it hands out: checking more
+    /// first (a checksum over each value) would hold back the next submissions.
+    pub fn drain(&mut self, engine: &Engine, limit: usize, mut done: impl FnMut(u64, Outcome)) {
+        for cqe in self.ring.completion().take(limit) {
             let slot = cqe.user_data() as usize;
             let Some(f) = self.slots.get_mut(slot).and_then(Option::take) else {
                 continue;
@@ -160,7 +162,7 @@ impl Ring {
             if self.ring.submit_and_wait(1).is_err() {
                 return;
             }
-            self.drain(engine, |_, _| {});
+            self.drain(engine, usize::MAX, |_, _| {});
         }
     }
 }
