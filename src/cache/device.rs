@@ -230,11 +230,13 @@ impl Device {
         self.read_tail_ending(region, self.region_end(region))
     }
 
-    /// The copy of a region's latest trailer and summary in its mirror slot, if there is
-    /// one, intact and readable.
-    pub fn read_mirrored_summary(&self, region: u32) -> Option<(Trailer, Vec<SummaryRecord>)> {
-        let (end, _) = self.geometry.mirror_slot(region)?;
-        self.read_tail_ending(region, end)
+    /// A region's trailer and summary, from the region or, where that cannot be read, from
+    /// the copy in its mirror slot (`Geometry::mirror_slot`): what a lost region held.
+    pub fn read_summary_or_mirror(&self, region: u32) -> Option<(Trailer, Vec<SummaryRecord>)> {
+        self.read_summary(region).or_else(|| {
+            let (end, _) = self.geometry.mirror_slot(region)?;
+            self.read_tail_ending(region, end)
+        })
     }
 
     fn region_end(&self, region: u32) -> u64 {

@@ -490,6 +490,15 @@ pub struct SummaryRecord {
 }
 
 impl SummaryRecord {
+    /// The same record as a tombstone: applied at its sequence number, it deletes the key
+    /// (recovery keeps a lost region's keys deleted this way).
+    pub fn as_tombstone(self) -> SummaryRecord {
+        SummaryRecord {
+            tombstone: true,
+            ..self
+        }
+    }
+
     pub fn encode(&self, out: &mut [u8]) {
         put_u64(out, 0, self.hash);
         put_u64(out, 8, self.entry_seq);

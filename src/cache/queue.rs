@@ -142,11 +142,9 @@ struct Shared {
     state: Mutex<State>,
     /// Workers wait here for reads.
     work: Condvar,
-    /// Reaps wait here for completions, and `close` for running reads.
+    /// `close` waits here for the reads workers are running.
     finished: Condvar,
-    /// Completions and reads waiting: what a spinning reap or worker looks at, without the
-    /// lock.
-    ready: AtomicUsize,
+    /// Reads waiting: what a spinning worker looks at, without the lock.
     queued: AtomicUsize,
     eventfd: OwnedFd,
     /// The io_uring backend, where the kernel allows it (else every read goes to threads).
@@ -190,7 +188,6 @@ impl ReadQueue {
                 state: Mutex::new(State::default()),
                 work: Condvar::new(),
                 finished: Condvar::new(),
-                ready: AtomicUsize::new(0),
                 queued: AtomicUsize::new(0),
                 eventfd,
                 ring: ring.map(Mutex::new),
@@ -234,12 +231,6 @@ impl ReadQueue {
         if engine.is_closed() {
             return Err(Error::invalid("the cache of this queue is closed"));
         }
-        let read = Read {
-            key: key.to_vec(),
-            offset,
-            target: Target { ptr: buf, len },
-            user_data,
-        };
         let mut st = self.shared.state.lock();
         if st.outstanding >= self.shared.depth {
             return Err(Error::new(
@@ -252,6 +243,12 @@ impl ReadQueue {
         }
         st.outstanding += 1;
         drop(st);
+        let read = Read {
+            key: key.to_vec(),
+            offset,
+            target: Target { ptr: buf, len },
+            user_data,
+        };
         // From memory, if it can be: the write buffer, or an absent key.
         if engine.likely_in_memory(key) {
             if let Some(outcome) = self.shared.read(&read, true) {
@@ -344,7 +341,6 @@ impl ReadQueue {
                 shared.signal_eventfd();
             }
         }
-        shared.ready.store(st.done.len(), Relaxed);
         Ok(n)
     }
 
@@ -494,11 +490,9 @@ impl Shared {
     fn complete(&self, user_data: u64, outcome: Outcome) {
         let mut st = self.state.lock();
         st.done.push_back(Completion { user_data, outcome });
-        self.ready.store(st.done.len(), Relaxed);
         // Under the lock: a reap that empties the queue clears the eventfd under it too, so
         // the fd is readable exactly while completions wait.
         self.signal_eventfd();
-        self.finished.notify_all();
     }
 
     fn signal_eventfd(&self) {

@@ -189,26 +189,22 @@ impl Recovery<'_> {
     /// value of theirs elsewhere comes back; otherwise its keys are unknown.
     fn lost(&mut self, region: u32, e: &Error) -> Option<Found> {
         self.report.regions_lost += 1;
-        let summary = self
+        let found = self
             .device
-            .read_summary(region)
-            .or_else(|| self.device.read_mirrored_summary(region));
-        let found = summary.map(|(t, records)| {
-            self.max_entry_seq = self.max_entry_seq.max(t.max_entry_seq);
-            let tombstones = records
-                .into_iter()
-                .map(|r| SummaryRecord {
-                    tombstone: true,
-                    ..r
-                })
-                .collect();
-            Found {
-                ring: t.ring,
-                lap: t.lap,
-                records: tombstones,
-                resume: None,
-            }
-        });
+            .read_summary_or_mirror(region)
+            .map(|(t, records)| {
+                self.max_entry_seq = self.max_entry_seq.max(t.max_entry_seq);
+                let tombstones = records
+                    .into_iter()
+                    .map(SummaryRecord::as_tombstone)
+                    .collect();
+                Found {
+                    ring: t.ring,
+                    lap: t.lap,
+                    records: tombstones,
+                    resume: None,
+                }
+            });
         crate::log::warn(&format!(
             "region {region} could not be read at open ({e}): its entries are lost{}",
             match found {
@@ -478,18 +474,12 @@ impl Recovery<'_> {
     fn cut_short(&mut self, region: u32, e: &Error, scan: &mut Scan) {
         self.report.regions_lost += 1;
         let last_seq = scan.records.last().map_or(0, |r| r.entry_seq);
-        let summary = self
-            .device
-            .read_summary(region)
-            .or_else(|| self.device.read_mirrored_summary(region));
+        let summary = self.device.read_summary_or_mirror(region);
         let past = summary.map_or(Vec::new(), |(_, records)| records);
         let tombstones = past
             .into_iter()
             .filter(|r| r.entry_seq > last_seq)
-            .map(|r| SummaryRecord {
-                tombstone: true,
-                ..r
-            });
+            .map(SummaryRecord::as_tombstone);
         let found = scan.records.len();
         scan.records.extend(tombstones);
         crate::log::warn(&format!(

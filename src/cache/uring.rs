@@ -22,7 +22,7 @@ struct InFlight {
     buf: AlignedBuf,
     /// A read in place: the head, the value's whole units (the caller's buffer), the last
     /// unit. The kernel reads them until the completion.
-    _iov: Box<[libc::iovec; 3]>,
+    _iov: Option<Box<[libc::iovec; 3]>>,
 }
 
 // SAFETY: the iovecs point into `buf` and the caller's buffer, both lent to this read.
@@ -104,12 +104,11 @@ impl Ring {
                     part(unsafe { base.add(head) }, unit),
                 ]);
                 let sqe = opcode::Readv::new(types::Fd(self.device_fd), iov.as_ptr(), 3);
-                (sqe.offset(plan.offset).build(), iov)
+                (sqe.offset(plan.offset).build(), Some(iov))
             }
             None => {
-                let iov = Box::new([part(base, plan.len), part(base, 0), part(base, 0)]);
                 let sqe = opcode::Read::new(types::Fd(self.device_fd), base, plan.len as u32);
-                (sqe.offset(plan.offset).build(), iov)
+                (sqe.offset(plan.offset).build(), None)
             }
         };
         let sqe = sqe.user_data(slot as u64);
