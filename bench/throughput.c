@@ -193,11 +193,12 @@ typedef struct throughput {
     /* Reads kept 1, 8 and 32 deep from one thread, 64 KiB and 4 KiB: raw io_uring reads of
      * each cache's file, and gets through a completion queue. */
     depth_load raw_depth[2][3], queue_depth[2][3];
-    /* Raw io_uring reads shaped as a 64 KiB value's entry (one unit longer, at any unit),
-     * depth 32: what the entry's shape costs the device. */
-    depth_load raw_entry_shape;
+    /* Raw io_uring reads shaped as each size's entries (the value and one unit more, at any
+     * unit), depth 32: what the entry's shape costs the device. */
+    depth_load raw_entry_shape[2];
     char depth_names[2][3][2][2][96];   /* [size][depth][raw, queue][key, label] */
-    measurement ms[22];     /* the most a plan holds: plan_reads adds 22 */
+    char entry_shape_names[2][2][128];  /* [size][key, label] */
+    measurement ms[23];     /* the most a plan holds: plan_reads adds 23 */
     size_t n_ms;
 } throughput;
 
@@ -287,14 +288,19 @@ static void plan_depths(const bench_config *cfg, throughput *t)
                                        .ctx = &t->queue_depth[c][i], .seed = 4});
         }
     }
-    add_measurement(t, GROUP_ROOF, "raw.uring64k.entryshape.d32",
-                    "io_uring reads shaped as 64 KiB values' entries (64 KiB + a unit, at any "
-                    "unit), depth 32",
-                    MODE_RAW, REC_OPS | REC_CPU,
-                    (run_spec){.name = "raw io_uring, entry shape", .threads = 1,
-                               .seconds = cfg->slice_sec, .buf_size = 4096,
-                               .op = depth_raw_op, .finish = depth_raw_finish,
-                               .ctx = &t->raw_entry_shape, .seed = 5});
+    for (int c = 0; c < 2; c++) {
+        char(*shape)[128] = t->entry_shape_names[c];
+        snprintf(shape[0], 128, "raw.uring%s.entryshape.d32", sizes[c]);
+        snprintf(shape[1], 128,
+                 "io_uring reads shaped as %s values' entries (%s + a unit, at any unit), "
+                 "depth 32",
+                 labels[c], labels[c]);
+        add_measurement(t, GROUP_ROOF, shape[0], shape[1], MODE_RAW, REC_OPS | REC_CPU,
+                        (run_spec){.name = "raw io_uring, entry shape", .threads = 1,
+                                   .seconds = cfg->slice_sec, .buf_size = 4096,
+                                   .op = depth_raw_op, .finish = depth_raw_finish,
+                                   .ctx = &t->raw_entry_shape[c], .seed = 5});
+    }
 }
 
 /* The loads plan_depths measures: 0 or -1. */
@@ -306,15 +312,18 @@ static int open_depths(const bench_config *cfg, throughput *t)
     const int fds[2] = {t->cache_fd, t->cache4k_fd};
     const size_t blocks[2] = {64 * KIB, 4 * KIB};
     const cache_load *keys[2] = {&t->c64k.load, &t->c4k.load};
-    for (int c = 0; c < 2; c++)
+    const size_t unit = dcache_alignment(t->c64k.c);
+    for (int c = 0; c < 2; c++) {
         for (int i = 0; i < 3; i++)
             if (depth_raw_init(&t->raw_depth[c][i], fds[c], blocks[c], blocks[c],
                                cfg->put_class_bytes, depths[i]) != 0 ||
                 depth_cache_init(&t->queue_depth[c][i], keys[c], depths[i]) != 0)
                 return -1;
-    const size_t unit = dcache_alignment(t->c64k.c);
-    return depth_raw_init(&t->raw_entry_shape, t->cache_fd, 64 * KIB + unit, unit,
-                          cfg->put_class_bytes, 32);
+        if (depth_raw_init(&t->raw_entry_shape[c], fds[c], blocks[c] + unit, unit,
+                           cfg->put_class_bytes, 32) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 static void plan_reads(const bench_config *cfg, throughput *t)
@@ -407,7 +416,8 @@ static int teardown(const bench_config *cfg, throughput *t, bool complete)
             depth_free(&t->raw_depth[c][i]);
             depth_free(&t->queue_depth[c][i]);
         }
-    depth_free(&t->raw_entry_shape);
+    for (int c = 0; c < 2; c++)
+        depth_free(&t->raw_entry_shape[c]);
     if (t->cache4k_fd >= 0)
         close(t->cache4k_fd);
     if (drop_cache(&t->c64k, complete ? "cache.residency.direct" : NULL, label) != 0)

@@ -6,10 +6,11 @@
 //! A read the cache can serve from memory (a value in the write buffer, an absent key)
 //! completes in the submitting call, with no thread involved.
 //!
-//! At depth 1 a read crosses two threads, and waking a sleeping one costs tens of
+//! On the threads, a read crosses two threads, and waking a sleeping one costs tens of
 //! microseconds on a VM: so a worker looks for its next read for a short while before it
 //! sleeps, and a reap that must wait looks for completions for a short while before it
-//! sleeps.
+//! sleeps. A reap waiting only for the ring sleeps in the ring at once, as a blocking read
+//! sleeps in the kernel: looking first costs CPU and gains nothing.
 
 use super::engine::Engine;
 use super::read::Fetched;
@@ -31,9 +32,11 @@ pub const MAX_DEPTH: u32 = 4096;
 const MAX_WORKERS: usize = 16;
 /// How long an idle worker, and a reap that must wait, look before they sleep.
 const SPIN: Duration = Duration::from_micros(50);
-/// How long a reap that must wait looks before it sleeps: longer than a read of the device,
-/// since the caller chose to wait.
+/// How long a reap that must wait for the threads looks before it sleeps: longer than a read
+/// of the device, since the caller chose to wait.
 const REAP_SPIN: Duration = Duration::from_micros(500);
+/// The longest a reap sleeps in the ring before it looks again.
+const RING_WAIT: Duration = Duration::from_millis(1);
 
 /// A range read of an entry longer than this goes to the threads, which read only the part
 /// of it that the range needs; the ring reads entries whole.
@@ -148,7 +151,7 @@ struct Shared {
     queued: AtomicUsize,
     eventfd: OwnedFd,
     /// The io_uring backend, where the kernel allows it (else every read goes to threads).
-    ring: Option<Mutex<Ring>>,
+    ring: Option<Ring>,
 }
 
 /// A completion queue over a cache. Submissions may come from any thread; one thread at a
@@ -190,7 +193,7 @@ impl ReadQueue {
                 finished: Condvar::new(),
                 queued: AtomicUsize::new(0),
                 eventfd,
-                ring: ring.map(Mutex::new),
+                ring,
             }),
             threads: Mutex::new(Vec::new()),
         })
@@ -358,7 +361,7 @@ impl ReadQueue {
             }
         }
         if let Some(ring) = &shared.ring {
-            ring.lock().wait_all(&shared.engine);
+            ring.wait_all(&shared.engine);
         }
         for handle in self.threads.lock().drain(..) {
             let _ = handle.join();
@@ -435,7 +438,7 @@ impl Shared {
             self.complete(user_data, Outcome::Failed(kind));
             return None;
         }
-        if let Err(e) = ring.lock().submit(read, plan) {
+        if let Err(e) = ring.submit(read, plan) {
             self.complete(user_data, Outcome::Failed(e.kind()));
         }
         None
@@ -445,15 +448,15 @@ impl Shared {
     fn drain_ring(&self, st: &mut State, want: usize) {
         let limit = want.saturating_sub(st.done.len());
         if let (Some(ring), true) = (&self.ring, limit > 0) {
-            ring.lock()
-                .drain(&self.engine, limit, |user_data, outcome| {
-                    st.done.push_back(Completion { user_data, outcome });
-                });
+            ring.drain(&self.engine, limit, |user_data, outcome| {
+                st.done.push_back(Completion { user_data, outcome });
+            });
         }
     }
 
-    /// Waits until `st.done` holds `min` completions: looks for a while (see the module's
-    /// comment), then sleeps on the eventfd, which both the ring and the threads signal.
+    /// Waits until `st.done` holds `min` completions: in the ring while only the ring has
+    /// reads to finish; else looks for a while (see the module's comment), then sleeps on the
+    /// eventfd, which both the ring and the threads signal.
     fn wait_for<'a>(
         &'a self,
         mut st: parking_lot::MutexGuard<'a, State>,
@@ -461,6 +464,16 @@ impl Shared {
     ) -> parking_lot::MutexGuard<'a, State> {
         let started = Instant::now();
         while st.done.len() < min {
+            if let (Some(ring), 0, true) = (&self.ring, st.running, st.waiting.is_empty()) {
+                // Only the ring has reads to finish: sleep in it, as a blocking read sleeps.
+                // A read completed from memory by another thread's submit meanwhile does not
+                // wake the ring: the timeout bounds how late it is seen.
+                drop(st);
+                ring.wait(RING_WAIT);
+                st = self.state.lock();
+                self.drain_ring(&mut st, min);
+                continue;
+            }
             if started.elapsed() < REAP_SPIN {
                 drop(st);
                 std::hint::spin_loop();

@@ -1,11 +1,13 @@
 //! The completion queue's io_uring backend: each read of the device is one io_uring read of
-//! the whole entry into a buffer of the ring's (aligned for O_DIRECT), checked by the reaping
-//! thread exactly as a get checks it, then copied into the caller's buffer. The ring signals
-//! the queue's eventfd (`io_uring_register_eventfd`) as completions arrive.
+//! the whole entry, checked by the reaping thread exactly as a get checks it. A value of at
+//! least `ALIGNED_VALUE_MIN` bytes, into a buffer aligned for O_DIRECT, is read in place: its
+//! whole units straight into the caller's buffer, the entry's head and last unit into a
+//! buffer of the ring's. Other entries are read whole into a buffer of the ring's, and the
+//! value copied out. The ring signals the queue's eventfd (`io_uring_register_eventfd`) as
+//! completions arrive.
 //!
-//! The caller's buffer is written only by the reap that checks the entry, never by the
-//! kernel: a read in flight when the queue closes writes only into the ring's own buffer,
-//! which stays alive until the kernel has finished with it.
+//! A read in flight when the queue closes is waited for (`Ring::wait_all`): the caller's
+//! buffer is the caller's again only once the kernel has finished with it.
 
 use super::engine::Engine;
 use super::queue::{Outcome, Read};
@@ -13,7 +15,9 @@ use super::read::{EntryRead, Fetched};
 use crate::dio::AlignedBuf;
 use crate::error::{Error, Result};
 use io_uring::{opcode, types, IoUring};
+use parking_lot::Mutex;
 use std::os::fd::RawFd;
+use std::time::Duration;
 
 struct InFlight {
     read: Read,
@@ -29,16 +33,21 @@ struct InFlight {
 unsafe impl Send for InFlight {}
 
 /// A ring and the reads it has in flight, one slot each (the slot is the io_uring user
-/// data).
+/// data). The ring's queues are used under the `reads` lock; waiting for completions needs
+/// no lock, so that submissions go on meanwhile.
 pub(crate) struct Ring {
-    ring: IoUring,
+    uring: IoUring,
+    reads: Mutex<Reads>,
+    device_fd: RawFd,
+    align: usize,
+    unit: usize,
+}
+
+struct Reads {
     slots: Vec<Option<InFlight>>,
     free: Vec<usize>,
     /// Buffers of reads that completed, for the next ones.
     spare: Vec<AlignedBuf>,
-    device_fd: RawFd,
-    align: usize,
-    unit: usize,
 }
 
 impl Ring {
@@ -51,16 +60,19 @@ impl Ring {
         unit: usize,
         eventfd: RawFd,
     ) -> Result<Ring> {
-        let ring =
+        let uring =
             IoUring::new(depth.next_power_of_two()).map_err(|e| Error::os("io_uring_setup", e))?;
-        ring.submitter()
+        uring
+            .submitter()
             .register_eventfd(eventfd)
             .map_err(|e| Error::os("io_uring_register_eventfd", e))?;
         Ok(Ring {
-            ring,
-            slots: (0..depth).map(|_| None).collect(),
-            free: (0..depth as usize).rev().collect(),
-            spare: Vec::new(),
+            uring,
+            reads: Mutex::new(Reads {
+                slots: (0..depth).map(|_| None).collect(),
+                free: (0..depth as usize).rev().collect(),
+                spare: Vec::new(),
+            }),
             device_fd,
             align,
             unit,
@@ -69,22 +81,24 @@ impl Ring {
 
     /// Reads in flight.
     pub fn in_flight(&self) -> usize {
-        self.slots.len() - self.free.len()
+        let reads = self.reads.lock();
+        reads.slots.len() - reads.free.len()
     }
 
     /// Starts `read`, whose entry `plan` says where to read. The queue's depth bounds the
     /// reads outstanding, so a slot is free.
-    pub fn submit(&mut self, read: Read, plan: EntryRead) -> Result<()> {
+    pub fn submit(&self, read: Read, plan: EntryRead) -> Result<()> {
         let unit = self.unit;
+        let mut reads = self.reads.lock();
         let own = match plan.in_place {
             Some(value_offset) => value_offset as usize + unit,
             None => plan.len,
         };
-        let mut buf = match self.spare.iter().position(|b| b.as_slice().len() >= own) {
-            Some(i) => self.spare.swap_remove(i),
+        let mut buf = match reads.spare.iter().position(|b| b.as_slice().len() >= own) {
+            Some(i) => reads.spare.swap_remove(i),
             None => AlignedBuf::new(own.max(4096), self.align)?,
         };
-        let slot = self
+        let slot = reads
             .free
             .pop()
             .expect("the depth bounds the reads in flight");
@@ -112,53 +126,72 @@ impl Ring {
             }
         };
         let sqe = sqe.user_data(slot as u64);
-        self.slots[slot] = Some(InFlight {
+        reads.slots[slot] = Some(InFlight {
             read,
             plan,
             buf,
             _iov: iov,
         });
-        // SAFETY: the buffer lives in slots[slot] until the read's completion is taken.
-        let pushed = unsafe { self.ring.submission().push(&sqe) };
+        // SAFETY: the submission queue is used only under the `reads` lock; the buffer lives
+        // in slots[slot] until the read's completion is taken.
+        let pushed = unsafe { self.uring.submission_shared().push(&sqe) };
         if pushed.is_err() {
             // Cannot happen: the ring has an entry for every slot.
-            self.release(slot);
+            reads.slots[slot] = None;
+            reads.free.push(slot);
             return Err(Error::new(
                 crate::ErrorKind::Internal,
                 "the submission queue is full",
             ));
         }
-        self.ring
+        // The kernel starts the read (and any other pushed meanwhile) without the lock held.
+        drop(reads);
+        self.uring
             .submit()
             .map(|_| ())
             .map_err(|e| Error::os("io_uring_enter", e))
     }
 
-    fn release(&mut self, slot: usize) -> Option<InFlight> {
-        let taken = self.slots[slot].take();
-        self.free.push(slot);
-        taken
+    /// The next completion the kernel posted: the read and its result.
+    fn next_completed(&self) -> Option<(InFlight, i32)> {
+        let mut reads = self.reads.lock();
+        loop {
+            // SAFETY: the completion queue is used only under the `reads` lock.
+            let cqe = unsafe { self.uring.completion_shared() }.next()?;
+            let slot = cqe.user_data() as usize;
+            if let Some(f) = reads.slots.get_mut(slot).and_then(Option::take) {
+                reads.free.push(slot);
+                return Some((f, cqe.result()));
+            }
+        }
     }
 
     /// Checks up to `limit` of the reads the kernel has completed and hands each to `done`;
     /// the others stay in the ring. A reap checks only what it hands out: checking more
-    /// first (a checksum over each value) would hold back the next submissions.
-    pub fn drain(&mut self, engine: &Engine, limit: usize, mut done: impl FnMut(u64, Outcome)) {
-        for cqe in self.ring.completion().take(limit) {
-            let slot = cqe.user_data() as usize;
-            let Some(f) = self.slots.get_mut(slot).and_then(Option::take) else {
-                continue;
+    /// first (a checksum over each value) would hold back the next submissions. Checks run
+    /// without the lock, so submissions go on meanwhile.
+    pub fn drain(&self, engine: &Engine, limit: usize, mut done: impl FnMut(u64, Outcome)) {
+        for _ in 0..limit {
+            let Some((f, res)) = self.next_completed() else {
+                return;
             };
-            self.free.push(slot);
-            done(f.read.user_data, finish(engine, &f, cqe.result()));
-            self.spare.push(f.buf);
+            done(f.read.user_data, finish(engine, &f, res));
+            self.reads.lock().spare.push(f.buf);
         }
     }
 
+    /// Sleeps until the kernel has posted a completion, or for `timeout`.
+    pub fn wait(&self, timeout: Duration) {
+        let ts = types::Timespec::from(timeout);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        // ETIME and EINTR just end the wait; the caller looks again.
+        let _ = self.uring.submitter().submit_with_args(1, &args);
+    }
+
     /// Waits until the kernel has completed every read in flight (closing the queue).
-    pub fn wait_all(&mut self, engine: &Engine) {
+    pub fn wait_all(&self, engine: &Engine) {
         while self.in_flight() > 0 {
-            if self.ring.submit_and_wait(1).is_err() {
+            if self.uring.submit_and_wait(1).is_err() {
                 return;
             }
             self.drain(engine, usize::MAX, |_, _| {});
