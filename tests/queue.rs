@@ -4,7 +4,7 @@
 
 mod common;
 use common::{scratch, value_for};
-use dcache::cache::{Backend, Cache, CacheOptions, Completion, Outcome};
+use dcache::cache::{Backend, Cache, CacheOptions, Completion, Outcome, ReadRequest};
 use dcache::dio::fault::{self, Fault};
 use dcache::ErrorKind;
 
@@ -17,7 +17,80 @@ fn read_errors_complete_as_io_errors_and_the_rest_reads_on_both_backends() {
             Backend::IoUring => std::env::remove_var("DCACHE_QUEUE_BACKEND"),
         }
         read_errors_on(backend);
+        batches_on(backend);
     }
+}
+
+/// A batch submits reads in order up to the first refused (here, past the depth): every
+/// accepted read completes once with its own bytes; a range and a miss too.
+fn batches_on(backend: Backend) {
+    let dir = scratch();
+    let c = common::create(&dir.path().join("c"), 32 << 20);
+    let keys: Vec<Vec<u8>> = (0..40).map(|i| format!("batch{i}").into_bytes()).collect();
+    let len = |i: usize| 1000 + i * 3000;
+    for (i, k) in keys.iter().enumerate() {
+        c.put(k, &value_for(k, 2, len(i)), 0).unwrap();
+    }
+    c.flush().unwrap();
+    let q = c.queue(32).unwrap();
+    if q.backend() != backend {
+        eprintln!(
+            "{backend:?} is not available here: {:?} runs instead",
+            q.backend()
+        );
+    }
+    let mut bufs: Vec<Vec<u8>> = (0..41).map(|i| vec![0u8; len(i)]).collect();
+    let requests: Vec<ReadRequest> = keys
+        .iter()
+        .map(|k| k.as_slice())
+        .chain([b"absent".as_slice()])
+        .zip(bufs.iter_mut())
+        .enumerate()
+        .map(|(i, (key, b))| ReadRequest {
+            key,
+            // The last stored key reads a range from byte 10.
+            offset: (i == 39).then_some(10),
+            buf: b.as_mut_ptr(),
+            len: b.len(),
+            user_data: i as u64,
+        })
+        .collect();
+    let mut done = vec![
+        Completion {
+            user_data: 0,
+            outcome: Outcome::Read(0)
+        };
+        32
+    ];
+    let mut seen = [false; 41];
+    let mut next = 0;
+    while next < requests.len() {
+        // SAFETY: each buffer outlives its read, which is reaped below.
+        let (accepted, refused) = unsafe { q.submit_batch(&requests[next..]) };
+        match next + accepted == requests.len() {
+            true => refused.unwrap(),
+            false => assert_eq!(refused.unwrap_err().kind(), ErrorKind::Busy),
+        }
+        assert_eq!(accepted, (requests.len() - next).min(32));
+        next += accepted;
+        assert_eq!(q.reap(&mut done, accepted).unwrap(), accepted);
+        for d in &done[..accepted] {
+            let i = d.user_data as usize;
+            assert!(!seen[i], "read {i} completed twice");
+            seen[i] = true;
+            let want = match i {
+                40 => {
+                    assert_eq!(d.outcome, Outcome::Failed(ErrorKind::NotFound));
+                    continue;
+                }
+                39 => value_for(&keys[i], 2, len(i))[10..].to_vec(),
+                _ => value_for(&keys[i], 2, len(i)),
+            };
+            assert_eq!(d.outcome, Outcome::Read(want.len() as u64));
+            assert_eq!(&bufs[i][..want.len()], want.as_slice(), "read {i}");
+        }
+    }
+    assert!(seen.iter().all(|&s| s));
 }
 
 fn read_errors_on(backend: Backend) {

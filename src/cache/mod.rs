@@ -39,7 +39,7 @@ mod writer;
 mod testing;
 
 pub use format::{Geometry, FORMAT_VERSION};
-pub use queue::{Backend, Completion, Outcome, ReadQueue};
+pub use queue::{Backend, Completion, Outcome, ReadQueue, ReadRequest};
 pub use read::{Fetched, VerifyReport};
 pub use recovery::RecoveryReport;
 pub use stats::Stats;

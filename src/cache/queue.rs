@@ -116,6 +116,17 @@ impl Target {
 // worker writes it, and nobody else touches it meanwhile (see `ReadQueue::submit`).
 unsafe impl Send for Target {}
 
+/// One read of a batch (`ReadQueue::submit_batch`): the arguments of `ReadQueue::submit`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadRequest<'a> {
+    pub key: &'a [u8],
+    /// None: the whole value; Some(offset): a range of it from there.
+    pub offset: Option<u64>,
+    pub buf: *mut u8,
+    pub len: usize,
+    pub user_data: u64,
+}
+
 pub(super) struct Read {
     pub key: Vec<u8>,
     /// None: the whole value; Some(offset): `get_range` from there.
@@ -223,6 +234,40 @@ impl ReadQueue {
     /// `buf` points to `len` writable bytes that stay valid, and that nothing else reads or
     /// writes, until this read's completion is reaped or the queue is closed.
     pub unsafe fn submit(
+        &self,
+        key: &[u8],
+        offset: Option<u64>,
+        buf: *mut u8,
+        len: usize,
+        user_data: u64,
+    ) -> Result<()> {
+        let accepted = self.accept(key, offset, buf, len, user_data);
+        self.shared.start_ring();
+        accepted
+    }
+
+    /// Submits `reads` in order, as `submit` does each, with one system call for all the
+    /// reads of the device among them; stops at the first refused. Returns how many were
+    /// accepted, and why the next was refused.
+    ///
+    /// # Safety
+    /// As for `submit`, for each read's buffer.
+    pub unsafe fn submit_batch(&self, reads: &[ReadRequest<'_>]) -> (usize, Result<()>) {
+        let mut accepted = 0;
+        let mut refused = Ok(());
+        for r in reads {
+            refused = self.accept(r.key, r.offset, r.buf, r.len, r.user_data);
+            if refused.is_err() {
+                break;
+            }
+            accepted += 1;
+        }
+        self.shared.start_ring();
+        (accepted, refused)
+    }
+
+    /// `submit`, but a read of the device pushed to the ring waits for `start_ring`.
+    unsafe fn accept(
         &self,
         key: &[u8],
         offset: Option<u64>,
@@ -438,10 +483,17 @@ impl Shared {
             self.complete(user_data, Outcome::Failed(kind));
             return None;
         }
-        if let Err(e) = ring.submit(read, plan) {
+        if let Err(e) = ring.push(read, plan) {
             self.complete(user_data, Outcome::Failed(e.kind()));
         }
         None
+    }
+
+    /// Starts the reads pushed to the ring, if there is one.
+    fn start_ring(&self) {
+        if let Some(ring) = &self.ring {
+            ring.start();
+        }
     }
 
     /// Moves what the ring has completed into `st.done`, checked, until it holds `want`.

@@ -85,9 +85,9 @@ impl Ring {
         reads.slots.len() - reads.free.len()
     }
 
-    /// Starts `read`, whose entry `plan` says where to read. The queue's depth bounds the
-    /// reads outstanding, so a slot is free.
-    pub fn submit(&self, read: Read, plan: EntryRead) -> Result<()> {
+    /// Queues `read`, whose entry `plan` says where to read, for the next `start`. The
+    /// queue's depth bounds the reads outstanding, so a slot is free.
+    pub fn push(&self, read: Read, plan: EntryRead) -> Result<()> {
         let unit = self.unit;
         let mut reads = self.reads.lock();
         let own = match plan.in_place {
@@ -144,12 +144,24 @@ impl Ring {
                 "the submission queue is full",
             ));
         }
-        // The kernel starts the read (and any other pushed meanwhile) without the lock held.
+        Ok(())
+    }
+
+    /// Starts every read pushed and not started: one system call for them all. Without the
+    /// lock, so that pushes go on meanwhile. A read the kernel does not take now (an
+    /// `io_uring_enter` that fails) stays queued for the next start, or the next wait.
+    pub fn start(&self) {
+        let reads = self.reads.lock();
+        // SAFETY: the submission queue is used only under the `reads` lock.
+        if unsafe { self.uring.submission_shared() }.is_empty() {
+            return;
+        }
         drop(reads);
-        self.uring
-            .submit()
-            .map(|_| ())
-            .map_err(|e| Error::os("io_uring_enter", e))
+        if let Err(e) = self.uring.submit() {
+            crate::log::warn(&format!(
+                "io_uring_enter: {e}: the reads start at the next one"
+            ));
+        }
     }
 
     /// The next completion the kernel posted: the read and its result.
@@ -171,6 +183,7 @@ impl Ring {
     /// first (a checksum over each value) would hold back the next submissions. Checks run
     /// without the lock, so submissions go on meanwhile.
     pub fn drain(&self, engine: &Engine, limit: usize, mut done: impl FnMut(u64, Outcome)) {
+        self.start();
         for _ in 0..limit {
             let Some((f, res)) = self.next_completed() else {
                 return;
