@@ -348,24 +348,22 @@ fn random_faults_never_return_wrong_bytes() {
         let g = c.geometry();
         let size = g.data_start + g.region_count as u64 * g.region_size;
         // Per key: the version of its last put or delete that returned Ok, and the floor (the
-        // one current when the last successful flush returned): a get may return no older
-        // version. Versions come from one counter per key, failed puts included.
-        // A failed flush says that puts before it may be lost: a later flush that succeeds
-        // vouches only for what changed after the failed one.
+        // newest version a successful flush vouched for): a get may return no older version.
+        // Versions come from one counter per key, failed puts included. A flush vouches for
+        // what changed since the flush before it; one that fails says that those changes may
+        // be lost, and no later flush vouches for them.
         let mut next = vec![1u32; KEYS as usize];
         let mut latest = vec![0u32; KEYS as usize];
         let mut floor = vec![0u32; KEYS as usize];
         let mut changed = vec![false; KEYS as usize];
-        let mut failed_flush = false;
-        let mut flushed = |ok: bool, latest: &[u32], floor: &mut [u32], changed: &mut [bool]| {
+        let flushed = |ok: bool, latest: &[u32], floor: &mut [u32], changed: &mut [bool]| {
             if ok {
                 for k in 0..KEYS as usize {
-                    if !failed_flush || changed[k] {
+                    if changed[k] {
                         floor[k] = latest[k];
                     }
                 }
             }
-            failed_flush = !ok;
             changed.fill(false);
         };
         let mut faults: Vec<Fault> = Vec::new();
