@@ -1,6 +1,9 @@
 /* bench/depth.h: reads kept `depth` deep from one thread, as the load driver's operations:
  * raw io_uring reads of a file (liburing), and gets through a dcache completion queue. Each
- * operation waits for one read to complete and starts another in its place.
+ * operation hands out one completed read and queues its slot to start again; when it has
+ * none in hand, it starts the queued slots in one batch (one system call) and waits for
+ * completions, taking all there are: as an event loop reaps and submits. Both sides do the
+ * same, so a ratio compares what each read costs, not the loop.
  */
 #ifndef BENCH_DEPTH_H
 #define BENCH_DEPTH_H
@@ -15,6 +18,10 @@ typedef struct depth_load {
     size_t block;         /* bytes per read */
     uint8_t *bufs;        /* depth buffers of `block` bytes, 4096-aligned */
     uint64_t rng;
+    /* slots whose reads completed, handed out one per operation: ready[next_ready..n_ready] */
+    unsigned *ready, n_ready, next_ready;
+    /* slots to start again, at the next batch: restart[0..n_restart] */
+    unsigned *restart, n_restart;
     /* raw */
     struct io_uring ring;
     bool ring_ready;
@@ -24,6 +31,9 @@ typedef struct depth_load {
     /* cache */
     dcache_queue *queue;
     const cache_load *keys;
+    dcache_completion *done;   /* depth, for a reap */
+    dcache_read *reads;        /* depth, for a batch */
+    char *key_bytes;           /* depth keys of KEY_MAX bytes, for a batch */
 } depth_load;
 
 /* Random `block`-byte reads of fd at `depth`, at offsets that are multiples of `step`

@@ -1,6 +1,7 @@
 /* The completion queue, on each backend (io_uring where the kernel allows it, and the
  * thread pool, forced with DCACHE_QUEUE_BACKEND=threads; the valgrind build runs the thread
- * pool only, since valgrind does not see what io_uring writes): full depth and DCACHE_BUSY; the fd driven by
+ * pool only, since valgrind does not see what io_uring writes): full depth and DCACHE_BUSY;
+ * batches (dcache_submit_batch) up to the first read refused; the fd driven by
  * poll, readable exactly while completions wait; absent keys, buffers too small (untouched),
  * ranges (inside, across the end, past it); values still in the write buffer completing
  * within the submit; several submitting threads with one reaper; reads racing overwrites and
@@ -525,6 +526,90 @@ static void read_errors(const char *path)
     CHECK_RC(dcache_close(c), DCACHE_OK);
 }
 
+/* ---- batches: in order up to the first refused, one completion per read accepted ---------- */
+enum { BATCH_DEPTH = 16, BATCH_N = 20, BATCH_ABSENT = 18, BATCH_RANGE = 17 };
+
+/* Each of `n` completions of the batch `reads` holds what its read asked for. */
+static void check_batch(const dcache_read *reads, const dcache_completion *done, size_t n,
+                        bool *seen)
+{
+    for (size_t j = 0; j < n; j++) {
+        uint64_t i = done[j].user_data;
+        CHECKF(i < BATCH_N && !seen[i], "read %llu completes once", (unsigned long long)i);
+        if (i >= BATCH_N)
+            continue;
+        seen[i] = true;
+        if (i == BATCH_ABSENT) {
+            CHECK_RC(done[j].result, DCACHE_NOT_FOUND);
+            continue;
+        }
+        size_t len = value_len(i);
+        uint8_t *want = malloc(len);
+        val_fill(want, len, reads[i].key, KLEN, 1);
+        const uint8_t *from = i == BATCH_RANGE ? want + reads[i].offset : want;
+        CHECK_RC(done[j].result, DCACHE_OK);
+        CHECKF(done[j].len == reads[i].buf_len &&
+                   memcmp(reads[i].buf, from, reads[i].buf_len) == 0,
+               "read %llu holds its bytes", (unsigned long long)i);
+        free(want);
+    }
+}
+
+static void batches(dcache *c)
+{
+    dcache_queue *q = NULL;
+    if (!CHECK_RC(dcache_queue_open(c, BATCH_DEPTH, &q), DCACHE_OK))
+        return;
+    uint8_t keys[BATCH_N][KLEN];
+    dcache_read reads[BATCH_N];
+    for (uint64_t i = 0; i < BATCH_N; i++) {
+        key_of(keys[i], i == BATCH_ABSENT ? 100000 + i : i);
+        size_t len = i == BATCH_RANGE ? 50 : value_len(i);
+        reads[i] = (dcache_read){.key = keys[i], .key_len = KLEN, .buf = malloc(len),
+                                 .buf_len = len, .offset = 100,
+                                 .flags = i == BATCH_RANGE ? DCACHE_READ_RANGE : 0,
+                                 .user_data = i};
+    }
+    bool seen[BATCH_N] = {false};
+    size_t submitted = 99;
+    CHECK_RC(dcache_submit_batch(q, reads, BATCH_N, &submitted), DCACHE_BUSY);
+    CHECK_EQ(submitted, BATCH_DEPTH);
+    CHECKF(strstr(dcache_last_error_message(), "reads[16]") != NULL,
+           "the message names the read: %s", dcache_last_error_message());
+    dcache_completion done[BATCH_DEPTH];
+    CHECK_EQ(reap_by_poll(q, done, BATCH_DEPTH), BATCH_DEPTH);
+    check_batch(reads, done, BATCH_DEPTH, seen);
+    size_t rest = BATCH_N - BATCH_DEPTH, n = 0;
+    CHECK_RC(dcache_submit_batch(q, reads + BATCH_DEPTH, rest, &submitted), DCACHE_OK);
+    CHECK_EQ(submitted, rest);
+    CHECK_RC(dcache_queue_reap(q, done, rest, rest, &n), DCACHE_OK);
+    CHECK_EQ(n, rest);
+    check_batch(reads, done, n, seen);
+    for (size_t i = 0; i < BATCH_N; i++)
+        CHECKF(seen[i], "read %zu completed", i);
+    /* argument errors: the reads before the refused one are accepted */
+    dcache_read bad[2] = {reads[0], reads[1]};
+    bad[1].key = NULL;
+    CHECK_RC(dcache_submit_batch(q, bad, 2, &submitted), DCACHE_INVALID_ARGUMENT);
+    CHECK_EQ(submitted, 1);
+    CHECK_EQ(one(q).user_data, 0);
+    bad[0].flags = 0x80;
+    CHECK_RC(dcache_submit_batch(q, bad, 2, &submitted), DCACHE_INVALID_ARGUMENT);
+    CHECK_EQ(submitted, 0);
+    CHECK_RC(dcache_submit_batch(q, NULL, 1, &submitted), DCACHE_INVALID_ARGUMENT);
+    CHECK_RC(dcache_submit_batch(q, NULL, 0, &submitted), DCACHE_OK);
+    CHECK_EQ(submitted, 0);
+    CHECK_RC(dcache_submit_batch(q, reads, 1, NULL), DCACHE_INVALID_ARGUMENT);
+    CHECK_RC(dcache_submit_batch(NULL, reads, 1, &submitted), DCACHE_INVALID_ARGUMENT);
+    /* nothing more completes: a reap that does not wait finds nothing and clears the fd */
+    CHECK_RC(dcache_queue_reap(q, done, 1, 0, &n), DCACHE_OK);
+    CHECK_EQ(n, 0);
+    CHECK(!fd_readable(dcache_queue_fd(q)));
+    dcache_queue_close(q);
+    for (size_t i = 0; i < BATCH_N; i++)
+        free(reads[i].buf);
+}
+
 /* Every part of the suite, on the backend `backend` (DCACHE_QUEUE_THREADS is forced). */
 static void suite(const char *path, uint32_t backend)
 {
@@ -543,6 +628,7 @@ static void suite(const char *path, uint32_t backend)
         }
         dcache_queue_close(q);
         depth_and_busy(c);
+        batches(c);
         results(c);
         threads(c);
         CHECK_RC(dcache_close(c), DCACHE_OK);

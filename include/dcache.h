@@ -130,7 +130,7 @@
 #define DCACHE_LOG_DEBUG 4
 
 /**
- * Reads run on io_uring (not yet: see `DCACHE_QUEUE_THREADS`).
+ * Reads run on io_uring.
  */
 #define DCACHE_QUEUE_IO_URING 1
 
@@ -138,6 +138,12 @@
  * Reads run on a pool of threads, each one blocking read at a time.
  */
 #define DCACHE_QUEUE_THREADS 2
+
+/**
+ * `dcache_read.flags`: read `buf_len` bytes of the value from `offset`, as
+ * `dcache_submit_get_range` does (without it: the whole value, as `dcache_submit_get`).
+ */
+#define DCACHE_READ_RANGE 1
 
 /**
  * An open cache. Safe to use from many threads at once.
@@ -380,6 +386,26 @@ typedef struct dcache_file_options {
  * called from any thread, concurrently, and must not call back into dcache.
  */
 typedef void (*dcache_log_fn)(void *userdata, uint32_t level, const char *message);
+
+/**
+ * One read of a batch (`dcache_submit_batch`): the arguments of `dcache_submit_get`, or of
+ * `dcache_submit_get_range` with `DCACHE_READ_RANGE` in `flags`.
+ */
+typedef struct dcache_read {
+  const uint8_t *key;
+  size_t key_len;
+  uint8_t *buf;
+  size_t buf_len;
+  /**
+   * Where a `DCACHE_READ_RANGE` read starts in the value; ignored without the flag.
+   */
+  uint64_t offset;
+  /**
+   * 0 or `DCACHE_READ_RANGE`.
+   */
+  uint32_t flags;
+  uint64_t user_data;
+} dcache_read;
 
 /**
  * A finished read.
@@ -914,6 +940,24 @@ dcache_result dcache_submit_get(struct dcache_queue *q, const uint8_t *key, size
  * As `dcache_submit_get`, with `len` for `buf_len`.
  */
 dcache_result dcache_submit_get_range(struct dcache_queue *q, const uint8_t *key, size_t key_len, uint64_t offset, uint8_t *buf, size_t len, uint64_t user_data);
+
+/**
+ * Submits `reads[0..n]` in order, each as `dcache_submit_get` (or, with
+ * `DCACHE_READ_RANGE`, `dcache_submit_get_range`) would, and starts the reads of the device
+ * among them with one system call on io_uring. Stops at the first read refused; sets
+ * `*submitted` to how many were accepted before it (each makes one completion).
+ *
+ * Returns `DCACHE_OK` (all `n` accepted), or why `reads[*submitted]` was refused:
+ * `DCACHE_BUSY` (the queue's depth is reached: reap, then submit the rest),
+ * `DCACHE_INVALID_ARGUMENT` (NULL `q` or `submitted`, NULL `reads` with `n`, a read's NULL
+ * or empty key, NULL `buf` with a length, unknown `flags`, the cache closed),
+ * `DCACHE_TOO_LARGE` (a key). The message names the read.
+ *
+ * # Safety
+ * `q` is NULL or a live queue; a non-NULL `reads` points to `n` readable `dcache_read`s,
+ * whose keys and buffers are as `dcache_submit_get` asks; `submitted` is NULL or writable.
+ */
+dcache_result dcache_submit_batch(struct dcache_queue *q, const struct dcache_read *reads, size_t n, size_t *submitted);
 
 /**
  * Moves up to `max` completions into `out` and sets `*n` to how many, waiting until at

@@ -59,6 +59,8 @@ ADMIT_FILTERED = 1
 
 QUEUE_IO_URING = 1
 QUEUE_THREADS = 2
+# dcache_read.flags (dcache_submit_batch)
+READ_RANGE = 1
 
 IO_AUTO = 0
 IO_DIRECT = 1

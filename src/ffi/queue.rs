@@ -4,10 +4,10 @@ use super::args;
 use super::boundary;
 use super::cache::{cache_ref, dcache, key};
 use super::result::{code_of, dcache_result, DCACHE_OK};
-use crate::cache::{Backend, Completion, Outcome, ReadQueue};
+use crate::cache::{Backend, Completion, Outcome, ReadQueue, ReadRequest};
 use crate::error::{Error, ErrorKind};
 
-/// Reads run on io_uring (not yet: see `DCACHE_QUEUE_THREADS`).
+/// Reads run on io_uring.
 pub const DCACHE_QUEUE_IO_URING: u32 = 1;
 /// Reads run on a pool of threads, each one blocking read at a time.
 pub const DCACHE_QUEUE_THREADS: u32 = 2;
@@ -175,6 +175,100 @@ unsafe fn submit(
         let buf = args::bytes_mut(buf, buf_len, "buf")?;
         q.inner
             .submit(key, offset, buf.as_mut_ptr(), buf.len(), user_data)
+    })
+}
+
+/// `dcache_read.flags`: read `buf_len` bytes of the value from `offset`, as
+/// `dcache_submit_get_range` does (without it: the whole value, as `dcache_submit_get`).
+pub const DCACHE_READ_RANGE: u32 = 1;
+
+/// One read of a batch (`dcache_submit_batch`): the arguments of `dcache_submit_get`, or of
+/// `dcache_submit_get_range` with `DCACHE_READ_RANGE` in `flags`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct dcache_read {
+    pub key: *const u8,
+    pub key_len: usize,
+    pub buf: *mut u8,
+    pub buf_len: usize,
+    /// Where a `DCACHE_READ_RANGE` read starts in the value; ignored without the flag.
+    pub offset: u64,
+    /// 0 or `DCACHE_READ_RANGE`.
+    pub flags: u32,
+    pub user_data: u64,
+}
+
+/// Submits `reads[0..n]` in order, each as `dcache_submit_get` (or, with
+/// `DCACHE_READ_RANGE`, `dcache_submit_get_range`) would, and starts the reads of the device
+/// among them with one system call on io_uring. Stops at the first read refused; sets
+/// `*submitted` to how many were accepted before it (each makes one completion).
+///
+/// Returns `DCACHE_OK` (all `n` accepted), or why `reads[*submitted]` was refused:
+/// `DCACHE_BUSY` (the queue's depth is reached: reap, then submit the rest),
+/// `DCACHE_INVALID_ARGUMENT` (NULL `q` or `submitted`, NULL `reads` with `n`, a read's NULL
+/// or empty key, NULL `buf` with a length, unknown `flags`, the cache closed),
+/// `DCACHE_TOO_LARGE` (a key). The message names the read.
+///
+/// # Safety
+/// `q` is NULL or a live queue; a non-NULL `reads` points to `n` readable `dcache_read`s,
+/// whose keys and buffers are as `dcache_submit_get` asks; `submitted` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_submit_batch(
+    q: *mut dcache_queue,
+    reads: *const dcache_read,
+    n: usize,
+    submitted: *mut usize,
+) -> dcache_result {
+    ffi!({
+        let q = args::get_ref(q, "queue")?;
+        let submitted = args::out(submitted, "submitted")?;
+        *submitted = 0;
+        if reads.is_null() && n > 0 {
+            return Err(Error::invalid(format!("reads is NULL with n {n}")));
+        }
+        // The reads up to the first whose arguments are refused, then that refusal.
+        let mut requests = Vec::with_capacity(n);
+        let mut refused = Ok(());
+        for i in 0..n {
+            // SAFETY: reads points to n of them.
+            match request(&*reads.add(i)) {
+                Ok(r) => requests.push(r),
+                Err(e) => {
+                    refused = Err(Error::new(e.kind(), format!("reads[{i}]: {}", e.message())));
+                    break;
+                }
+            }
+        }
+        let (accepted, busy) = q.inner.submit_batch(&requests);
+        *submitted = accepted;
+        match busy {
+            Err(e) => Err(Error::new(
+                e.kind(),
+                format!("reads[{accepted}]: {}", e.message()),
+            )),
+            Ok(()) => refused,
+        }
+    })
+}
+
+/// A batch's read as the queue takes it, or why its arguments are refused.
+///
+/// # Safety
+/// As `dcache_submit_get`, for the read's key and buffer.
+unsafe fn request(r: &dcache_read) -> crate::error::Result<ReadRequest<'_>> {
+    let offset = match r.flags {
+        0 => None,
+        DCACHE_READ_RANGE => Some(r.offset),
+        f => return Err(Error::invalid(format!("unknown flags {f:#x}"))),
+    };
+    let key = key(r.key, r.key_len)?;
+    let buf = args::bytes_mut(r.buf, r.buf_len, "buf")?;
+    Ok(ReadRequest {
+        key,
+        offset,
+        buf: buf.as_mut_ptr(),
+        len: buf.len(),
+        user_data: r.user_data,
     })
 }
 
