@@ -28,7 +28,7 @@ all: lib
 # Both libraries and the command-line tool. The soname link lets programs linked against
 # the build tree run from it.
 lib:
-	$(CARGO) build --release --lib --bins
+	$(CARGO) build --release --lib --bins --features cli
 	ln -sf libdcache.so $(BUILD_DIR)/libdcache.so.$(MAJOR)
 
 # Regenerates the committed header from src/ffi.
@@ -38,12 +38,12 @@ header:
 # The code stays formatted and clippy-clean, tests and the command-line tool included.
 test-lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --release --all-targets --features fault-injection -- -D warnings
+	$(CARGO) clippy --release --all-targets --features fault-injection,cli -- -D warnings
 	@echo "test-lint: 2 passed, 0 failed"
 
 # Rust unit and integration tests, including the check that include/dcache.h is current.
 test-rust:
-	$(CARGO) test --release --features fault-injection
+	$(CARGO) test --release --features fault-injection,cli
 
 # The shared library exports only dcache_* symbols and carries its soname.
 test-exports: lib
