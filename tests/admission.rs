@@ -2,17 +2,15 @@
 
 mod common;
 use common::{get, scratch, value_for};
-use dcache::cache::{Admission, Cache, CacheOptions};
 use dcache::ErrorKind;
+use dcache::{Admission, Cache, CacheOptions};
 use std::path::Path;
 
 fn open(path: &Path, capacity: u64, admission: Admission) -> Cache {
-    let opts = CacheOptions {
-        create: true,
-        capacity,
-        admission,
-        ..Default::default()
-    };
+    let opts = CacheOptions::new()
+        .create(true)
+        .capacity(capacity)
+        .admission(admission);
     Cache::open(path, &opts).unwrap()
 }
 
@@ -100,13 +98,11 @@ fn without_a_filter_every_put_is_stored_and_nothing_is_spent() {
 }
 
 fn open_with_budget(path: &Path, capacity: u64, write_budget: u64) -> Cache {
-    let opts = CacheOptions {
-        create: true,
-        capacity,
-        admission: Admission::Filtered,
-        write_budget,
-        ..Default::default()
-    };
+    let opts = CacheOptions::new()
+        .create(true)
+        .capacity(capacity)
+        .admission(Admission::Filtered)
+        .write_budget(write_budget);
     Cache::open(path, &opts).unwrap()
 }
 

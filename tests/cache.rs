@@ -2,8 +2,8 @@
 
 mod common;
 use common::{create, get, reopen, scratch, value_for};
-use dcache::cache::{Cache, CacheOptions, Fetched};
 use dcache::ErrorKind;
+use dcache::{Cache, CacheOptions, Fetched};
 
 #[test]
 fn round_trips_of_many_sizes() {
@@ -214,20 +214,13 @@ fn foreign_data_is_refused_untouched_and_locked_twice() {
         .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     std::fs::write(&path, &data).unwrap();
-    let opts = CacheOptions {
-        create: true,
-        capacity: 16 << 20,
-        ..Default::default()
-    };
+    let opts = CacheOptions::new().create(true).capacity(16 << 20);
     assert_eq!(
         Cache::open(&path, &opts).err().unwrap().kind(),
         ErrorKind::NotACache
     );
     assert!(std::fs::read(&path).unwrap() == data);
-    let opts = CacheOptions {
-        format: true,
-        ..Default::default()
-    };
+    let opts = CacheOptions::new().format(true);
     let c = Cache::open(&path, &opts).unwrap();
     assert_eq!(
         Cache::open(&path, &CacheOptions::default())
@@ -326,7 +319,7 @@ fn an_older_laps_entry_in_the_newest_ones_place_is_a_miss() {
     let (region0, old_bytes, value_len);
     {
         let c = create(&path, 8 << 20);
-        let g = c.geometry();
+        let g = c.layout();
         // One value fills a region: each put takes a whole region, at its start.
         value_len = c.max_value_size() as usize;
         c.put(key, &value_for(key, 1, value_len), 0).unwrap();

@@ -6,7 +6,7 @@
 //! durable operation was a delete is absent, and anything read is a version written for it.
 
 mod common;
-use dcache::cache::{Cache, CacheOptions, Fetched};
+use dcache::{Cache, CacheOptions, Fetched};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -49,11 +49,7 @@ fn value_for(key: &[u8], version: u64, len: usize) -> Vec<u8> {
 }
 
 fn options() -> CacheOptions {
-    CacheOptions {
-        create: true,
-        capacity: 256 << 20,
-        ..Default::default()
-    }
+    CacheOptions::new().create(true).capacity(256 << 20)
 }
 
 /// The child: runs only when re-executed by `crash_recovery_after_sigkill`.
@@ -212,11 +208,7 @@ const FLUSHED_ENTRIES: u64 = 300; // about 6 MiB: most of one 8 MiB region
 const LATE_ENTRIES: u64 = 2;
 
 fn flushed_options() -> CacheOptions {
-    CacheOptions {
-        create: true,
-        capacity: 128 << 20,
-        ..Default::default()
-    }
+    CacheOptions::new().create(true).capacity(128 << 20)
 }
 
 /// A flush writes the active region's summary, so a reopen after kill -9 reads that
@@ -250,7 +242,7 @@ fn reopen_after_a_crash_reads_the_summary_not_the_values() {
     assert!(!report.was_clean);
     assert_eq!(report.entries, FLUSHED_ENTRIES + LATE_ENTRIES);
     assert_eq!(report.entries_dropped, 0);
-    let region = cache.geometry().region_size;
+    let region = cache.layout().region_size;
     assert!(region >= 8 << 20);
     // The trailers, the summary (24 bytes an entry) and one window of scan past it; the
     // entries themselves are 300 x 20 KB.

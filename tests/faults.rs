@@ -6,9 +6,9 @@
 
 mod common;
 use common::{format_device, loop_device, scratch, value_for, LoopDevice};
-use dcache::cache::{Cache, CacheOptions, Fetched};
-use dcache::dio::fault::{self, Fault};
+use dcache::fault::{self, Fault};
 use dcache::ErrorKind;
+use dcache::{Cache, CacheOptions, Fetched};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -62,15 +62,7 @@ fn count_right(c: &Cache, n: u32, io_errors_allowed: bool) -> u32 {
 }
 
 fn open_file(path: &Path, capacity: u64) -> Cache {
-    Cache::open(
-        path,
-        &CacheOptions {
-            create: true,
-            capacity,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    Cache::open(path, &CacheOptions::new().create(true).capacity(capacity)).unwrap()
 }
 
 /// Once the device takes writes again, a put is stored within a few probes; after a flush,
@@ -137,12 +129,12 @@ fn a_get_of_an_unreadable_entry_is_an_io_error_logged_once() {
     let path = dir.path().join("c");
     let c = open_file(&path, 64 << 20);
     put_flushed(&c, 300);
-    let g = c.geometry();
+    let g = c.layout();
     let region = g.data_start + g.region_size; // the second region, written whole
     let logged = std::sync::Arc::new(AtomicU64::new(0));
     let seen = logged.clone();
     let name = path.display().to_string();
-    dcache::log::set_sink(Some(std::sync::Arc::new(move |_, m: &str| {
+    dcache::set_log_sink(Some(std::sync::Arc::new(move |_, m: &str| {
         if m.contains(&name) && m.contains("region") && m.contains("read") {
             seen.fetch_add(1, Relaxed);
         }
@@ -161,7 +153,7 @@ fn a_get_of_an_unreadable_entry_is_an_io_error_logged_once() {
         }
     }
     let right = count_right(&c, 300, true);
-    dcache::log::set_sink(None);
+    dcache::set_log_sink(None);
     fault::clear(&path).unwrap();
     assert!(failed > 0 && right > 0, "{failed} failed, {right} right");
     assert!(c.stats().io_errors >= failed);
@@ -177,7 +169,7 @@ fn an_unreadable_summary_or_region_at_open_costs_only_that_region() {
     let path = dir.path().join("c");
     let c = open_file(&path, 64 << 20);
     put_flushed(&c, 600);
-    let g = c.geometry();
+    let g = c.layout();
     c.close().unwrap();
     drop(c);
     let region_end = |r: u64| g.data_start + (r + 1) * g.region_size;
@@ -233,7 +225,7 @@ fn a_lost_region_never_brings_back_an_older_value() {
     let dir = scratch();
     let path = dir.path().join("c");
     let c = open_file(&path, 16 << 20);
-    let g = c.geometry();
+    let g = c.layout();
     c.put(b"overwritten", &value_for(b"overwritten", 1, V), 0)
         .unwrap();
     put_flushed(&c, 40); // region 0 fills; the rest goes on in the next ones
@@ -266,7 +258,7 @@ fn a_superblock_that_cannot_be_read() {
     let path = dir.path().join("c");
     let c = open_file(&path, 16 << 20);
     put_flushed(&c, 20);
-    let meta = c.geometry().meta_size as u64;
+    let meta = c.layout().superblock_size as u64;
     c.close().unwrap();
     drop(c);
     for copy in 0..2 {
@@ -295,7 +287,7 @@ fn a_reclaim_that_cannot_read_its_region_drops_it() {
     let dir = scratch();
     let path = dir.path().join("c");
     let c = open_file(&path, 16 << 20);
-    let g = c.geometry();
+    let g = c.layout();
     put_flushed(&c, 150);
     // Read everything, so that a reclaim would keep it all.
     assert_eq!(count_right(&c, 150, false), 150);
@@ -345,7 +337,7 @@ fn random_faults_never_return_wrong_bytes() {
         let dir = scratch();
         let path = dir.path().join("c");
         let c = open_file(&path, 16 << 20);
-        let g = c.geometry();
+        let g = c.layout();
         let size = g.data_start + g.region_count as u64 * g.region_size;
         // Per key: the version of its last put or delete that returned Ok, and the floor (the
         // newest version a successful flush vouched for): a get may return no older version.
@@ -438,7 +430,7 @@ fn random_faults_never_return_wrong_bytes() {
         let _ = c.close();
         drop(c);
         // Reopen with up to three unreadable ranges anywhere but the superblocks.
-        let meta = 2 * g.meta_size as u64;
+        let meta = 2 * g.superblock_size as u64;
         let reads: Vec<Fault> = (0..rng.below(4))
             .map(|_| {
                 let at = meta + (rng.below(size - meta) & !4095);
@@ -563,7 +555,7 @@ fn an_unreadable_range_of_a_device_costs_what_it_holds() {
         return;
     };
     let path = Path::new(&lo.dev);
-    let g = c.geometry();
+    let g = c.layout();
     c.close().unwrap();
     drop(c);
     let bad = (80u64 << 20)..(112 << 20);
@@ -613,12 +605,12 @@ fn a_full_file_system_gives_no_space_and_keeps_the_old_file() {
         eprintln!("SKIP: {test}: mount -t tmpfs failed");
         return;
     }
-    let opts = dcache::dio::OpenOptions::default();
+    let opts = dcache::DirectFileOptions::default();
     let file = mnt.join("object");
     let old = value_for(b"object", 1, 1 << 20);
     let result = std::panic::catch_unwind(|| {
-        dcache::dio::write_all(&file, &old, &opts).unwrap();
-        let err = dcache::dio::write_all(&file, &value_for(b"object", 2, 8 << 20), &opts)
+        dcache::write_all(&file, &old, &opts).unwrap();
+        let err = dcache::write_all(&file, &value_for(b"object", 2, 8 << 20), &opts)
             .expect_err("8 MiB do not fit in what is left of 4");
         assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
         assert_eq!(std::fs::read(&file).unwrap(), old, "the old file is intact");
@@ -629,11 +621,7 @@ fn a_full_file_system_gives_no_space_and_keeps_the_old_file() {
         assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
         let err = Cache::open(
             &mnt.join("cache"),
-            &CacheOptions {
-                create: true,
-                capacity: 16 << 20,
-                ..Default::default()
-            },
+            &CacheOptions::new().create(true).capacity(16 << 20),
         )
         .err()
         .expect("a 16 MiB cache does not fit");

@@ -36,6 +36,14 @@ fn version_macros_match_cargo_toml() {
     for line in expect {
         assert!(header.contains(&line), "missing: {line}");
     }
-    let version = unsafe { std::ffi::CStr::from_ptr(dcache::ffi::version::dcache_version()) };
+    // SAFETY: dcache_version returns a static NUL-terminated string.
+    let version = unsafe { std::ffi::CStr::from_ptr(dcache_version()) };
     assert_eq!(version.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+}
+
+// The C function, as a C program calls it: the crate's Rust API does not name its C layer,
+// and the crate is linked in for its symbols.
+use dcache as _;
+extern "C" {
+    fn dcache_version() -> *const std::ffi::c_char;
 }

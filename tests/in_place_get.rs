@@ -4,8 +4,8 @@
 
 mod common;
 use common::{create, reopen, scratch, value_for};
-use dcache::cache::{Cache, Fetched};
 use dcache::ErrorKind;
+use dcache::{Cache, Fetched};
 
 /// `len` bytes at a 4096-aligned address, or at an odd one (which no device takes direct).
 struct Buffer {

@@ -4,7 +4,7 @@
 
 mod common;
 use common::{format_device, get, loop_device};
-use dcache::cache::{Cache, CacheOptions};
+use dcache::{Cache, CacheOptions};
 use std::path::Path;
 
 /// Every key k0..k{n} holds value(i).
@@ -34,10 +34,7 @@ fn a_4kn_device_is_formatted_only_when_told_and_works() {
         return;
     };
     let path = Path::new(&lo.dev);
-    let create = CacheOptions {
-        create: true,
-        ..Default::default()
-    };
+    let create = CacheOptions::new().create(true);
     let refused = Cache::open(path, &create)
         .err()
         .expect("a block device is never formatted by CREATE");

@@ -4,9 +4,9 @@
 
 mod common;
 use common::{scratch, value_for};
-use dcache::cache::{Backend, Cache, CacheOptions, Completion, Outcome, ReadRequest};
-use dcache::dio::fault::{self, Fault};
+use dcache::fault::{self, Fault};
 use dcache::ErrorKind;
+use dcache::{Backend, Cache, CacheOptions, Completion, Outcome, ReadRequest};
 
 /// One test in this binary: it sets the environment, which no other thread reads meanwhile.
 #[test]
@@ -111,7 +111,7 @@ fn read_errors_on(backend: Backend) {
             q.backend()
         );
     }
-    let g = c.geometry();
+    let g = c.layout();
     let mut bufs = vec![vec![0u8; 50_000]; 16];
     let mut done = vec![
         Completion {

@@ -38,7 +38,7 @@ mod writer;
 #[cfg(test)]
 mod testing;
 
-pub use format::{Geometry, FORMAT_VERSION};
+use format::FORMAT_VERSION;
 pub use queue::{Backend, Completion, Outcome, ReadQueue, ReadRequest};
 pub use read::{Fetched, VerifyReport};
 pub use recovery::RecoveryReport;
@@ -58,27 +58,116 @@ pub const MAX_KEY_LEN: usize = 4096;
 /// The default largest value, on caches whose regions can hold it.
 pub const DEFAULT_MAX_VALUE: u64 = 16 << 20;
 
+/// How to open a cache: a builder, from [`CacheOptions::new`].
 #[derive(Debug, Clone)]
 pub struct CacheOptions {
-    pub io_mode: IoMode,
-    /// Create and format a missing or empty path.
-    pub create: bool,
-    /// Format whatever the path holds.
-    pub format: bool,
-    /// Every put is durable when it returns.
-    pub sync_writes: bool,
-    pub read_only: bool,
-    pub alignment: Option<usize>,
-    /// 0 = the existing cache's or device's size.
+    pub(crate) io_mode: IoMode,
+    pub(crate) create: bool,
+    pub(crate) format: bool,
+    pub(crate) sync_writes: bool,
+    pub(crate) read_only: bool,
+    pub(crate) alignment: Option<usize>,
+    pub(crate) capacity: u64,
+    pub(crate) default_ttl_secs: u64,
+    pub(crate) max_value_size: u64,
+    pub(crate) admission: Admission,
+    pub(crate) write_budget: u64,
+}
+
+impl CacheOptions {
+    /// Opens an existing cache, with O_DIRECT where the file system takes it.
+    pub fn new() -> CacheOptions {
+        CacheOptions::default()
+    }
+
+    /// How the file or device is read and written (default [`IoMode::Auto`]).
+    pub fn io_mode(mut self, mode: IoMode) -> Self {
+        self.io_mode = mode;
+        self
+    }
+
+    /// Creates and formats a missing or empty path (default false).
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Formats whatever the path holds, destroying it (default false).
+    pub fn format(mut self, format: bool) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Makes every put durable when it returns (default false: durable at the next flush).
+    pub fn sync_writes(mut self, sync: bool) -> Self {
+        self.sync_writes = sync;
+        self
+    }
+
+    /// Opens for gets only (default false).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// The alignment of a new cache in bytes, a power of two of at least 512 (default: what
+    /// the device asks for).
+    pub fn alignment(mut self, bytes: usize) -> Self {
+        self.alignment = Some(bytes);
+        self
+    }
+
+    /// The size of a new cache in bytes (default 0: the existing file's or device's size).
+    pub fn capacity(mut self, bytes: u64) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// The time to live of puts that give none, in seconds (default 0: none).
+    pub fn default_ttl_secs(mut self, secs: u64) -> Self {
+        self.default_ttl_secs = secs;
+        self
+    }
+
+    /// The largest value a put takes, in bytes (default 0: 16 MiB, or what a region holds).
+    pub fn max_value_size(mut self, bytes: u64) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// Which puts the cache stores (default [`Admission::All`]).
+    pub fn admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// Bytes per second the log may append on average, kept under
+    /// [`Admission::Filtered`] only (default 0: no limit).
+    pub fn write_budget(mut self, bytes_per_sec: u64) -> Self {
+        self.write_budget = bytes_per_sec;
+        self
+    }
+}
+
+/// How a cache lies on its file or device ([`Cache::layout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Layout {
+    /// The version of the on-disk format.
+    pub format_version: u32,
+    /// Bytes the cache occupies.
     pub capacity: u64,
-    pub default_ttl_secs: u64,
-    /// 0 = the default.
-    pub max_value_size: u64,
-    pub admission: Admission,
-    /// Bytes per second the log may append on average (puts, reinsertions and tombstones);
-    /// 0 = no limit. Kept under `Admission::Filtered` only: puts over it are declined, and
-    /// reclaims keep fewer entries.
-    pub write_budget: u64,
+    /// The alignment asked for or detected when it was formatted.
+    pub alignment: u32,
+    /// Every entry starts on a multiple of this many bytes (at least the alignment).
+    pub unit: u32,
+    /// Bytes of each of the two superblock copies at the start.
+    pub superblock_size: u32,
+    /// Bytes of each region of the log.
+    pub region_size: u64,
+    pub region_count: u32,
+    /// Where the first region starts.
+    pub data_start: u64,
 }
 
 /// Which puts the cache stores.
@@ -207,8 +296,19 @@ impl Cache {
         self.engine.device.geometry().alignment as usize
     }
 
-    pub fn geometry(&self) -> Geometry {
-        *self.engine.device.geometry()
+    /// How the cache lies on its file or device.
+    pub fn layout(&self) -> Layout {
+        let g = self.engine.device.geometry();
+        Layout {
+            format_version: FORMAT_VERSION,
+            capacity: g.capacity,
+            alignment: g.alignment,
+            unit: g.unit,
+            superblock_size: g.meta_size,
+            region_size: g.region_size,
+            region_count: g.region_count,
+            data_start: g.data_start,
+        }
     }
 
     pub fn max_value_size(&self) -> u64 {

@@ -369,7 +369,7 @@ mod tests {
         let (path, c) = testing::create(dir.path(), "c", 8 * MIB);
         c.put(b"k", b"v", 0).unwrap();
         c.close().unwrap();
-        let meta = c.geometry().meta_size as u64;
+        let meta = c.layout().superblock_size as u64;
         drop(c);
         // Both superblock copies say version 1, as a cache made before the two rings.
         for at in [0, meta] {

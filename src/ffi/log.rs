@@ -14,6 +14,16 @@ pub const DCACHE_LOG_INFO: u32 = 3;
 /// Debugging detail.
 pub const DCACHE_LOG_DEBUG: u32 = 4;
 
+/// The `DCACHE_LOG_*` constant of `level`.
+fn code(level: Level) -> u32 {
+    match level {
+        Level::Error => DCACHE_LOG_ERROR,
+        Level::Warn => DCACHE_LOG_WARN,
+        Level::Info => DCACHE_LOG_INFO,
+        Level::Debug => DCACHE_LOG_DEBUG,
+    }
+}
+
 /// A log sink: called with the userdata given to `dcache_set_log_callback`, a level
 /// (`DCACHE_LOG_*`) and a NUL-terminated message that is valid only during the call. It may be
 /// called from any thread, concurrently, and must not call back into dcache.
@@ -47,7 +57,7 @@ pub unsafe extern "C" fn dcache_set_log_callback(r#fn: dcache_log_fn, userdata: 
             Arc::new(move |level: Level, message: &str| {
                 let text = CString::new(message.replace('\0', "?")).unwrap_or_default();
                 // SAFETY: f is the caller's callback; text lives for the call.
-                unsafe { f(userdata.get(), level as u32, text.as_ptr()) }
+                unsafe { f(userdata.get(), code(level), text.as_ptr()) }
             }) as log::Sink
         });
         log::set_sink(sink);

@@ -3,7 +3,7 @@
 //! None.
 #![allow(dead_code)]
 
-use dcache::cache::{Cache, CacheOptions, Fetched};
+use dcache::{Cache, CacheOptions, Fetched};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,11 +28,7 @@ pub fn get(c: &Cache, key: &[u8]) -> Option<Vec<u8>> {
 
 /// A new cache of `capacity` bytes at `path`.
 pub fn create(path: &Path, capacity: u64) -> Cache {
-    let opts = CacheOptions {
-        create: true,
-        capacity,
-        ..Default::default()
-    };
+    let opts = CacheOptions::new().create(true).capacity(capacity);
     Cache::open(path, &opts).unwrap()
 }
 
@@ -119,9 +115,6 @@ pub fn root_or_skip(test: &str) -> bool {
 
 /// Formats the block device at `path` (`format`: a device is never formatted otherwise).
 pub fn format_device(path: &Path) -> Cache {
-    let opts = CacheOptions {
-        format: true,
-        ..Default::default()
-    };
+    let opts = CacheOptions::new().format(true);
     Cache::open(path, &opts).unwrap()
 }

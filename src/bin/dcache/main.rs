@@ -5,8 +5,8 @@ mod replay;
 mod trace;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use dcache::cache::{Admission, Cache, CacheOptions, Fetched};
-use dcache::dio::IoMode;
+use dcache::IoMode;
+use dcache::{Admission, Cache, CacheOptions, Fetched};
 use dcache::{Error, ErrorKind, Remedy};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{Read, Write};
@@ -154,11 +154,9 @@ fn io_mode(m: Mode) -> IoMode {
 }
 
 fn open(path: &Path, mode: Mode, read_only: bool) -> Result<Cache, Error> {
-    let opts = CacheOptions {
-        io_mode: io_mode(mode),
-        read_only,
-        ..Default::default()
-    };
+    let opts = CacheOptions::new()
+        .io_mode(io_mode(mode))
+        .read_only(read_only);
     Cache::open(path, &opts)
 }
 
@@ -179,11 +177,11 @@ fn human(bytes: u64) -> String {
 
 fn info(path: &Path, mode: Mode) -> Result<ExitCode, Error> {
     let c = open(path, mode, true)?;
-    let g = c.geometry();
+    let g = c.layout();
     let s = c.stats();
     let r = c.recovery();
     println!("path:            {}", path.display());
-    println!("format version:  {}", dcache::cache::FORMAT_VERSION);
+    println!("format version:  {}", g.format_version);
     println!(
         "capacity:        {} ({} bytes)",
         human(g.capacity),
@@ -412,14 +410,14 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             force,
             alignment,
         } => {
-            let opts = CacheOptions {
-                io_mode: io_mode(mode),
-                create: !force,
-                format: force,
-                capacity: capacity.unwrap_or(0),
-                alignment,
-                ..Default::default()
-            };
+            let mut opts = CacheOptions::new()
+                .io_mode(io_mode(mode))
+                .create(!force)
+                .format(force)
+                .capacity(capacity.unwrap_or(0));
+            if let Some(bytes) = alignment {
+                opts = opts.alignment(bytes);
+            }
             let c = Cache::open(&path, &opts)?;
             if !c.recovery().formatted {
                 eprintln!(
@@ -428,7 +426,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 );
                 return Ok(ExitCode::from(1));
             }
-            let g = c.geometry();
+            let g = c.layout();
             c.close()?;
             println!(
                 "formatted {}: {} in {} regions of {}",

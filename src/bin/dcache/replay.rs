@@ -3,8 +3,8 @@
 //! object, so every hit is checked byte for byte.
 
 use crate::trace::{TraceFormat, TraceReader};
-use dcache::cache::{Admission, Cache, CacheOptions, Fetched};
-use dcache::dio::{AlignedBuf, IoMode};
+use dcache::{Admission, Cache, CacheOptions, Fetched};
+use dcache::{AlignedBuf, IoMode};
 use dcache::{Error, ErrorKind};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -235,14 +235,12 @@ pub fn replay(opts: &ReplayOptions<'_>) -> Result<ReplayReport, Error> {
     let mut reader = TraceReader::open(opts.trace, opts.format).map_err(Error::invalid)?;
     let cache = Cache::open(
         opts.cache,
-        &CacheOptions {
-            io_mode: opts.io_mode,
-            create: true,
-            capacity: opts.limits.capacity,
-            admission: opts.limits.admission,
-            write_budget: opts.limits.write_budget,
-            ..Default::default()
-        },
+        &CacheOptions::new()
+            .io_mode(opts.io_mode)
+            .create(true)
+            .capacity(opts.limits.capacity)
+            .admission(opts.limits.admission)
+            .write_budget(opts.limits.write_budget),
     )?;
     let result = play(&cache, &mut reader, opts);
     let closed = cache.close();
