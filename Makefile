@@ -35,11 +35,13 @@ lib:
 header:
 	DCACHE_WRITE_HEADER=1 $(CARGO) build --release --lib
 
-# The code stays formatted and clippy-clean, tests and the command-line tool included.
+# The code stays formatted and clippy-clean, tests and the command-line tool included, and
+# the Rust API's documentation builds without a warning (every public item documented).
 test-lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets --features fault-injection,cli -- -D warnings
-	@echo "test-lint: 2 passed, 0 failed"
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+	@echo "test-lint: 3 passed, 0 failed"
 
 # Rust unit and integration tests, including the check that include/dcache.h is current.
 test-rust:
@@ -102,10 +104,11 @@ clean:
 
 # Tests, examples and benchmarks that live beside their code.
 FRAGMENTS := $(wildcard c-tests/c-tests.mk examples/bindings.mk examples/ats/ats.mk bench/bench.mk \
-  bench/policy/policy.mk)
+  bench/policy/policy.mk examples/rust/rust.mk)
 include $(FRAGMENTS)
 
 TEST_TARGETS := test-lint test-rust test-exports test-install test-abi \
+  $(if $(wildcard examples/rust/rust.mk),test-rust-api) \
   $(if $(wildcard bench/policy/policy.mk),test-replay) \
   $(if $(wildcard c-tests/c-tests.mk),test-c) \
   $(if $(wildcard examples/bindings.mk),test-bindings) \

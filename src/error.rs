@@ -10,19 +10,33 @@ use std::io;
 /// What went wrong, in the terms a caller can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// No value under the key (never stored, deleted, expired, evicted, or lost).
     NotFound,
+    /// The buffer is smaller than the value.
     BufferTooSmall,
+    /// An argument the call cannot take (the message says which and why).
     InvalidArgument,
+    /// A key or value longer than the cache takes.
     TooLarge,
+    /// A range that starts past the value's end.
     Range,
+    /// The device failed a read or write.
     Io,
+    /// The file system or device is full.
     NoSpace,
+    /// The path holds something that is not a cache (never formatted without being told).
     NotACache,
+    /// A cache of another format version, or that this build cannot open.
     Incompatible,
+    /// Another process has the cache open.
     Locked,
+    /// The file system refuses what was asked (O_DIRECT, say).
     Unsupported,
+    /// The cache was opened read-only, or the device refuses writes.
     ReadOnly,
+    /// Memory could not be allocated.
     OutOfMemory,
+    /// A bug in dcache: please report it with the message.
     Internal,
     /// The admission policy chose not to store a value.
     Declined,
@@ -41,6 +55,15 @@ pub enum Remedy {
     AllowBuffered,
 }
 
+/// An error: its kind, a message precise enough to act on, and the remedy, if any.
+///
+/// ```
+/// let absent = std::env::temp_dir().join(format!("dcache-doc-absent-{}", std::process::id()));
+/// let err = dcache::Cache::open(&absent, &dcache::CacheOptions::new()).unwrap_err();
+/// assert_eq!(err.kind(), dcache::ErrorKind::Io); // no such file
+/// assert_eq!(err.remedy(), Some(dcache::Remedy::Create));
+/// println!("{err}"); // names the path and what went wrong
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
@@ -49,9 +72,11 @@ pub struct Error {
     remedy: Option<Remedy>,
 }
 
+/// A result with dcache's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// An error of `kind` saying `message`.
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         Error {
             kind,
@@ -60,6 +85,7 @@ impl Error {
         }
     }
 
+    /// An `InvalidArgument` error saying `message`.
     pub fn invalid(message: impl Into<Cow<'static, str>>) -> Self {
         Error::new(ErrorKind::InvalidArgument, message)
     }
@@ -82,14 +108,17 @@ impl Error {
         self
     }
 
+    /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// The message (also what `Display` prints).
     pub fn message(&self) -> &str {
         &self.message
     }
 
+    /// What the caller could ask for to get past it, if anything.
     pub fn remedy(&self) -> Option<Remedy> {
         self.remedy
     }

@@ -224,8 +224,7 @@ fn foreign_data_is_refused_untouched_and_locked_twice() {
     let c = Cache::open(&path, &opts).unwrap();
     assert_eq!(
         Cache::open(&path, &CacheOptions::default())
-            .err()
-            .unwrap()
+            .unwrap_err()
             .kind(),
         ErrorKind::Locked
     );

@@ -623,8 +623,7 @@ fn a_full_file_system_gives_no_space_and_keeps_the_old_file() {
             &mnt.join("cache"),
             &CacheOptions::new().create(true).capacity(16 << 20),
         )
-        .err()
-        .expect("a 16 MiB cache does not fit");
+        .expect_err("a 16 MiB cache does not fit");
         assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
         assert!(!mnt.join("cache").exists(), "nothing is left of it");
     });

@@ -35,9 +35,8 @@ fn a_4kn_device_is_formatted_only_when_told_and_works() {
     };
     let path = Path::new(&lo.dev);
     let create = CacheOptions::new().create(true);
-    let refused = Cache::open(path, &create)
-        .err()
-        .expect("a block device is never formatted by CREATE");
+    let refused =
+        Cache::open(path, &create).expect_err("a block device is never formatted by CREATE");
     assert_eq!(refused.kind(), dcache::ErrorKind::NotACache);
     let c = format_device(path);
     assert_eq!(c.alignment(), 4096);

@@ -59,6 +59,16 @@ pub const MAX_KEY_LEN: usize = 4096;
 pub const DEFAULT_MAX_VALUE: u64 = 16 << 20;
 
 /// How to open a cache: a builder, from [`CacheOptions::new`].
+///
+/// ```
+/// use dcache::{Admission, CacheOptions, IoMode};
+/// let opts = CacheOptions::new()
+///     .create(true)                    // format a missing or empty path, never anything else
+///     .capacity(1 << 30)               // 1 GiB
+///     .io_mode(IoMode::Direct)         // O_DIRECT or fail
+///     .admission(Admission::Filtered); // spare the device values seen once
+/// # let _ = opts;
+/// ```
 #[derive(Debug, Clone)]
 pub struct CacheOptions {
     pub(crate) io_mode: IoMode,
@@ -165,6 +175,7 @@ pub struct Layout {
     pub superblock_size: u32,
     /// Bytes of each region of the log.
     pub region_size: u64,
+    /// Regions in the log.
     pub region_count: u32,
     /// Where the first region starts.
     pub data_start: u64,
@@ -220,6 +231,22 @@ fn scatter(mut src: &[u8], parts: &mut [&mut [u8]]) {
 }
 
 /// An open cache. Cheap to share between threads by reference; `close` (or drop) flushes.
+/// Every value a get returns was checked against its full key and its checksums.
+///
+/// ```
+/// use dcache::{Cache, CacheOptions, Fetched};
+/// let path = std::env::temp_dir().join(format!("dcache-doc-cache-{}", std::process::id()));
+/// let cache = Cache::open(&path, &CacheOptions::new().create(true).capacity(64 << 20))?;
+/// cache.put(b"greeting", b"hello, disk", 0)?;
+/// let mut buf = vec![0u8; 64];
+/// match cache.get(b"greeting", &mut buf)? {
+///     Fetched::Copied(n) => assert_eq!(&buf[..n], b"hello, disk"),
+///     Fetched::TooSmall(n) => panic!("the value is {n} bytes"),
+/// }
+/// cache.close()?; // flushes; also done on drop
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), dcache::Error>(())
+/// ```
 pub struct Cache {
     engine: Arc<Engine>,
 }
@@ -237,6 +264,17 @@ impl Cache {
         self.engine.close()
     }
 
+    /// Makes every put and delete that returned before it durable: they survive a crash or
+    /// a power loss once it returns. It fails if a region write failed since the previous
+    /// flush (the puts it covered may be lost).
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("dcache-doc-{}-{}", "flush", std::process::id()));
+    /// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+    /// cache.put(b"k", b"v", 0).unwrap();
+    /// cache.flush().unwrap(); // b"k" survives a crash from here on
+    /// # drop(cache); std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn flush(&self) -> Result<()> {
         self.engine.flush()
     }
@@ -247,19 +285,58 @@ impl Cache {
         self.engine.check_value_len(len)
     }
 
+    /// Stores `value` under `key`, replacing any value there, for `ttl_secs` seconds (0: the
+    /// cache's default, none unless set). Gets see it at once; it is durable after the next
+    /// [`flush`](Cache::flush). `Declined` if the admission policy does not take it.
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("dcache-doc-{}-{}", "put", std::process::id()));
+    /// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+    /// cache.put(b"session:42", b"{\"user\": 7}", 3600).unwrap();
+    /// assert!(cache.contains(b"session:42"));
+    /// # drop(cache); std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn put(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
         self.engine.put(key, value, ttl_secs)
     }
 
+    /// Reads the value under `key` into `buf`, checked against the key and its checksums.
+    /// `NotFound` for a miss; [`Fetched::TooSmall`] (buffer untouched) if it does not fit.
+    /// Into an [`AlignedBuf`](crate::AlignedBuf), a large value is read in place, without a
+    /// copy.
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("dcache-doc-{}-{}", "get", std::process::id()));
+    /// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+    /// cache.put(b"k", &[9u8; 100_000], 0).unwrap();
+    /// let mut buf = dcache::AlignedBuf::new(128 << 10, cache.alignment()).unwrap();
+    /// let got = cache.get(b"k", buf.as_mut_slice()).unwrap();
+    /// assert_eq!(got, dcache::Fetched::Copied(100_000));
+    /// assert_eq!(cache.get(b"absent", buf.as_mut_slice()).unwrap_err().kind(), dcache::ErrorKind::NotFound);
+    /// # drop(cache); std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn get(&self, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {
         self.engine.get(key, buf)
     }
 
+    /// Reads up to `buf.len()` bytes of the value under `key` from `offset`; returns how many
+    /// (fewer at the value's end). Only the chunks the range covers are read and checked.
+    /// `Range` for an offset past the end.
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("dcache-doc-{}-{}", "range", std::process::id()));
+    /// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+    /// cache.put(b"object", b"0123456789", 0).unwrap();
+    /// let mut part = [0u8; 4];
+    /// assert_eq!(cache.get_range(b"object", 3, &mut part).unwrap(), 4);
+    /// assert_eq!(&part, b"3456");
+    /// # drop(cache); std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn get_range(&self, key: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize> {
         self.engine.get_range(key, offset, buf)
     }
 
-    /// A completion queue of `depth` reads (0: 64) over this cache (see `ReadQueue`). It
+    /// A completion queue of `depth` reads (0: 64) over this cache (see [`ReadQueue`]). It
     /// keeps what it needs of the cache alive: after `close`, its reads in flight complete,
     /// and later submits fail.
     pub fn queue(&self, depth: u32) -> Result<ReadQueue> {
@@ -272,10 +349,31 @@ impl Cache {
         self.engine.index.get(self.engine.hash(key)).is_some()
     }
 
+    /// The size of the value under `key`, from memory (no read of the device); `NotFound` for
+    /// a miss.
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("dcache-doc-{}-{}", "size", std::process::id()));
+    /// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+    /// cache.put(b"k", &[1u8; 5000], 0).unwrap();
+    /// assert_eq!(cache.value_size(b"k").unwrap(), 5000);
+    /// # drop(cache); std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn value_size(&self, key: &[u8]) -> Result<u64> {
         self.engine.value_size(key)
     }
 
+    /// Removes the value under `key`; durable after the next flush. `NotFound` if there was
+    /// none.
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("dcache-doc-{}-{}", "delete", std::process::id()));
+    /// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+    /// cache.put(b"k", b"v", 0).unwrap();
+    /// cache.delete(b"k").unwrap();
+    /// assert!(!cache.contains(b"k"));
+    /// # drop(cache); std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn delete(&self, key: &[u8]) -> Result<()> {
         self.engine.delete(key)
     }
@@ -288,10 +386,12 @@ impl Cache {
         Ok(Writer::new(self.engine.clone(), key, ttl_secs))
     }
 
+    /// Whether reads and writes bypass the page cache (O_DIRECT).
     pub fn is_direct_io(&self) -> bool {
         self.engine.device.file().is_direct()
     }
 
+    /// The alignment, in bytes, of a buffer a large get can fill in place.
     pub fn alignment(&self) -> usize {
         self.engine.device.geometry().alignment as usize
     }
@@ -311,6 +411,7 @@ impl Cache {
         }
     }
 
+    /// The largest value a put takes, in bytes.
     pub fn max_value_size(&self) -> u64 {
         self.engine.settings.max_value_size
     }
@@ -320,6 +421,18 @@ impl Cache {
         self.engine.index.memory_bytes()
     }
 
+    /// A snapshot of the cache's counters and sizes.
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("dcache-doc-{}-{}", "stats", std::process::id()));
+    /// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+    /// cache.put(b"k", b"v", 0).unwrap();
+    /// let mut buf = [0u8; 8];
+    /// cache.get(b"k", &mut buf).unwrap();
+    /// let s = cache.stats();
+    /// assert_eq!((s.entries, s.hits), (1, 1));
+    /// # drop(cache); std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn stats(&self) -> Stats {
         self.engine.stats()
     }
@@ -332,6 +445,15 @@ impl Cache {
     /// How this open found the cache: clean or not, and what rebuilding the index cost.
     pub fn recovery(&self) -> RecoveryReport {
         self.engine.recovery().clone()
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("path", &self.engine.device.file().path())
+            .field("direct_io", &self.is_direct_io())
+            .finish_non_exhaustive()
     }
 }
 

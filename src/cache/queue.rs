@@ -68,7 +68,9 @@ fn ring_for(engine: &Engine, depth: u32, eventfd: RawFd) -> Option<Ring> {
 /// Which engine runs a queue's reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// io_uring, where the kernel allows it.
     IoUring,
+    /// A pool of threads, each one blocking read at a time: the fallback.
     Threads,
 }
 
@@ -87,7 +89,9 @@ pub enum Outcome {
 /// A finished read, with the caller's tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Completion {
+    /// What the submit was given.
     pub user_data: u64,
+    /// How the read ended.
     pub outcome: Outcome,
 }
 
@@ -119,11 +123,15 @@ unsafe impl Send for Target {}
 /// One read of a batch (`ReadQueue::submit_batch`): the arguments of `ReadQueue::submit`.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadRequest<'a> {
+    /// The key (copied at submit).
     pub key: &'a [u8],
     /// None: the whole value; Some(offset): a range of it from there.
     pub offset: Option<u64>,
+    /// Where the bytes go: see the safety rules of `ReadQueue::submit`.
     pub buf: *mut u8,
+    /// Bytes at `buf`.
     pub len: usize,
+    /// What the completion will carry.
     pub user_data: u64,
 }
 
@@ -167,6 +175,27 @@ struct Shared {
 
 /// A completion queue over a cache. Submissions may come from any thread; one thread at a
 /// time reaps.
+///
+/// ```
+/// # let path = std::env::temp_dir().join(format!("dcache-doc-queue-{}", std::process::id()));
+/// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+/// use dcache::{Completion, Outcome};
+/// cache.put(b"a", b"first", 0).unwrap();
+/// cache.put(b"b", b"second", 0).unwrap();
+/// cache.flush().unwrap();
+/// let q = cache.queue(8).unwrap();
+/// let (mut buf_a, mut buf_b) = ([0u8; 16], [0u8; 16]);
+/// // SAFETY: the buffers outlive their reads, which are reaped below.
+/// unsafe {
+///     q.submit(b"a", None, buf_a.as_mut_ptr(), buf_a.len(), 1).unwrap();
+///     q.submit(b"b", None, buf_b.as_mut_ptr(), buf_b.len(), 2).unwrap();
+/// }
+/// let mut done = [Completion { user_data: 0, outcome: Outcome::Read(0) }; 2];
+/// assert_eq!(q.reap(&mut done, 2).unwrap(), 2); // waits for both
+/// assert!(done.iter().all(|c| matches!(c.outcome, Outcome::Read(_))));
+/// assert_eq!(&buf_a[..5], b"first");
+/// # drop(q); drop(cache); std::fs::remove_file(&path).unwrap();
+/// ```
 pub struct ReadQueue {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -215,6 +244,7 @@ impl ReadQueue {
         self.shared.eventfd.as_raw_fd()
     }
 
+    /// What runs the queue's reads.
     pub fn backend(&self) -> Backend {
         match self.shared.ring {
             Some(_) => Backend::IoUring,
@@ -222,6 +252,7 @@ impl ReadQueue {
         }
     }
 
+    /// The most reads submitted and not yet reaped.
     pub fn depth(&self) -> u32 {
         self.shared.depth
     }
@@ -411,6 +442,15 @@ impl ReadQueue {
         for handle in self.threads.lock().drain(..) {
             let _ = handle.join();
         }
+    }
+}
+
+impl std::fmt::Debug for ReadQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadQueue")
+            .field("backend", &self.backend())
+            .field("depth", &self.depth())
+            .finish_non_exhaustive()
     }
 }
 

@@ -620,7 +620,9 @@ impl Engine {
 /// What `Cache::verify_all` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
+    /// Entries read.
     pub entries: u64,
+    /// Bytes read.
     pub bytes: u64,
     /// Entries whose header, key hash or value checksums did not verify.
     pub damaged: u64,

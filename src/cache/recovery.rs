@@ -39,6 +39,7 @@ pub struct RecoveryReport {
     pub entries_dropped: u64,
     /// Regions that could not be read (I/O errors): what they held is lost.
     pub regions_lost: u32,
+    /// How long the open took to rebuild the index.
     pub micros: u64,
 }
 

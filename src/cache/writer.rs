@@ -5,6 +5,20 @@ use super::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use std::sync::Arc;
 
+/// A streaming put ([`Cache::writer`](crate::Cache::writer)): the value is gathered, then
+/// stored whole at `commit`; nothing is visible before, and a drop stores nothing.
+///
+/// ```
+/// # let path = std::env::temp_dir().join(format!("dcache-doc-writer-{}", std::process::id()));
+/// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+/// let mut w = cache.writer(b"streamed", 0).unwrap();
+/// w.write(b"part one, ").unwrap();
+/// w.write(b"part two").unwrap();
+/// w.commit().unwrap();
+/// let mut buf = [0u8; 64];
+/// assert_eq!(cache.get(b"streamed", &mut buf).unwrap(), dcache::Fetched::Copied(18));
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// ```
 pub struct Writer {
     engine: Arc<Engine>,
     key: Vec<u8>,
@@ -35,6 +49,7 @@ impl Writer {
         Ok(())
     }
 
+    /// Appends `data` to the value.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
         self.check_len(data.len() as u64)?;
         self.value.try_reserve(data.len()).map_err(|_| {
@@ -50,6 +65,7 @@ impl Writer {
         Ok(())
     }
 
+    /// Stores the value gathered, as a put would.
     pub fn commit(self) -> Result<()> {
         if self.refused {
             return Err(Error::new(

@@ -8,6 +8,7 @@ use std::os::fd::BorrowedFd;
 /// Used only when nothing answers: every device this library has met accepts it.
 pub const FALLBACK_ALIGNMENT: usize = 4096;
 
+/// What O_DIRECT transfers of a file must respect ([`DirectFile::alignment`](crate::DirectFile::alignment)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Alignment {
     /// Buffer addresses must be multiples of this.
@@ -17,6 +18,7 @@ pub struct Alignment {
 }
 
 impl Alignment {
+    /// The same alignment for addresses, offsets and lengths.
     pub fn uniform(bytes: usize) -> Self {
         Alignment {
             memory: bytes,

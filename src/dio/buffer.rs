@@ -7,7 +7,16 @@ use std::alloc::{self, Layout};
 use std::cell::RefCell;
 use std::ptr::NonNull;
 
-/// An owned, zero-initialised byte buffer whose address is a multiple of its alignment.
+/// An owned, zero-initialised byte buffer whose address is a multiple of its alignment: what
+/// O_DIRECT reads and writes need to go straight between the device and memory, and what lets
+/// [`Cache::get`](crate::Cache::get) read a large value in place, without a copy.
+///
+/// ```
+/// let mut buf = dcache::AlignedBuf::new(64 << 10, 4096).unwrap();
+/// assert_eq!(buf.as_slice().as_ptr() as usize % 4096, 0);
+/// buf.as_mut_slice()[0] = 7;
+/// assert_eq!(buf.capacity(), 64 << 10);
+/// ```
 pub struct AlignedBuf {
     ptr: NonNull<u8>,
     layout: Layout,
@@ -28,12 +37,12 @@ impl AlignedBuf {
 
     /// The layout of a buffer handed to a caller who gives back only its length when freeing
     /// it: it depends on `len` alone.
-    pub fn export_layout(len: usize) -> Layout {
+    pub(crate) fn export_layout(len: usize) -> Layout {
         let size = len.max(1).div_ceil(EXPORT_ALIGN) * EXPORT_ALIGN;
         Layout::from_size_align(size, EXPORT_ALIGN).expect("export layout")
     }
 
-    pub fn for_export(len: usize) -> Result<Self> {
+    pub(crate) fn for_export(len: usize) -> Result<Self> {
         if len > isize::MAX as usize - EXPORT_ALIGN {
             return Err(Error::new(
                 ErrorKind::OutOfMemory,
@@ -60,7 +69,7 @@ impl AlignedBuf {
     }
 
     /// Gives up ownership; the memory must come back through [`AlignedBuf::from_exported`].
-    pub fn into_raw(self) -> *mut u8 {
+    pub(crate) fn into_raw(self) -> *mut u8 {
         let ptr = self.ptr.as_ptr();
         std::mem::forget(self);
         ptr
@@ -71,21 +80,24 @@ impl AlignedBuf {
     /// # Safety
     /// `ptr` must come from `for_export(len).into_raw()` with this same `len`, and not be used
     /// after this call.
-    pub unsafe fn from_exported(ptr: *mut u8, len: usize) -> Option<Self> {
+    pub(crate) unsafe fn from_exported(ptr: *mut u8, len: usize) -> Option<Self> {
         NonNull::new(ptr).map(|ptr| AlignedBuf {
             ptr,
             layout: Self::export_layout(len),
         })
     }
 
+    /// Its length in bytes (what `new` was asked for, rounded up to the alignment).
     pub fn capacity(&self) -> usize {
         self.layout.size()
     }
 
+    /// The alignment of its address, in bytes.
     pub fn align(&self) -> usize {
         self.layout.align()
     }
 
+    /// Its bytes.
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: the allocation is `capacity` initialised bytes owned by self.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) }
@@ -105,6 +117,7 @@ impl AlignedBuf {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(start), len) }
     }
 
+    /// Its bytes, to write.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as above, and &mut self guarantees exclusivity.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }

@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 /// The kind of operation a fault fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// pread, preadv and io_uring reads.
     Read,
+    /// pwrite and pwritev.
     Write,
     /// fsync and fdatasync (the range is ignored).
     Sync,
@@ -27,8 +29,11 @@ pub enum Op {
 /// One fault: every `op` that touches `bytes` fails with `errno`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
+    /// What fails.
     pub op: Op,
+    /// The byte range of the file an operation must touch to fail.
     pub bytes: Range<u64>,
+    /// The error it fails with.
     pub errno: i32,
 }
 

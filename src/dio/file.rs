@@ -28,13 +28,18 @@ pub enum IoMode {
     Buffered,
 }
 
+/// How [`DirectFile::open`] opens a file or block device (`dcache::DirectFileOptions`).
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
+    /// O_DIRECT or not (default [`IoMode::Auto`]).
     pub io_mode: IoMode,
+    /// Create a missing file.
     pub create: bool,
     /// Create, failing if the path exists (O_EXCL).
     pub create_new: bool,
+    /// Empty an existing file.
     pub truncate: bool,
+    /// Open for reads only.
     pub read_only: bool,
     /// O_DSYNC: each write is durable when it returns.
     pub sync_writes: bool,
@@ -70,6 +75,21 @@ const BOUNCE_CHUNK: usize = 4 << 20;
 /// Direct transfers are issued in pieces of at most this.
 const DIRECT_CHUNK: usize = 64 << 20;
 
+/// A file or block device read and written with O_DIRECT at any offset and length: aligned
+/// parts go straight between the device and memory, unaligned edges through a bounce buffer.
+/// Safe to share between threads.
+///
+/// ```
+/// use dcache::{DirectFile, DirectFileOptions};
+/// let path = std::env::temp_dir().join(format!("dcache-doc-file-{}", std::process::id()));
+/// let opts = DirectFileOptions { create: true, ..Default::default() };
+/// let f = DirectFile::open(&path, &opts).unwrap();
+/// f.pwrite(b"hello, disk", 1000).unwrap(); // any offset, any length
+/// let mut back = [0u8; 11];
+/// assert_eq!(f.pread(&mut back, 1000).unwrap(), 11);
+/// assert_eq!(&back, b"hello, disk");
+/// # drop(f); std::fs::remove_file(&path).unwrap();
+/// ```
 pub struct DirectFile {
     path: PathBuf,
     fd: OwnedFd,
@@ -220,6 +240,8 @@ impl Opened {
 }
 
 impl DirectFile {
+    /// Opens `path` as `opts` say: O_DIRECT where it can (or must), with the alignment the
+    /// device asks for.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<DirectFile> {
         check_options(opts)?;
         let flags = open_flags(opts);
@@ -329,26 +351,32 @@ impl DirectFile {
         }
     }
 
+    /// The path it was opened at.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Whether transfers bypass the page cache (O_DIRECT).
     pub fn is_direct(&self) -> bool {
         self.direct
     }
 
+    /// What its O_DIRECT transfers must respect (the file layer does it for the caller).
     pub fn alignment(&self) -> Alignment {
         self.alignment
     }
 
+    /// Whether it is a block device rather than a file.
     pub fn is_block_device(&self) -> bool {
         self.block_device
     }
 
+    /// Whether it was opened for reads only.
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
 
+    /// Its file descriptor, for calls of the caller's own.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }

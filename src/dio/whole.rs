@@ -35,6 +35,15 @@ fn parent_dir(path: &Path) -> &Path {
 }
 
 /// Replaces `path` with `data` atomically: readers see the old content or the new, whole.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("dcache-doc-whole-{}", std::process::id()));
+/// let opts = dcache::DirectFileOptions::default();
+/// dcache::write_all(&path, b"all of it", &opts).unwrap();
+/// let (buf, len) = dcache::read_all(&path, &opts).unwrap();
+/// assert_eq!(&buf.as_slice()[..len], b"all of it");
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
 pub fn write_all(path: &Path, data: &[u8], opts: &OpenOptions) -> Result<()> {
     if opts.read_only {
         return Err(Error::invalid("write_all with a read-only option"));
@@ -66,8 +75,8 @@ pub fn write_all(path: &Path, data: &[u8], opts: &OpenOptions) -> Result<()> {
     result
 }
 
-/// Reads the whole of `path` into a buffer laid out by [`AlignedBuf::export_layout`] (so a C
-/// caller can free it knowing only its length). Returns the buffer and the content length.
+/// Reads the whole of `path` into an aligned buffer (laid out so that a C caller can free it
+/// knowing only its length). Returns the buffer and the content length.
 pub fn read_all(path: &Path, opts: &OpenOptions) -> Result<(AlignedBuf, usize)> {
     let file_opts = OpenOptions {
         read_only: true,
