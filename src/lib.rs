@@ -76,3 +76,15 @@ pub use log::{set_sink as set_log_sink, Level as LogLevel, Sink as LogSink};
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub use dio::fault;
+
+// What the API promises about sharing, checked at build time.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn send<T: Send>() {}
+    send_sync::<Cache>();
+    send_sync::<ReadQueue>();
+    send_sync::<DirectFile>();
+    send_sync::<Error>();
+    send::<Writer>();
+    send::<AlignedBuf>();
+};

@@ -1,9 +1,9 @@
 # The crate as a Rust user sees it (included by the top-level Makefile).
 #
 # test-rust-api: examples/rust/hello, a program outside the crate with default features,
-# builds and runs; its dependency tree holds no clap or indicatif; and a program that names
-# the crate's insides (dcache::dio::sys, dcache::ffi, dcache::cache::Geometry) does not
-# build, refused as private.
+# builds and runs; its dependency tree holds no clap or indicatif; a program that names the
+# crate's insides (dcache::dio::sys, dcache::ffi, dcache::cache::Geometry) does not build,
+# refused as private; and `cargo package` builds the crate from what it would publish.
 
 RUST_API_OUT := $(CURDIR)/build/rust-api
 RUST_API_ENV := CARGO_TARGET_DIR=$(RUST_API_OUT)/target
@@ -27,4 +27,5 @@ test-rust-api:
 	@n=$$(grep -c 'error\[E0603\]: module `\(dio\|ffi\|cache\)` is private' $(RUST_API_OUT)/private/errors.txt); \
 	  [ "$$n" -eq 3 ] || { cat $(RUST_API_OUT)/private/errors.txt; \
 	  echo "FAIL: expected 3 private-module errors, got $$n"; exit 1; }
-	@echo "test-rust-api: 3 passed, 0 failed"
+	$(RUST_API_ENV) $(CARGO) package -q --allow-dirty
+	@echo "test-rust-api: 4 passed, 0 failed"
