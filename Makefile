@@ -39,13 +39,13 @@ header:
 # the Rust API's documentation builds without a warning (every public item documented).
 test-lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --release --all-targets --features fault-injection,cli -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+	$(CARGO) clippy --release --all-targets --features fault-injection,cli,tokio -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --features tokio
 	@echo "test-lint: 3 passed, 0 failed"
 
 # Rust unit and integration tests, including the check that include/dcache.h is current.
 test-rust:
-	$(CARGO) test --release --features fault-injection,cli
+	$(CARGO) test --release --features fault-injection,cli,tokio
 
 # The shared library exports only dcache_* symbols and carries its soname.
 test-exports: lib

@@ -8,6 +8,19 @@ use std::fmt;
 use std::io;
 
 /// What went wrong, in the terms a caller can act on.
+///
+/// ```
+/// # let path = std::env::temp_dir().join(format!("dcache-doc-kind-{}", std::process::id()));
+/// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+/// let mut buf = [0u8; 16];
+/// match cache.get(b"maybe", &mut buf) {
+///     Ok(found) => println!("{found:?}"),
+///     Err(e) if e.kind() == dcache::ErrorKind::NotFound => println!("a miss: fetch it"),
+///     Err(e) => return Err(e), // an I/O error, a closed cache...
+/// }
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), dcache::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// No value under the key (never stored, deleted, expired, evicted, or lost).

@@ -39,6 +39,8 @@
 //! [`Cache::queue`] opens a completion queue ([`ReadQueue`]): reads submitted without
 //! waiting, run on io_uring where the kernel allows it (else on a few threads), and reaped
 //! later, with a file descriptor that is readable while completions wait, for an event loop.
+//! With the `tokio` feature, [`Cache::async_reader`] gives an `AsyncReader` whose gets
+//! await that fd through tokio's reactor.
 //!
 //! # The file layer
 //! [`DirectFile`] reads and writes files and block devices with O_DIRECT at any offset and
@@ -62,6 +64,8 @@ mod ffi;
 /// cbindgen:ignore
 mod log;
 
+#[cfg(feature = "tokio")]
+pub use cache::AsyncReader;
 pub use cache::{
     Admission, Backend, Cache, CacheOptions, Completion, Fetched, Layout, Outcome, ReadQueue,
     ReadRequest, RecoveryReport, Stats, VerifyReport, Writer, MAX_KEY_LEN,
@@ -87,4 +91,6 @@ const _: () = {
     send_sync::<Error>();
     send::<Writer>();
     send::<AlignedBuf>();
+    #[cfg(feature = "tokio")]
+    send_sync::<AsyncReader>();
 };

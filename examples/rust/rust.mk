@@ -1,7 +1,7 @@
 # The crate as a Rust user sees it (included by the top-level Makefile).
 #
 # test-rust-api: examples/rust/hello, a program outside the crate with default features,
-# builds and runs; its dependency tree holds no clap or indicatif; a program that names the
+# builds and runs, and so does examples/rust/tokio-gets (feature tokio: gets awaited); its dependency tree holds no clap or indicatif; a program that names the
 # crate's insides (dcache::dio::sys, dcache::ffi, dcache::cache::Geometry) does not build,
 # refused as private; and `cargo package` builds the crate from what it would publish.
 
@@ -14,6 +14,9 @@ test-rust-api:
 	cd examples/rust/hello && $(RUST_API_ENV) $(CARGO) run -q -- $(RUST_API_OUT)/hello.dcache \
 	  | tee $(RUST_API_OUT)/hello.out
 	grep -qx 'greeting = hello, disk' $(RUST_API_OUT)/hello.out
+	cd examples/rust/tokio-gets && $(RUST_API_ENV) $(CARGO) run -q -- \
+	  $(RUST_API_OUT)/tokio.dcache | tee $(RUST_API_OUT)/tokio.out
+	grep -qx '100 gets awaited, 6553600 bytes, none blocked the executor' $(RUST_API_OUT)/tokio.out
 	cd examples/rust/hello && $(CARGO) tree -q -e normal > $(RUST_API_OUT)/tree.txt
 	@! grep -E '^\W*(clap|indicatif) ' $(RUST_API_OUT)/tree.txt || \
 	  { echo "FAIL: a library build brings the CLI's dependencies"; exit 1; }
@@ -28,4 +31,4 @@ test-rust-api:
 	  [ "$$n" -eq 3 ] || { cat $(RUST_API_OUT)/private/errors.txt; \
 	  echo "FAIL: expected 3 private-module errors, got $$n"; exit 1; }
 	$(RUST_API_ENV) $(CARGO) package -q --allow-dirty
-	@echo "test-rust-api: 4 passed, 0 failed"
+	@echo "test-rust-api: 5 passed, 0 failed"

@@ -16,6 +16,8 @@
 
 mod active;
 mod append;
+#[cfg(feature = "tokio")]
+mod async_reader;
 mod budget;
 mod device;
 mod engine;
@@ -38,6 +40,8 @@ mod writer;
 #[cfg(test)]
 mod testing;
 
+#[cfg(feature = "tokio")]
+pub use async_reader::AsyncReader;
 use format::FORMAT_VERSION;
 pub use queue::{Backend, Completion, Outcome, ReadQueue, ReadRequest};
 pub use read::{Fetched, VerifyReport};
@@ -160,6 +164,15 @@ impl CacheOptions {
 }
 
 /// How a cache lies on its file or device ([`Cache::layout`]).
+///
+/// ```
+/// # let path = std::env::temp_dir().join(format!("dcache-doc-layout-{}", std::process::id()));
+/// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+/// let l = cache.layout();
+/// assert!(l.capacity <= 16 << 20 && l.region_count > 0);
+/// assert_eq!(l.unit % l.alignment, 0);
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Layout {
@@ -182,6 +195,20 @@ pub struct Layout {
 }
 
 /// Which puts the cache stores.
+///
+/// ```
+/// # let path = std::env::temp_dir().join(format!("dcache-doc-admission-{}", std::process::id()));
+/// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true)
+///     .capacity(16 << 20).admission(dcache::Admission::Filtered)).unwrap();
+/// match cache.put(b"seen once", &[0u8; 100_000], 0) {
+///     Ok(()) => {}                                                     // stored
+///     Err(e) if e.kind() == dcache::ErrorKind::Declined => {}          // spared the device
+///     Err(e) => panic!("{e}"),
+/// }
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Admission {
     /// Every put (the default).

@@ -66,6 +66,16 @@ fn ring_for(engine: &Engine, depth: u32, eventfd: RawFd) -> Option<Ring> {
 }
 
 /// Which engine runs a queue's reads.
+///
+/// ```
+/// # let path = std::env::temp_dir().join(format!("dcache-doc-backend-{}", std::process::id()));
+/// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+/// let q = cache.queue(8).unwrap();
+/// // DCACHE_QUEUE_BACKEND=threads in the environment forces the fallback.
+/// println!("reads run on {:?}", q.backend());
+/// # drop(q);
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// io_uring, where the kernel allows it.
@@ -121,6 +131,32 @@ impl Target {
 unsafe impl Send for Target {}
 
 /// One read of a batch (`ReadQueue::submit_batch`): the arguments of `ReadQueue::submit`.
+///
+/// ```
+/// # let path = std::env::temp_dir().join(format!("dcache-doc-batch-{}", std::process::id()));
+/// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+/// use dcache::{Completion, Outcome, ReadRequest};
+/// cache.put(b"a", b"0123456789", 0).unwrap();
+/// let q = cache.queue(8).unwrap();
+/// let (mut whole, mut part) = ([0u8; 10], [0u8; 4]);
+/// let reads = [
+///     ReadRequest { key: b"a", offset: None, buf: whole.as_mut_ptr(), len: 10, user_data: 1 },
+///     ReadRequest { key: b"a", offset: Some(6), buf: part.as_mut_ptr(), len: 4, user_data: 2 },
+///     ReadRequest { key: b"absent", offset: None, buf: whole.as_mut_ptr(), len: 0, user_data: 3 },
+/// ];
+/// // SAFETY: the buffers outlive the reads, reaped below.
+/// let (accepted, refused) = unsafe { q.submit_batch(&reads) };
+/// assert_eq!(accepted, 3);
+/// refused.unwrap();
+/// let mut done = [Completion { user_data: 0, outcome: Outcome::Read(0) }; 3];
+/// assert_eq!(q.reap(&mut done, 3).unwrap(), 3);
+/// done.sort_by_key(|c| c.user_data);
+/// assert_eq!(done[1].outcome, Outcome::Read(4));
+/// assert_eq!(done[2].outcome, Outcome::Failed(dcache::ErrorKind::NotFound));
+/// assert_eq!(&part, b"6789");
+/// # drop(q);
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct ReadRequest<'a> {
     /// The key (copied at submit).

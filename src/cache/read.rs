@@ -13,6 +13,17 @@ use crate::error::{Error, ErrorKind, Result};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// What a get found.
+///
+/// ```
+/// # let path = std::env::temp_dir().join(format!("dcache-doc-fetched-{}", std::process::id()));
+/// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+/// cache.put(b"k", &[5u8; 100], 0).unwrap();
+/// let mut small = [0u8; 10];
+/// assert_eq!(cache.get(b"k", &mut small).unwrap(), dcache::Fetched::TooSmall(100));
+/// let mut big = [0u8; 100];
+/// assert_eq!(cache.get(b"k", &mut big).unwrap(), dcache::Fetched::Copied(100));
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub enum Fetched {
     /// The value, this many bytes, is in the caller's buffer.
@@ -619,6 +630,16 @@ impl Engine {
 
 /// What `Cache::verify_all` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// ```
+/// # let path = std::env::temp_dir().join(format!("dcache-doc-verify-{}", std::process::id()));
+/// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+/// cache.put(b"k", b"v", 0).unwrap();
+/// cache.flush().unwrap();
+/// let report = cache.verify_all(|_done, _total| {}).unwrap();
+/// assert_eq!((report.entries, report.damaged), (1, 0));
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// ```
 pub struct VerifyReport {
     /// Entries read.
     pub entries: u64,

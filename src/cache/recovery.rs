@@ -23,6 +23,19 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 /// How the last open found the cache.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("dcache-doc-recovery-{}", std::process::id()));
+/// let opts = dcache::CacheOptions::new().create(true).capacity(16 << 20);
+/// let cache = dcache::Cache::open(&path, &opts).unwrap();
+/// assert!(cache.recovery().formatted);
+/// cache.put(b"k", b"v", 0).unwrap();
+/// drop(cache); // a clean close
+/// let cache = dcache::Cache::open(&path, &opts).unwrap();
+/// let r = cache.recovery();
+/// assert!(r.was_clean && r.entries == 1 && r.regions_lost == 0);
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// This open formatted the cache (nothing was recovered).

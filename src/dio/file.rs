@@ -18,6 +18,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// How a file is opened: shared by the file layer and the cache.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("dcache-doc-iomode-{}", std::process::id()));
+/// let opts = dcache::CacheOptions::new().create(true).capacity(16 << 20)
+///     .io_mode(dcache::IoMode::Auto); // O_DIRECT, or buffered with one warning (tmpfs)
+/// let cache = dcache::Cache::open(&path, &opts).unwrap();
+/// println!("O_DIRECT: {}", cache.is_direct_io());
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoMode {
     /// O_DIRECT where the file system takes it, else buffered with one logged warning.
