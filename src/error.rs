@@ -58,6 +58,19 @@ pub enum ErrorKind {
 }
 
 /// What the caller could ask for to get past an error.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("dcache-doc-remedy-{}", std::process::id()));
+/// let mut opts = dcache::CacheOptions::new().capacity(16 << 20);
+/// let cache = match dcache::Cache::open(&path, &opts) {
+///     Err(e) if e.remedy() == Some(dcache::Remedy::Create) => {
+///         opts = opts.create(true); // the path is missing: create it
+///         dcache::Cache::open(&path, &opts).unwrap()
+///     }
+///     other => other.unwrap(),
+/// };
+/// # drop(cache); std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Remedy {
     /// Creating the missing path.

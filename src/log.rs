@@ -6,6 +6,18 @@ use parking_lot::RwLock;
 use std::sync::Arc;
 
 /// How much a message matters ([`set_log_sink`](crate::set_log_sink)).
+///
+/// ```
+/// use dcache::LogLevel;
+/// // Levels order by importance: Error < Warn < Info < Debug.
+/// assert!(LogLevel::Error < LogLevel::Warn && LogLevel::Info < LogLevel::Debug);
+/// let sink: dcache::LogSink = std::sync::Arc::new(|level, message: &str| {
+///     if level <= LogLevel::Warn {
+///         eprintln!("dcache: {message}");
+///     }
+/// });
+/// # let _ = sink;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u32)]
 pub enum Level {

@@ -85,6 +85,19 @@ pub enum Backend {
 }
 
 /// How a read ended.
+///
+/// ```
+/// use dcache::{ErrorKind, Outcome};
+/// fn describe(outcome: Outcome) -> String {
+///     match outcome {
+///         Outcome::Read(n) => format!("{n} bytes in the buffer"),
+///         Outcome::TooSmall(n) => format!("the value is {n} bytes: submit a larger buffer"),
+///         Outcome::Failed(ErrorKind::NotFound) => "a miss".into(),
+///         Outcome::Failed(kind) => format!("failed: {kind:?}"),
+///     }
+/// }
+/// assert_eq!(describe(Outcome::Read(3)), "3 bytes in the buffer");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// This many bytes are in the buffer.
@@ -96,7 +109,14 @@ pub enum Outcome {
     Failed(ErrorKind),
 }
 
-/// A finished read, with the caller's tag.
+/// A finished read, with the caller's tag: what [`ReadQueue::reap`] fills in.
+///
+/// ```
+/// use dcache::{Completion, Outcome};
+/// // Room for the reap to fill: the initial values are overwritten.
+/// let mut done = [Completion { user_data: 0, outcome: Outcome::Read(0) }; 16];
+/// # let _ = &mut done;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Completion {
     /// What the submit was given.
@@ -308,7 +328,13 @@ impl ReadQueue {
         len: usize,
         user_data: u64,
     ) -> Result<()> {
-        let accepted = self.accept(key, offset, buf, len, user_data);
+        let accepted = self.accept(&ReadRequest {
+            key,
+            offset,
+            buf,
+            len,
+            user_data,
+        });
         self.shared.start_ring();
         accepted
     }
@@ -323,7 +349,7 @@ impl ReadQueue {
         let mut accepted = 0;
         let mut refused = Ok(());
         for r in reads {
-            refused = self.accept(r.key, r.offset, r.buf, r.len, r.user_data);
+            refused = self.accept(r);
             if refused.is_err() {
                 break;
             }
@@ -333,15 +359,8 @@ impl ReadQueue {
         (accepted, refused)
     }
 
-    /// `submit`, but a read of the device pushed to the ring waits for `start_ring`.
-    unsafe fn accept(
-        &self,
-        key: &[u8],
-        offset: Option<u64>,
-        buf: *mut u8,
-        len: usize,
-        user_data: u64,
-    ) -> Result<()> {
+    /// `submit` of `r`, but a read of the device pushed to the ring waits for `start_ring`.
+    unsafe fn accept(&self, r: &ReadRequest<'_>) -> Result<()> {
         let engine = &self.shared.engine;
         if engine.is_closed() {
             return Err(Error::invalid("the cache of this queue is closed"));
@@ -359,13 +378,16 @@ impl ReadQueue {
         st.outstanding += 1;
         drop(st);
         let read = Read {
-            key: key.to_vec(),
-            offset,
-            target: Target { ptr: buf, len },
-            user_data,
+            key: r.key.to_vec(),
+            offset: r.offset,
+            target: Target {
+                ptr: r.buf,
+                len: r.len,
+            },
+            user_data: r.user_data,
         };
         // From memory, if it can be: the write buffer, or an absent key.
-        if engine.likely_in_memory(key) {
+        if engine.likely_in_memory(r.key) {
             if let Some(outcome) = self.shared.read(&read, true) {
                 self.shared.complete(read.user_data, outcome);
                 return Ok(());

@@ -17,7 +17,19 @@ macro_rules! stats_fields {
             $( $(#[doc = $later_doc])* pub $later: AtomicU64, )*
         }
 
-        /// A snapshot of a cache's counters and sizes.
+        /// A snapshot of a cache's counters and sizes ([`Cache::stats`](crate::Cache::stats)).
+        ///
+        /// ```
+        /// # let path = std::env::temp_dir().join(format!("dcache-doc-stats-{}", std::process::id()));
+        /// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+        /// let before = cache.stats();
+        /// cache.put(b"k", b"v", 0).unwrap();
+        /// let mut buf = [0u8; 1];
+        /// let _ = cache.get(b"absent", &mut buf);
+        /// let after = cache.stats();
+        /// assert_eq!((after.puts - before.puts, after.misses - before.misses), (1, 1));
+        /// # drop(cache); std::fs::remove_file(&path).unwrap();
+        /// ```
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
         pub struct Stats {
             /// O_DIRECT is in effect.

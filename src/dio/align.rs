@@ -9,6 +9,17 @@ use std::os::fd::BorrowedFd;
 pub const FALLBACK_ALIGNMENT: usize = 4096;
 
 /// What O_DIRECT transfers of a file must respect ([`DirectFile::alignment`](crate::DirectFile::alignment)).
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("dcache-doc-align-{}", std::process::id()));
+/// let opts = dcache::DirectFileOptions { create: true, ..Default::default() };
+/// let f = dcache::DirectFile::open(&path, &opts).unwrap();
+/// let a = f.alignment();
+/// assert!(a.memory.is_power_of_two() && a.offset.is_power_of_two());
+/// // A buffer of this alignment goes straight to the device.
+/// let _buf = dcache::AlignedBuf::new(a.offset, a.memory).unwrap();
+/// # drop(f); std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Alignment {
     /// Buffer addresses must be multiples of this.
