@@ -112,10 +112,18 @@ pub enum Outcome {
 /// A finished read, with the caller's tag: what [`ReadQueue::reap`] fills in.
 ///
 /// ```
-/// use dcache::{Completion, Outcome};
+/// # let path = std::env::temp_dir().join(format!("dcache-doc-completion-{}", std::process::id()));
+/// # let cache = dcache::Cache::open(&path, &dcache::CacheOptions::new().create(true).capacity(16 << 20)).unwrap();
+/// use dcache::{Completion, ErrorKind, Outcome};
+/// let q = cache.queue(4).unwrap();
+/// let mut buf = [0u8; 8];
+/// // SAFETY: the buffer outlives the read, reaped below.
+/// unsafe { q.submit(b"absent", None, buf.as_mut_ptr(), buf.len(), 42) }.unwrap();
 /// // Room for the reap to fill: the initial values are overwritten.
-/// let mut done = [Completion { user_data: 0, outcome: Outcome::Read(0) }; 16];
-/// # let _ = &mut done;
+/// let mut done = [Completion { user_data: 0, outcome: Outcome::Read(0) }; 4];
+/// assert_eq!(q.reap(&mut done, 1).unwrap(), 1);
+/// assert_eq!(done[0], Completion { user_data: 42, outcome: Outcome::Failed(ErrorKind::NotFound) });
+/// # drop(q); drop(cache); std::fs::remove_file(&path).unwrap();
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Completion {

@@ -164,9 +164,11 @@ impl Ring {
         }
     }
 
-    /// The next completion the kernel posted: the read and its result.
-    fn next_completed(&self) -> Option<(InFlight, i32)> {
+    /// The next completion the kernel posted: the read and its result. `spare`, the buffer
+    /// of the read handed out before, goes back to the spares under the same lock.
+    fn next_completed(&self, spare: Option<AlignedBuf>) -> Option<(InFlight, i32)> {
         let mut reads = self.reads.lock();
+        reads.spare.extend(spare);
         loop {
             // SAFETY: the completion queue is used only under the `reads` lock.
             let cqe = unsafe { self.uring.completion_shared() }.next()?;
@@ -184,13 +186,15 @@ impl Ring {
     /// without the lock, so submissions go on meanwhile.
     pub fn drain(&self, engine: &Engine, limit: usize, mut done: impl FnMut(u64, Outcome)) {
         self.start();
+        let mut spare = None;
         for _ in 0..limit {
-            let Some((f, res)) = self.next_completed() else {
+            let Some((f, res)) = self.next_completed(spare.take()) else {
                 return;
             };
             done(f.read.user_data, finish(engine, &f, res));
-            self.reads.lock().spare.push(f.buf);
+            spare = Some(f.buf);
         }
+        self.reads.lock().spare.extend(spare);
     }
 
     /// Sleeps until the kernel has posted a completion, or for `timeout`.
