@@ -104,7 +104,7 @@ clean:
 
 # Tests, examples and benchmarks that live beside their code.
 FRAGMENTS := $(wildcard c-tests/c-tests.mk examples/bindings.mk examples/ats/ats.mk bench/bench.mk \
-  bench/policy/policy.mk examples/rust/rust.mk)
+  bench/policy/policy.mk examples/rust/rust.mk examples/pingora/pingora.mk)
 include $(FRAGMENTS)
 
 TEST_TARGETS := test-lint test-rust test-exports test-install test-abi \
@@ -112,7 +112,8 @@ TEST_TARGETS := test-lint test-rust test-exports test-install test-abi \
   $(if $(wildcard bench/policy/policy.mk),test-replay) \
   $(if $(wildcard c-tests/c-tests.mk),test-c) \
   $(if $(wildcard examples/bindings.mk),test-bindings) \
-  $(if $(wildcard examples/ats/ats.mk),test-ats)
+  $(if $(wildcard examples/ats/ats.mk),test-ats) \
+  $(if $(wildcard examples/pingora/pingora.mk),test-pingora)
 
 test: lib
 	@for t in $(TEST_TARGETS); do \
