@@ -92,3 +92,48 @@ fn an_async_reader_outside_a_runtime_is_refused() {
     let e = c.async_reader(8).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
 }
+
+/// On io_uring, a get reads the device only through the ring, never on the thread that
+/// awaits it: a pread there would block the executor (and did, to learn the value's size).
+#[test]
+fn gets_on_io_uring_never_wait_for_the_device_on_the_executor() {
+    use dcache::fault::blocking_reads_on_this_thread;
+    let dir = scratch();
+    let path = dir.path().join("c");
+    let c = common::create(&path, 64 << 20);
+    for i in 0..40 {
+        c.put(&key(i), &value_for(&key(i), 3, len_of(i)), 0)
+            .unwrap();
+    }
+    // Reopened, so that every value is read from the device, not the write buffer.
+    c.close().unwrap();
+    drop(c);
+    let c = dcache::Cache::open(&path, &dcache::CacheOptions::new()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let reader = c.async_reader(8).unwrap();
+        if reader.backend() != dcache::Backend::IoUring {
+            eprintln!("SKIP: io_uring is not available here; the queue's threads read instead");
+            return;
+        }
+        let before = blocking_reads_on_this_thread();
+        for i in 0..40 {
+            let got = reader.get(&key(i)).await.unwrap();
+            assert_eq!(got, value_for(&key(i), 3, len_of(i)), "key {i}");
+            let part = reader.get_range(&key(i), 0, 10).await.unwrap();
+            assert_eq!(part, &value_for(&key(i), 3, len_of(i))[..len_of(i).min(10)]);
+        }
+        assert_eq!(
+            blocking_reads_on_this_thread(),
+            before,
+            "the executor waited on the device"
+        );
+        // The counter counts: a blocking get on this thread moves it.
+        let mut buf = vec![0u8; 200 << 10];
+        c.get(&key(0), &mut buf).unwrap();
+        assert!(blocking_reads_on_this_thread() > before);
+    });
+}

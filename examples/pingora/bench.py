@@ -3,7 +3,8 @@
 
   1. dcache-proxy on dcache (DiskStorage), O_DIRECT unless --io-mode says otherwise
   2. the same proxy on Pingora's MemCache, with an LRU of a quarter of the working set
-  3. the origin alone (dcache-test-origin)
+  3. the same on MemCache with room for the whole working set (the in-memory ceiling)
+  4. the origin alone (dcache-test-origin)
 
 for 64 KiB and 1 MiB objects, each shape a working set four times the memory MemCache may
 use, requests spread uniformly at random over it. Before the load, every object is fetched
@@ -154,7 +155,9 @@ def main():
             disk = proxy("dcache", "--cache", os.path.join(root, "cache-%d.dcache" % size),
                          "--capacity", str(max(2 * working_set, 256 << 20)), "--io-mode", args.io_mode)
             memory = proxy("MemCache", "--storage", "memory", "--memory-limit", str(memory_limit))
-            shape_servers = [disk, memory]
+            # For reference, the ceiling: MemCache with room for the whole working set.
+            ceiling = proxy("MemCache-all", "--storage", "memory", "--memory-limit", str(2 * working_set))
+            shape_servers = [disk, memory, ceiling]
             servers.extend(shape_servers)
             for s in shape_servers:
                 s.start()
@@ -167,7 +170,7 @@ def main():
 
             results = {}
             for rnd in range(args.rounds):
-                for s in (disk, memory, origin):
+                for s in (disk, memory, ceiling, origin):
                     cpu0 = wrk.proc_cpu_seconds(s.proc.pid)
                     res, out, cmd = wrk.run_wrk("http://%s/" % s.addr(), lua, args.seconds, args.threads,
                                                 args.connections)
@@ -178,7 +181,7 @@ def main():
                         res["cpu_us_per_request"] = (cpu1 - cpu0) / res["requests"] * 1e6
                         res["hit_ratio"] = res["hits"] / res["requests"]
                     results.setdefault(s.name, []).append(res)
-                    print("%4d KiB round %d  %-9s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  cpu %6.1f us/req  hits %5.1f%%%s" % (
+                    print("%4d KiB round %d  %-12s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  cpu %6.1f us/req  hits %5.1f%%%s" % (
                         size >> 10, rnd + 1, s.name, res["rps"] or 0, res["p50_ms"] or 0, res["p99_ms"] or 0,
                         res.get("cpu_us_per_request") or 0, 100 * (res.get("hit_ratio") or 0),
                         ("  non-2xx %d" % res["non2xx"]) if res["non2xx"] else ""), flush=True)
@@ -198,12 +201,12 @@ def main():
             s.stop()
 
     print()
-    print("%-8s %-9s %10s %8s %8s %12s %6s %9s" % ("object", "storage", "req/s", "p50 ms", "p99 ms",
+    print("%-8s %-12s %10s %8s %8s %12s %6s %9s" % ("object", "storage", "req/s", "p50 ms", "p99 ms",
                                                   "cpu us/req", "hits", "vs Mem"))
     for size, shape in doc["shapes"].items():
         mem_rps = shape["summary"]["MemCache"]["rps"] or 1
         for name, m in shape["summary"].items():
-            print("%-8s %-9s %10.0f %8.2f %8.2f %12.1f %5.0f%% %8.2fx" % (
+            print("%-8s %-12s %10.0f %8.2f %8.2f %12.1f %5.0f%% %8.2fx" % (
                 "%d KiB" % (int(size) >> 10), name, m["rps"], m["p50_ms"], m["p99_ms"], m["cpu_us_per_request"],
                 100 * m["hit_ratio"], m["rps"] / mem_rps))
         print("%-8s working set %d MiB, MemCache limit %d MiB, dcache %s, %d bodies checked byte for byte" % (

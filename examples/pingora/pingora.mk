@@ -6,7 +6,7 @@
 PINGORA_DIR := examples/pingora
 PINGORA_ENV := CARGO_TARGET_DIR=$(CURDIR)/build/pingora/target
 
-.PHONY: test-pingora pingora-proxy
+.PHONY: test-pingora pingora-proxy bench-pingora
 pingora-proxy:
 	cd $(PINGORA_DIR) && $(PINGORA_ENV) $(CARGO) build --release --bins
 
@@ -19,3 +19,8 @@ test-pingora:
 	$(CARGO) fmt --check; \
 	$(PINGORA_ENV) $(CARGO) clippy --release --all-targets -- -D warnings; \
 	$(PINGORA_ENV) $(CARGO) test --release
+
+# Hits through the real proxy: dcache vs Pingora's MemCache vs the origin, with wrk (about 4
+# minutes). BENCH_ARGS passes options to bench.py (--seconds, --rounds, --io-mode, --shapes).
+bench-pingora: pingora-proxy
+	python3 $(PINGORA_DIR)/bench.py --bin $(CURDIR)/build/pingora/target/release $(BENCH_ARGS)

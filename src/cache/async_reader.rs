@@ -108,13 +108,12 @@ impl AsyncReader {
     /// The value under `key`, checked as [`Cache::get`] checks it; `NotFound` for a miss.
     pub async fn get(&self, key: &[u8]) -> Result<Vec<u8>> {
         loop {
-            let size = self.engine.value_size(key)?;
-            let len = usize::try_from(size).map_err(|_| Error::invalid("value too large"))?;
+            // A length from memory, not the value's exact size (a read of the device, which
+            // would block the executor): the completion gives the exact size.
+            let bound = self.engine.value_len_bound(key)?;
+            let len = usize::try_from(bound).map_err(|_| Error::invalid("value too large"))?;
             match self.read(key, None, len).await? {
-                (Outcome::Read(n), mut buf) => {
-                    buf.truncate(n as usize);
-                    return Ok(buf);
-                }
+                (Outcome::Read(_), buf) => return Ok(buf),
                 // Replaced by a larger value meanwhile: read again at its size.
                 (Outcome::TooSmall(_), _) => continue,
                 (Outcome::Failed(kind), _) => return Err(failed(kind, key)),
@@ -122,14 +121,16 @@ impl AsyncReader {
         }
     }
 
+    /// What runs its reads: io_uring, or the queue's threads where io_uring is not available.
+    pub fn backend(&self) -> super::queue::Backend {
+        self.queue.backend()
+    }
+
     /// Up to `len` bytes of the value under `key` from `offset` (fewer at its end), checked as
     /// [`Cache::get_range`] checks them; `Range` for an offset past the end.
     pub async fn get_range(&self, key: &[u8], offset: u64, len: usize) -> Result<Vec<u8>> {
         match self.read(key, Some(offset), len).await? {
-            (Outcome::Read(n), mut buf) => {
-                buf.truncate(n as usize);
-                Ok(buf)
-            }
+            (Outcome::Read(_), buf) => Ok(buf),
             (Outcome::TooSmall(n), _) => Err(Error::new(
                 ErrorKind::Internal,
                 format!("a range read reported a value of {n} bytes as too large"),
@@ -138,7 +139,8 @@ impl AsyncReader {
         }
     }
 
-    /// Submits one read into a buffer of `len` bytes and awaits its outcome and the buffer.
+    /// Submits one read into a buffer of `len` bytes and awaits its outcome and the buffer,
+    /// which holds the bytes read (none unless the outcome is `Read`).
     async fn read(
         &self,
         key: &[u8],
@@ -150,10 +152,11 @@ impl AsyncReader {
         let mut buf = Vec::new();
         buf.try_reserve_exact(len)
             .map_err(|_| Error::new(ErrorKind::OutOfMemory, format!("{len} bytes")))?;
-        buf.resize(len, 0);
-        // The buffer's bytes stay where they are while the Vec moves into the map. Kept as an
-        // address, so that the get's future stays Send.
-        let (addr, cap) = (buf.as_mut_ptr() as usize, buf.len());
+        // Not zeroed first (a memset as long as the read): the queue writes the bytes, and
+        // the length is set to what it wrote when the read is reaped. The bytes stay where
+        // they are while the Vec moves into the map. Kept as an address, so that the get's
+        // future stays Send.
+        let (addr, cap) = (buf.as_mut_ptr() as usize, len);
         // In the map before the submit: another get may reap this read's completion.
         self.pending.lock().insert(id, Pending { buf, done: tx });
         let unsubmitted = Unsubmitted {
@@ -205,7 +208,13 @@ impl AsyncReader {
         }
         let mut pending = self.pending.lock();
         for c in finished {
-            if let Some(p) = pending.remove(&c.user_data) {
+            if let Some(mut p) = pending.remove(&c.user_data) {
+                if let Outcome::Read(n) = c.outcome {
+                    // SAFETY: the queue wrote the value's first n bytes, n <= the length it
+                    // was given, which is within the capacity reserved.
+                    debug_assert!(n as usize <= p.buf.capacity());
+                    unsafe { p.buf.set_len(n as usize) };
+                }
                 // A get that was dropped no longer listens: its buffer is freed here.
                 let _ = p.done.send((c.outcome, p.buf));
             }

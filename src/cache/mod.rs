@@ -376,8 +376,8 @@ impl Cache {
         self.engine.index.get(self.engine.hash(key)).is_some()
     }
 
-    /// The size of the value under `key`, from memory (no read of the device); `NotFound` for
-    /// a miss.
+    /// The size of the value under `key`, from its entry's header (one small read of the
+    /// device, unless the entry is still in the write buffer); `NotFound` for a miss.
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("dcache-doc-{}-{}", "size", std::process::id()));

@@ -380,6 +380,12 @@ impl Engine {
         self.header_units_len(loc, key)
     }
 
+    /// At least the length of the value under `key`: its entry's length, from the index in
+    /// memory (no read of the device). `NotFound` if the index holds nothing for it.
+    pub(crate) fn value_len_bound(&self, key: &[u8]) -> Result<u64> {
+        Ok(self.entry_len(self.locate(key)?.loc))
+    }
+
     pub(crate) fn value_size(&self, key: &[u8]) -> Result<u64> {
         let f = self.locate(key)?;
         with_bounce(

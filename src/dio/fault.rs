@@ -98,6 +98,23 @@ pub fn clear(path: &std::path::Path) -> io::Result<()> {
     set(path, Vec::new())
 }
 
+thread_local! {
+    /// Reads of a file that this thread waited for (pread and preadv, not io_uring).
+    static BLOCKING_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a read the calling thread waits for.
+pub(crate) fn note_blocking_read() {
+    BLOCKING_READS.with(|n| n.set(n.get() + 1));
+}
+
+/// How many reads of a file (pread, preadv) this thread has waited for: lets a test show that
+/// an executor thread never waits on the device.
+#[cfg(any(test, feature = "fault-injection"))]
+pub fn blocking_reads_on_this_thread() -> u64 {
+    BLOCKING_READS.with(|n| n.get())
+}
+
 /// Fails as a fault set on `fd`'s file says, for `op` of `len` bytes at `offset`.
 pub fn check(fd: BorrowedFd<'_>, op: Op, offset: u64, len: u64) -> io::Result<()> {
     if FILES.load(Relaxed) == 0 {

@@ -49,6 +49,7 @@ pub fn pread_full(
 ) -> io::Result<usize> {
     let (ptr, len) = (buf.as_mut_ptr(), buf.len());
     fault::check(fd, Op::Read, offset, len as u64)?;
+    fault::note_blocking_read();
     transfer(len, align, |done| {
         // SAFETY: [ptr + done, ptr + len) lies inside `buf`, which is writable.
         unsafe {
@@ -76,6 +77,7 @@ pub fn preadv_full(
     assert!(parts.len() <= MAX_PARTS, "too many parts for one preadv");
     let len = parts.iter().map(|p| p.len()).sum();
     fault::check(fd, Op::Read, offset, len as u64)?;
+    fault::note_blocking_read();
     let mut iov = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,

@@ -330,13 +330,15 @@ impl DiskStorage {
             BodyBytes::Inline(Bytes::from(bytes).slice(body_at..))
         } else {
             let body_key = record::body_key(fill_id);
-            // From memory: a body lost in a crash or evicted makes the record a miss.
-            if self.cache.value_size(&body_key).ok() != Some(body_len) {
-                log_dropped(&record_key, &"its body is gone or of another size");
+            // From memory (the index; no read of the device): a body lost in a crash or
+            // evicted makes the record a miss. Its key is this fill's alone, so a body there
+            // is this response's; a later read that finds it gone cuts the response short.
+            if !self.cache.contains(&body_key) {
+                log_dropped(&record_key, &"its body is gone");
                 self.drop_entry(record_key).await;
                 return Ok(None);
             }
-            BodyBytes::Apart(body_key)
+            BodyBytes::Apart(body_key.into())
         };
         let hit = DiskHit {
             storage: self,
@@ -344,6 +346,7 @@ impl DiskStorage {
             body_len,
             next: 0,
             end: body_len,
+            ahead: None,
         };
         Ok(Some((meta, Box::new(hit))))
     }
@@ -353,7 +356,7 @@ enum BodyBytes {
     /// The whole body, read with the record.
     Inline(Bytes),
     /// The key of the body's own entry, read in chunks.
-    Apart(Vec<u8>),
+    Apart(Arc<[u8]>),
 }
 
 /// A hit: the body streamed from the record or from its own entry.
@@ -364,6 +367,25 @@ struct DiskHit {
     /// The next byte to send, and the end (exclusive) of what is asked for.
     next: u64,
     end: u64,
+    /// The read of the piece after the one being sent, in flight meanwhile.
+    ahead: Option<Piece>,
+}
+
+/// A read of `len` bytes from `at` of a body stored apart, on a task of its own so that it
+/// goes on while the hit sends the piece before it.
+struct Piece {
+    at: u64,
+    len: usize,
+    read: tokio::task::JoinHandle<dcache::Result<Vec<u8>>>,
+}
+
+impl DiskHit {
+    fn start_piece(&self, key: Arc<[u8]>, at: u64) -> Result<Piece> {
+        let len = (self.end - at).min(self.storage.options.chunk as u64) as usize;
+        let reader = self.storage.reader()?;
+        let read = tokio::spawn(async move { reader.get_range(&key, at, len).await });
+        Ok(Piece { at, len, read })
+    }
 }
 
 #[async_trait]
@@ -375,16 +397,24 @@ impl HandleHit for DiskHit {
         let piece = match &self.body {
             BodyBytes::Inline(body) => body.slice(self.next as usize..self.end as usize),
             BodyBytes::Apart(key) => {
-                let len = (self.end - self.next).min(self.storage.options.chunk as u64) as usize;
-                let reader = self.storage.reader()?;
-                let bytes = reader
-                    .get_range(key, self.next, len)
+                let key = key.clone();
+                let piece = match self.ahead.take() {
+                    Some(piece) if piece.at == self.next => piece,
+                    _ => self.start_piece(key.clone(), self.next)?,
+                };
+                let after = self.next + piece.len as u64;
+                if after < self.end {
+                    self.ahead = Some(self.start_piece(key, after)?);
+                }
+                let bytes = piece
+                    .read
                     .await
+                    .map_err(|e| internal("a body read's task", e))?
                     .map_err(|e| internal("reading a body from dcache", e))?;
-                if bytes.len() != len {
+                if bytes.len() != piece.len {
                     return Error::e_explain(
                         ErrorType::InternalError,
-                        format!("a body read gave {} bytes of {len}", bytes.len()),
+                        format!("a body read gave {} bytes of {}", bytes.len(), piece.len),
                     );
                 }
                 Bytes::from(bytes)
@@ -417,6 +447,8 @@ impl HandleHit for DiskHit {
         }
         self.next = start;
         self.end = end.map_or(self.body_len, |end| (end as u64).min(self.body_len));
+        // A read ahead of the old position is of no use (its task frees its buffer).
+        self.ahead = None;
         Ok(())
     }
 

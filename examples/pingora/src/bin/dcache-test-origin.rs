@@ -49,7 +49,11 @@ fn check(addr: &str) -> ExitCode {
         }
         let stream = match conn.take() {
             Some(stream) => stream,
-            None => BufReader::new(TcpStream::connect(addr).expect("connecting")),
+            None => {
+                let stream = TcpStream::connect(addr).expect("connecting");
+                stream.set_nodelay(true).expect("TCP_NODELAY");
+                BufReader::new(stream)
+            }
         };
         match fetch_and_check(stream, addr, &target) {
             Ok(stream) => {
@@ -69,11 +73,11 @@ fn check(addr: &str) -> ExitCode {
 type Conn = BufReader<TcpStream>;
 
 fn fetch_and_check(mut conn: Conn, addr: &str, target: &str) -> Result<Conn, String> {
-    write!(
-        conn.get_mut(),
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
+    // One write: a request in pieces waits on Nagle's algorithm and the delayed ACK.
+    let request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    conn.get_mut()
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
     let (mut status, mut length, mut gen) = (String::new(), None, None);
     conn.read_line(&mut status).map_err(|e| e.to_string())?;
     loop {
