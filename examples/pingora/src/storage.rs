@@ -31,7 +31,11 @@ pub struct StorageOptions {
     /// Bodies up to this size are stored in the response's record and read with it, in one
     /// read; larger ones are entries of their own, streamed in `chunk` pieces.
     pub inline_max: usize,
-    /// The size of each read of a body stored apart.
+    /// A body stored apart and asked for whole is read in one read up to this size (then
+    /// sent in `chunk` pieces from memory); a larger one, or a range of one, is read in
+    /// `chunk` pieces, the next read while the one before is sent.
+    pub whole_read_max: usize,
+    /// The size of each piece of a body stored apart.
     pub chunk: usize,
     /// Reads in flight per executor thread.
     pub queue_depth: u32,
@@ -43,6 +47,7 @@ impl Default for StorageOptions {
     fn default() -> Self {
         StorageOptions {
             inline_max: 256 << 10,
+            whole_read_max: 4 << 20,
             chunk: 256 << 10,
             queue_depth: 64,
             flush_interval: Duration::from_secs(1),
@@ -353,7 +358,7 @@ impl DiskStorage {
 }
 
 enum BodyBytes {
-    /// The whole body, read with the record.
+    /// The whole body, read with the record (or read whole afterwards).
     Inline(Bytes),
     /// The key of the body's own entry, read in chunks.
     Apart(Arc<[u8]>),
@@ -394,8 +399,35 @@ impl HandleHit for DiskHit {
         if self.next >= self.end {
             return Ok(None);
         }
+        if let BodyBytes::Apart(key) = &self.body {
+            let whole = self.next == 0 && self.end == self.body_len;
+            if whole && self.body_len <= self.storage.options.whole_read_max as u64 {
+                // One read of the entry (the ring reads entries whole), not one per piece.
+                let key = key.clone();
+                let body = self
+                    .storage
+                    .reader()?
+                    .get(&key)
+                    .await
+                    .map_err(|e| internal("reading a body from dcache", e))?;
+                if body.len() as u64 != self.body_len {
+                    return Error::e_explain(
+                        ErrorType::InternalError,
+                        format!(
+                            "a body of {} bytes where {} were stored",
+                            body.len(),
+                            self.body_len
+                        ),
+                    );
+                }
+                self.body = BodyBytes::Inline(Bytes::from(body));
+            }
+        }
         let piece = match &self.body {
-            BodyBytes::Inline(body) => body.slice(self.next as usize..self.end as usize),
+            BodyBytes::Inline(body) => {
+                let end = self.end.min(self.next + self.storage.options.chunk as u64);
+                body.slice(self.next as usize..end as usize)
+            }
             BodyBytes::Apart(key) => {
                 let key = key.clone();
                 let piece = match self.ahead.take() {
