@@ -250,6 +250,25 @@ static bool parse_u64(const char *s, size_t n, uint64_t *out)
   return true;
 }
 
+/* A byte position: digits only; too many for 64 bits saturates (a last-byte-pos past any
+ * body means "to the end", RFC 9110 14.1.1; a first-byte-pos past it is unsatisfiable). */
+static bool parse_pos(const char *s, size_t n, uint64_t *out)
+{
+  uint64_t v = 0;
+  if (n == 0) {
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)s[i])) {
+      return false;
+    }
+    unsigned d = (unsigned)(s[i] - '0');
+    v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+  }
+  *out = v;
+  return true;
+}
+
 static const char *trim(const char *s, size_t *n)
 {
   while (*n && (s[0] == ' ' || s[0] == '\t')) {
@@ -431,6 +450,8 @@ typedef struct TxnState {
   bool has_range;
   bool no_collapse; /* released from behind a fill that did not store: go to the origin */
   char *range; /* copy of the Range value (GET only), or NULL */
+  char *if_none_match;      /* the If-None-Match values joined with ", ", or NULL */
+  time_t if_modified_since; /* If-Modified-Since, 0 if absent or not a date */
   uint64_t hash; /* key_hash64 of the key */
   struct Fill *fill;
 } TxnState;
@@ -441,6 +462,7 @@ static void txn_state_free(TxnState *st)
     TSfree(st->key);
   }
   free(st->range);
+  free(st->if_none_match);
   free(st);
 }
 
@@ -939,7 +961,7 @@ static int range_parse(const char *v, uint64_t blen, uint64_t *first, uint64_t *
   const char *a = trim(s, &an), *b = trim(dash + 1, &bn);
   uint64_t x, y;
   if (an == 0) {
-    if (!parse_u64(b, bn, &y)) {
+    if (!parse_pos(b, bn, &y)) {
       return 0;
     }
     if (y == 0 || blen == 0) {
@@ -949,12 +971,12 @@ static int range_parse(const char *v, uint64_t blen, uint64_t *first, uint64_t *
     *last = blen - 1;
     return 1;
   }
-  if (!parse_u64(a, an, &x)) {
+  if (!parse_pos(a, an, &x)) {
     return 0;
   }
   if (bn == 0) {
     y = UINT64_MAX;
-  } else if (!parse_u64(b, bn, &y)) {
+  } else if (!parse_pos(b, bn, &y)) {
     return 0;
   } else if (y < x) {
     return 0;
@@ -989,6 +1011,118 @@ static size_t lit_add(char *p, size_t at, const char *z)
   return at + n;
 }
 
+/* The value of the first field `name` in a stored header block (after its status line). */
+static const char *block_field(const char *block, size_t hlen, const char *name, size_t *vlen)
+{
+  size_t nlen = strlen(name);
+  const char *p = memmem(block, hlen, "\r\n", 2), *end = block + hlen;
+  while (p && p + 2 < end) {
+    const char *line = p + 2;
+    const char *eol = memmem(line, (size_t)(end - line), "\r\n", 2);
+    if (!eol) {
+      break;
+    }
+    if ((size_t)(eol - line) > nlen && line[nlen] == ':' && strncasecmp(line, name, nlen) == 0) {
+      size_t n = (size_t)(eol - line) - nlen - 1;
+      const char *v = trim(line + nlen + 1, &n);
+      *vlen = n;
+      return v;
+    }
+    p = eol;
+  }
+  return NULL;
+}
+
+/* An entity-tag's opaque part, quotes included, past an optional weak prefix W/. */
+static const char *etag_opaque(const char *t, size_t n, size_t *on)
+{
+  if (n >= 2 && t[0] == 'W' && t[1] == '/') {
+    t += 2;
+    n -= 2;
+  }
+  *on = n;
+  return t;
+}
+
+/* If-None-Match against the stored ETag, by weak comparison (RFC 9110 13.1.2): true when a
+ * listed tag, or "*", matches. */
+static bool none_match_fails(const char *list, const char *etag, size_t etag_len)
+{
+  size_t sn = 0;
+  const char *stored = etag ? etag_opaque(etag, etag_len, &sn) : NULL;
+  const char *p = list;
+  while (*p) {
+    while (*p == ' ' || *p == '\t' || *p == ',') {
+      p++;
+    }
+    if (*p == '*') {
+      return true;
+    }
+    const char *t = p;
+    if (p[0] == 'W' && p[1] == '/') {
+      p += 2;
+    }
+    if (*p != '"') {
+      return false; /* not an entity-tag: the field is ignored */
+    }
+    const char *close = strchr(p + 1, '"');
+    if (!close) {
+      return false;
+    }
+    p = close + 1;
+    size_t on;
+    const char *o = etag_opaque(t, (size_t)(p - t), &on);
+    if (stored && on == sn && memcmp(o, stored, on) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Whether a GET or HEAD with the request's validators gets 304 Not Modified for the stored
+ * response (RFC 9110 13.2.2): If-None-Match decides when present, else If-Modified-Since
+ * against the stored Last-Modified. */
+static bool not_modified(const TxnState *st, const char *block, size_t hlen)
+{
+  size_t n = 0;
+  if (st->if_none_match) {
+    const char *etag = block_field(block, hlen, "ETag", &n);
+    return none_match_fails(st->if_none_match, etag, n);
+  }
+  if (!st->if_modified_since) {
+    return false;
+  }
+  const char *lm = block_field(block, hlen, "Last-Modified", &n);
+  char date[64];
+  if (!lm || n >= sizeof date) {
+    return false;
+  }
+  memcpy(date, lm, n);
+  date[n] = 0;
+  struct tm tm = {0};
+  const char *end = strptime(date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return end && !*end && timegm(&tm) <= st->if_modified_since;
+}
+
+/* The stored fields a 304 carries (RFC 9110 15.4.5), with Last-Modified. */
+static const char *const not_modified_fields[] = {"Cache-Control", "Content-Location", "Date", "ETag", "Expires", "Last-Modified", "Vary"};
+
+static void put_not_modified(Responder *r, const char *block, size_t hlen, uint64_t age)
+{
+  Str s = {0};
+  str_cat(&s, "HTTP/1.1 304 Not Modified\r\n");
+  for (size_t i = 0; i < sizeof not_modified_fields / sizeof *not_modified_fields; i++) {
+    size_t n = 0;
+    const char *v = block_field(block, hlen, not_modified_fields[i], &n);
+    if (v) {
+      str_fmt(&s, "%s: %.*s\r\n", not_modified_fields[i], (int)n, v);
+    }
+  }
+  str_fmt(&s, "Age: %" PRIu64 "\r\nX-Dcache: hit\r\n\r\n", age);
+  responder_put(r, s.p, s.len);
+  free(s.p);
+}
+
 /* Builds the responder for a hit from rec: the response header and the body bytes the
  * window holds go into its out_buf now; the rest of the body is read in chunks later. */
 static Responder *responder_for_hit(TxnState *st, Record *rec)
@@ -1006,6 +1140,10 @@ static Responder *responder_for_hit(TxnState *st, Record *rec)
   int rk = 0;
   Str s = {0};
 
+  if ((st->if_none_match || st->if_modified_since) && not_modified(st, block, hlen)) {
+    put_not_modified(r, block, hlen, age);
+    return r;
+  }
   if (st->method == M_GET && st->range) {
     rk = range_parse(st->range, rec->blen, &first, &last);
   }
@@ -1443,9 +1581,14 @@ static Cacheability response_cacheability(TSMBuffer bufp, TSMLoc hdr)
       if (eq && (name_is(v, name_n, "max-age") || name_is(v, name_n, "s-maxage"))) {
         size_t an = n - name_n - 1;
         const char *a = trim(eq + 1, &an);
-        if (an >= 2 && a[0] == '"' && a[an - 1] == '"') {
+        /* The quoted form, max-age="60" (RFC 9111 5.2). Traffic Server hands the value on
+         * without its closing quote (max-age="60), so that one is optional here. */
+        if (an >= 1 && a[0] == '"') {
           a++;
-          an -= 2;
+          an--;
+          if (an && a[an - 1] == '"') {
+            an--;
+          }
         }
         uint64_t x;
         if (parse_u64(a, an, &x)) {
@@ -1834,6 +1977,34 @@ static bool request_no_store(TSMBuffer bufp, TSMLoc hdr)
   return ns;
 }
 
+/* The request's If-None-Match (every field, joined) and If-Modified-Since, into st. */
+static void request_validators(TSMBuffer bufp, TSMLoc hdr, TxnState *st)
+{
+  Str inm = {0};
+  TSMLoc f = TSMimeHdrFieldFind(bufp, hdr, TS_MIME_FIELD_IF_NONE_MATCH, TS_MIME_LEN_IF_NONE_MATCH);
+  while (f) {
+    int len = 0;
+    const char *v = TSMimeHdrFieldValueStringGet(bufp, hdr, f, -1, &len);
+    if (inm.len) {
+      str_cat(&inm, ", ");
+    }
+    str_add(&inm, v ? v : "", v ? (size_t)len : 0);
+    TSMLoc next = TSMimeHdrFieldNextDup(bufp, hdr, f);
+    TSHandleMLocRelease(bufp, hdr, f);
+    f = next;
+  }
+  if (inm.p) {
+    str_add(&inm, "", 1); /* NUL-terminated */
+    st->if_none_match = inm.p;
+  }
+  f = TSMimeHdrFieldFind(bufp, hdr, TS_MIME_FIELD_IF_MODIFIED_SINCE, TS_MIME_LEN_IF_MODIFIED_SINCE);
+  if (f) {
+    time_t t = TSMimeHdrFieldValueDateGet(bufp, hdr, f);
+    st->if_modified_since = t > 0 ? t : 0;
+    TSHandleMLocRelease(bufp, hdr, f);
+  }
+}
+
 /* Returns true when the transaction was taken over (it is re-enabled later). */
 static bool on_read_request(TSHttpTxn txnp)
 {
@@ -1893,6 +2064,9 @@ static bool on_read_request(TSHttpTxn txnp)
       }
       TSHandleMLocRelease(bufp, hdr, f);
     }
+  }
+  if (method != M_PURGE) {
+    request_validators(bufp, hdr, st);
   }
   st->req_no_store = field_present(bufp, hdr, TS_MIME_FIELD_AUTHORIZATION, TS_MIME_LEN_AUTHORIZATION) || request_no_store(bufp, hdr);
   TSHandleMLocRelease(bufp, TS_NULL_MLOC, hdr);

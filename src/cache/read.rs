@@ -382,6 +382,7 @@ impl Engine {
 
     /// At least the length of the value under `key`: its entry's length, from the index in
     /// memory (no read of the device). `NotFound` if the index holds nothing for it.
+    #[cfg(feature = "tokio")]
     pub(crate) fn value_len_bound(&self, key: &[u8]) -> Result<u64> {
         Ok(self.entry_len(self.locate(key)?.loc))
     }

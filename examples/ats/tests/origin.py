@@ -15,6 +15,8 @@ Query parameters shape the response:
   trunc=N        advertise the full Content-Length but send only N body bytes, then close
   slow=MS        sleep MS milliseconds between 64 KiB pieces of the body
   vary=NAME      add Vary: NAME
+  etag=TAG       add ETag: TAG (e.g. "v1" or W/"v1", quotes included), and answer a GET whose
+                 If-None-Match lists it (weakly) with 304 Not Modified
 
 A single Range: bytes=... on a GET is honoured (206 / 416). HEAD is answered with the
 headers of the GET. Control endpoints (not counted):
@@ -159,6 +161,17 @@ class Handler(BaseHTTPRequestHandler):
         if rng is not None:
             status, (first, last) = 206, rng
 
+        etag = q.get("etag")
+        if etag and self.command == "GET" and _none_match(self.headers.get("If-None-Match"), etag):
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.send_header("X-Origin-Count", str(n))
+            cc = q.get("cc", "max-age=3600")
+            if cc:
+                self.send_header("Cache-Control", cc)
+            self.end_headers()
+            return
+
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(last - first + 1 if size else 0))
@@ -177,6 +190,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Set-Cookie", "session=abc; Path=/")
         if "vary" in q:
             self.send_header("Vary", q["vary"])
+        if etag:
+            self.send_header("ETag", etag)
         self.end_headers()
         if self.command == "HEAD":
             return
@@ -199,6 +214,14 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(slow / 1000.0)
         else:
             self.wfile.write(payload)
+
+
+def _none_match(value, etag):
+    """If-None-Match `value` lists `etag`, by weak comparison (W/ ignored)."""
+    if not value:
+        return False
+    strip = lambda t: t.strip()[2:] if t.strip().startswith("W/") else t.strip()
+    return any(strip(t) == strip(etag) for t in value.split(","))
 
 
 class Server(ThreadingHTTPServer):

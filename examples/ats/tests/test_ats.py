@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -328,6 +329,78 @@ def test_not_cached_and_expiry():
         return "aborts %d, not cacheable %d" % (st["aborts"], st["not_cacheable"])
 
 
+def test_conditional_and_rfc_edges():
+    """RFC 9110/9111 on hits: If-None-Match (strong, weak, lists, *) and If-Modified-Since
+    answered 304 from the stored validators; a last-byte-pos too large for 64 bits is "to the
+    end"; a quoted max-age is understood."""
+    with Env("conditional") as env:
+        c = env.client()
+        cases = 0
+        for etag in ('"v1"', 'W/"w1"'):
+            url = "/o/5000/cond?etag=" + urllib.parse.quote(etag)
+            s, h, full = get(c, url)
+            verify_body(url, s, h, full)
+            bare = etag[2:] if etag.startswith("W/") else etag
+            for inm, want in ((etag, 304), (bare, 304), ("W/" + bare, 304), ('"x", ' + etag, 304),
+                              ("*", 304), ('"other"', 200), ('"v1, W/"w1"', 200)):
+                for method in ("GET", "HEAD"):
+                    s, h, body = get(c, url, {"If-None-Match": inm}, method=method)
+                    check(s == want, "%s %s If-None-Match %s: %d, expected %d" % (method, url, inm, s, want))
+                    check(h.get("x-dcache") == "hit", "%s If-None-Match %s: not from dcache" % (url, inm))
+                    if want == 304:
+                        check(body == b"", "%s: a 304 with a body" % url)
+                        check(h.get("etag") == etag, "%s: 304 ETag %r" % (url, h.get("etag")))
+                        check(h.get("cache-control") == "max-age=3600", "%s: 304 without Cache-Control" % url)
+                        check(h.get("last-modified") == "Mon, 01 Jan 2024 00:00:00 GMT", "%s: 304 Last-Modified" % url)
+                    elif method == "GET":
+                        verify_body(url, s, h, body)
+                        check(body == full, "%s: another body" % url)
+                    cases += 1
+            # A 304 takes precedence over a Range
+            s, h, body = get(c, url, {"If-None-Match": etag, "Range": "bytes=0-9"})
+            check(s == 304 and body == b"", "%s: Range + matching If-None-Match: %d" % (url, s))
+            check(env.origin.count(url) == 1, "%s: origin saw %d requests" % (url, env.origin.count(url)))
+        # If-Modified-Since against the stored Last-Modified (Mon, 01 Jan 2024 00:00:00 GMT)
+        url = "/o/7000/ims"
+        s, h, full = get(c, url)
+        for ims, want in (("Mon, 01 Jan 2024 00:00:00 GMT", 304), ("Tue, 02 Jan 2024 00:00:00 GMT", 304),
+                          ("Sun, 31 Dec 2023 23:59:59 GMT", 200), ("Sunday, 07-Jan-24 00:00:00 GMT", 304),
+                          ("not a date", 200)):
+            s, h, body = get(c, url, {"If-Modified-Since": ims})
+            check(s == want, "%s If-Modified-Since %s: %d, expected %d" % (url, ims, s, want))
+            if want == 200:
+                verify_body(url, s, h, body)
+            cases += 1
+        # If-None-Match decides when both are present
+        url2 = "/o/7000/both?etag=%22b%22"
+        get(c, url2)
+        s, h, body = get(c, url2, {"If-None-Match": '"nope"', "If-Modified-Since": "Tue, 02 Jan 2024 00:00:00 GMT"})
+        check(s == 200, "If-None-Match not matching + If-Modified-Since later: %d" % s)
+        verify_body(url2, s, h, body)
+        # Byte positions too large for 64 bits
+        for spec, want in (("bytes=0-99999999999999999999", (206, 0, 6999)),
+                           ("bytes=-99999999999999999999", (206, 0, 6999)),
+                           ("bytes=99999999999999999999-", (416, None, None))):
+            s, h, part = get(c, url, {"Range": spec})
+            check(s == want[0], "%s %s: %d, expected %d" % (url, spec, s, want[0]))
+            if s == 206:
+                check(h.get("content-range") == "bytes 0-6999/7000", "%s: Content-Range %r" % (spec, h.get("content-range")))
+                check(part == full, "%s: wrong bytes" % spec)
+            cases += 1
+        # A quoted max-age: stored, a hit, then expired
+        url = '/o/5000/quoted?cc=max-age%3D%222%22'
+        s, h, b = get(c, url)
+        verify_body(url, s, h, b)
+        check(h.get("cache-control") == 'max-age="2"', "origin's Cache-Control %r" % h.get("cache-control"))
+        s, h, b = get(c, url)
+        check(h.get("x-dcache") == "hit", 'max-age="2": not stored')
+        time.sleep(3.1)
+        s, h, b = get(c, url)
+        verify_body(url, s, h, b)
+        check(h.get("x-dcache") != "hit", 'max-age="2": still a hit after 3 s')
+        return "%d conditional and range cases" % cases
+
+
 def test_purge():
     """PURGE deletes: 200 when it was there, 404 when not; the next GET goes to the origin."""
     with Env("purge") as env:
@@ -502,7 +575,8 @@ def test_concurrency():
             load.ok, load.hits, load.bytes / 1e6, sum(counts), st["collapsed"])
 
 
-TESTS = [test_plugin_loads, test_fill_and_hit, test_admission, test_write_budget, test_range_and_head, test_not_cached_and_expiry, test_purge,
+TESTS = [test_plugin_loads, test_fill_and_hit, test_admission, test_write_budget, test_range_and_head, test_not_cached_and_expiry,
+         test_conditional_and_rfc_edges, test_purge,
          test_restart, test_crash, test_concurrency]
 
 
