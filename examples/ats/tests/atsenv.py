@@ -92,7 +92,8 @@ CONFIG proxy.config.exec_thread.limit INT {net_threads}
 CONFIG proxy.config.accept_threads INT 1
 CONFIG proxy.config.task_threads INT {task_threads}
 CONFIG proxy.config.http.insert_response_via_str INT 0
-CONFIG proxy.config.log.logging_enabled INT 0
+CONFIG proxy.config.log.logging_enabled INT {logging}
+CONFIG proxy.config.log.max_secs_per_buffer INT 1
 CONFIG proxy.config.diags.debug.enabled INT {debug}
 CONFIG proxy.config.diags.debug.tags STRING {debug_tags}
 CONFIG proxy.config.http.keep_alive_no_activity_timeout_in INT 30
@@ -120,7 +121,7 @@ class Ats:
     """A traffic_server with its own runroot under `root` (a directory it may fill)."""
 
     def __init__(self, root, origin_port, plugin_lines=(), cache_http=0, storage_line="",
-                 net_threads=2, task_threads=2, ram_cache=-1, debug_tags="", extra=""):
+                 net_threads=2, task_threads=2, ram_cache=-1, debug_tags="", extra="", logging_yaml=""):
         self.root = root
         self.origin_port = origin_port
         self.plugin_lines = list(plugin_lines)
@@ -131,6 +132,7 @@ class Ats:
         self.ram_cache = ram_cache
         self.debug_tags = debug_tags
         self.extra = extra
+        self.logging_yaml = logging_yaml  # access logs as this logging.yaml says; none if empty
         self.proc = None
         self.port = None
         for d in ("etc", "run", "log", "cache", "var"):
@@ -152,7 +154,9 @@ class Ats:
             port=self.port, cache_http=self.cache_http, net_threads=self.net_threads,
             task_threads=self.task_threads, debug=1 if self.debug_tags else 0,
             debug_tags=self.debug_tags or "dcache_ats", ram_cache=self.ram_cache,
-            extra=self.extra))
+            extra=self.extra, logging=3 if self.logging_yaml else 0))
+        if self.logging_yaml:
+            self._write("etc/logging.yaml", self.logging_yaml)
         self._write("etc/remap.config", "map http://127.0.0.1:%d/ http://127.0.0.1:%d/\n"
                     % (self.port, self.origin_port))
         self._write("etc/plugin.config", "".join(l + "\n" for l in self.plugin_lines))

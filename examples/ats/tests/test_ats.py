@@ -43,10 +43,11 @@ def check(cond, msg):
 class Env:
     """An origin and a traffic_server with the plugin, stopped by PID on exit."""
 
-    def __init__(self, name, plugin_args=""):
+    def __init__(self, name, plugin_args="", **ats_options):
         self.root = mkroot("dcache-ats-%s-" % name)
         self.cache_path = os.path.join(self.root, "cache.dc")
         self.plugin_args = plugin_args
+        self.ats_options = ats_options
         self.origin = None
         self.ats = None
 
@@ -57,7 +58,7 @@ class Env:
     def __enter__(self):
         try:
             self.origin = Origin(os.path.join(self.root, "origin.log")).start()
-            self.ats = Ats(self.root, self.origin.port, [self.plugin_line()])
+            self.ats = Ats(self.root, self.origin.port, [self.plugin_line()], **self.ats_options)
             self.ats.start()
         except BaseException:
             self.close()
@@ -401,6 +402,49 @@ def test_conditional_and_rfc_edges():
         return "%d conditional and range cases" % cases
 
 
+# The access log format of examples/ats/README.md: Traffic Server's cache result code (crc)
+# says TCP_MISS for every response the plugin serves, so the last field, the X-Dcache header
+# the plugin puts on its hits, is what tells hits.
+ACCESS_LOG_YAML = """\
+logging:
+  formats:
+    - name: dcache
+      format: '%<chi> %<cqhm> %<cqu> %<pssc> %<crc> %<{X-Dcache}psh>'
+  logs:
+    - filename: dcache_access
+      format: dcache
+      mode: ascii
+"""
+
+
+def test_access_log():
+    """An operator reads hits from the access log: the documented format marks each."""
+    with Env("log", logging_yaml=ACCESS_LOG_YAML) as env:
+        c = env.client()
+        url = "/o/3000/logged"
+        sent = [("GET", url, None, "-"), ("GET", url, None, "hit"), ("GET", url, {"Range": "bytes=0-9"}, "hit"),
+                ("HEAD", url, None, "hit"), ("GET", "/o/3000/unlogged?cc=no-store", None, "-")]
+        for method, u, headers, _ in sent:
+            get(c, u, headers, method=method)
+        path = os.path.join(env.root, "log", "dcache_access.log")
+        deadline = time.time() + 15
+        lines = []
+        while time.time() < deadline:
+            try:
+                with open(path) as f:
+                    lines = [l.split() for l in f if "/o/3000/" in l]
+            except OSError:
+                pass
+            if len(lines) >= len(sent):
+                break
+            time.sleep(0.2)
+        check(len(lines) == len(sent), "access log: %d of %d lines" % (len(lines), len(sent)))
+        for (method, u, _, want), fields in zip(sent, lines):
+            check(fields[1] == method and u in fields[2], "access log line %r for %s %s" % (fields, method, u))
+            check(fields[-1] == want, "access log: %s %s marked %r, expected %r" % (method, u, fields[-1], want))
+        return "%d lines, hits marked by %%<{X-Dcache}psh> (crc %s)" % (len(lines), lines[1][4])
+
+
 def test_purge():
     """PURGE deletes: 200 when it was there, 404 when not; the next GET goes to the origin."""
     with Env("purge") as env:
@@ -576,7 +620,7 @@ def test_concurrency():
 
 
 TESTS = [test_plugin_loads, test_fill_and_hit, test_admission, test_write_budget, test_range_and_head, test_not_cached_and_expiry,
-         test_conditional_and_rfc_edges, test_purge,
+         test_conditional_and_rfc_edges, test_access_log, test_purge,
          test_restart, test_crash, test_concurrency]
 
 
