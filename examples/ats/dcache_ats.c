@@ -31,6 +31,8 @@
 #include <strings.h>
 #include <time.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <ts/ts.h>
@@ -111,20 +113,23 @@ static uint64_t g_fill_id_base;
 static atomic_uint_fast64_t g_fill_seq;
 static atomic_int g_shutdown;
 
-enum {
-  ST_HITS,
-  ST_MISSES,
-  ST_STORES,
-  ST_ABORTS,
-  ST_PURGES,
-  ST_BYTES_SERVED,
-  ST_HIT_ERRORS,
-  ST_COLLAPSED,
-  ST_NOT_CACHEABLE,
-  ST_DECLINED,
-  ST_COUNT
-};
-static const char *stat_names[ST_COUNT] = {"hits", "misses", "stores", "aborts", "purges", "bytes_served", "hit_errors", "collapsed", "not_cacheable", "declined"};
+/* The plugin's counters: one table for the enum and the names. */
+#define STATS(X)                                                                                                         \
+  X(HITS, "hits")                                                                                                        \
+  X(MISSES, "misses")                                                                                                    \
+  X(STORES, "stores")                                                                                                    \
+  X(ABORTS, "aborts")                                                                                                    \
+  X(PURGES, "purges")                                                                                                    \
+  X(BYTES_SERVED, "bytes_served")                                                                                        \
+  X(HIT_ERRORS, "hit_errors")                                                                                            \
+  X(COLLAPSED, "collapsed")                                                                                              \
+  X(NOT_CACHEABLE, "not_cacheable")                                                                                      \
+  X(DECLINED, "declined")                                                                                                \
+  X(REVALIDATED, "revalidated")
+#define STAT_ENUM(id, name) ST_##id,
+#define STAT_NAME(id, name) name,
+enum { STATS(STAT_ENUM) ST_COUNT };
+static const char *stat_names[ST_COUNT] = {STATS(STAT_NAME)};
 static int stat_ids[ST_COUNT];
 static atomic_int_fast64_t stat_vals[ST_COUNT]; /* exact values for the stats URL */
 
@@ -449,6 +454,7 @@ typedef struct TxnState {
   bool req_no_store; /* Authorization, or Cache-Control: no-store in the request */
   bool has_range;
   bool no_collapse; /* released from behind a fill that did not store: go to the origin */
+  bool revalidate;  /* request no-cache: a stored response is served only once validated */
   char *range; /* copy of the Range value (GET only), or NULL */
   char *if_none_match;      /* the If-None-Match values joined with ", ", or NULL */
   time_t if_modified_since; /* If-Modified-Since, 0 if absent or not a date */
@@ -1792,6 +1798,105 @@ static void intercept_and_continue(TSHttpTxn txnp, Responder *r)
 }
 
 /* Returns true when op was parked behind a fill (it is not freed then). */
+/* Revalidation of a stored response for a request's no-cache: a conditional GET with the
+ * stored validators, made through Traffic Server itself (TSFetchUrl: remap applies) and marked
+ * by REVALIDATION_FIELD so that the plugin lets it pass. A 304 serves the stored response; any
+ * other answer sends the client's request to the origin, whose response replaces it (so a
+ * changed object costs the origin two requests). */
+#define REVALIDATION_FIELD "X-Dcache-Revalidation"
+enum { REVALIDATION_DONE = 61001, REVALIDATION_FAILED, REVALIDATION_TIMEOUT };
+
+static void revalidation_to_origin(Op *op)
+{
+  TxnState *st = op->st;
+  st->revalidate = false;
+  st->may_fill = st->method == M_GET && !st->has_range && !st->req_no_store;
+  stat_add(ST_MISSES, 1);
+  txn_track(op->txnp);
+  TSHttpTxnReenable(op->txnp, TS_EVENT_HTTP_CONTINUE);
+}
+
+/* A revalidation in progress: the transaction's op, the request to send, and once answered,
+ * whether the answer was 304. */
+typedef struct Revalidation {
+  Op *op;
+  Str request;
+  bool answered, not_modified;
+} Revalidation;
+
+/* Runs three times, each on a network thread (TSFetchUrl needs an event loop, which the
+ * workers lack): sends the request; gets the response (FetchSM holds the continuation's
+ * mutex then, so it cannot be destroyed there); acts on it and ends. */
+static int revalidation_handler(TSCont contp, TSEvent event, void *edata)
+{
+  Revalidation *rv = TSContDataGet(contp);
+  if (event != TS_EVENT_IMMEDIATE && event != TS_EVENT_TIMEOUT) {
+    if ((int)event == REVALIDATION_DONE) {
+      int len = 0;
+      const char *resp = TSFetchRespGet((TSHttpTxn)edata, &len);
+      rv->not_modified = resp && len >= 12 && strncmp(resp, "HTTP/1.", 7) == 0 && memcmp(resp + 8, " 304", 4) == 0;
+    }
+    rv->answered = true;
+    TSContScheduleOnPool(contp, 0, TS_THREAD_POOL_NET);
+    return 0;
+  }
+  if (!rv->answered) {
+    /* the client address the fetch appears to come from (ip_allow.yaml; it needs a port) */
+    struct sockaddr_in from = {.sin_family = AF_INET, .sin_port = htons(1), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    TSFetchEvent events = {REVALIDATION_DONE, REVALIDATION_FAILED, REVALIDATION_TIMEOUT};
+    TSFetchUrl(rv->request.p, (int)rv->request.len, (struct sockaddr const *)&from, contp, AFTER_BODY, events);
+    return 0;
+  }
+  Op *op = rv->op;
+  bool not_modified = rv->not_modified;
+  free(rv->request.p);
+  free(rv);
+  TSContDestroy(contp);
+  if (not_modified) {
+    stat_add(ST_REVALIDATED, 1);
+    op->st->revalidate = false;
+    op_schedule(op); /* looks it up again and serves it */
+  } else {
+    revalidation_to_origin(op);
+    free(op);
+  }
+  return 0;
+}
+
+/* Starts the conditional request for rec; false if it holds no validator (or the key is not
+ * a URL), and then nothing was started. */
+static bool revalidation_start(Op *op, const Record *rec)
+{
+  TxnState *st = op->st;
+  const char *block = (const char *)rec->buf + REC_PREFIX;
+  size_t etag_len = 0, lm_len = 0;
+  const char *etag = block_field(block, rec->hlen, "ETag", &etag_len);
+  const char *lm = block_field(block, rec->hlen, "Last-Modified", &lm_len);
+  const char *key = st->key, *end = st->key + st->key_len;
+  const char *scheme_end = memmem(key, (size_t)st->key_len, "://", 3);
+  if ((!etag && !lm) || !scheme_end) {
+    return false;
+  }
+  const char *authority = scheme_end + 3;
+  const char *path = memchr(authority, '/', (size_t)(end - authority));
+  Revalidation *rv = xcalloc(1, sizeof *rv);
+  rv->op = op;
+  Str *req = &rv->request;
+  str_fmt(req, "GET %.*s HTTP/1.1\r\nHost: %.*s\r\n", path ? (int)(end - path) : 1, path ? path : "/",
+          (int)((path ? path : end) - authority), authority);
+  if (etag) {
+    str_fmt(req, "If-None-Match: %.*s\r\n", (int)etag_len, etag);
+  }
+  if (lm) {
+    str_fmt(req, "If-Modified-Since: %.*s\r\n", (int)lm_len, lm);
+  }
+  str_cat(req, REVALIDATION_FIELD ": 1\r\n\r\n");
+  TSCont cont = TSContCreate(revalidation_handler, TSMutexCreate());
+  TSContDataSet(cont, rv);
+  TSContScheduleOnPool(cont, 0, TS_THREAD_POOL_NET);
+  return true;
+}
+
 static bool op_lookup(Op *op)
 {
   TxnState *st = op->st;
@@ -1805,6 +1910,15 @@ static bool op_lookup(Op *op)
       rc = record_read(st->key, (size_t)st->key_len, size_hint, &rec);
     }
     pthread_rwlock_unlock(&g_cache_lock);
+    if (rc == DCACHE_OK && st->revalidate) {
+      hint_set_h(st->hash, HINT_PRESENT, rec.total);
+      if (revalidation_start(op, &rec)) {
+        return true; /* op now belongs to the revalidation */
+      }
+      /* No validators stored: the origin answers, and its response replaces the stored one. */
+      revalidation_to_origin(op);
+      return false;
+    }
     if (rc == DCACHE_OK) {
       hint_set_h(st->hash, HINT_PRESENT, rec.total);
       Responder *r = responder_for_hit(st, &rec);
@@ -1952,19 +2066,20 @@ static bool field_present(TSMBuffer bufp, TSMLoc hdr, const char *name, int len)
   return false;
 }
 
-static bool request_no_store(TSMBuffer bufp, TSMLoc hdr)
+/* Whether the request's Cache-Control lists `directive`. */
+static bool request_cc_has(TSMBuffer bufp, TSMLoc hdr, const char *directive)
 {
   TSMLoc f = TSMimeHdrFieldFind(bufp, hdr, TS_MIME_FIELD_CACHE_CONTROL, TS_MIME_LEN_CACHE_CONTROL);
-  bool ns = false;
-  while (f && !ns) {
+  bool has = false;
+  while (f && !has) {
     int nv = TSMimeHdrFieldValuesCount(bufp, hdr, f);
     for (int i = 0; i < nv; i++) {
       int len = 0;
       const char *v = TSMimeHdrFieldValueStringGet(bufp, hdr, f, i, &len);
       size_t n = (size_t)len;
       v = trim(v, &n);
-      if (name_is(v, n, "no-store")) {
-        ns = true;
+      if (name_is(v, n, directive)) {
+        has = true;
       }
     }
     TSMLoc next = TSMimeHdrFieldNextDup(bufp, hdr, f);
@@ -1974,7 +2089,27 @@ static bool request_no_store(TSMBuffer bufp, TSMLoc hdr)
   if (f) {
     TSHandleMLocRelease(bufp, hdr, f);
   }
-  return ns;
+  return has;
+}
+
+/* A request's Cache-Control: no-cache, or Pragma: no-cache without Cache-Control (RFC 9111
+ * 5.2.1.4, 5.4): a stored response may be used only once the origin has validated it. */
+static bool request_no_cache(TSMBuffer bufp, TSMLoc hdr)
+{
+  if (field_present(bufp, hdr, TS_MIME_FIELD_CACHE_CONTROL, TS_MIME_LEN_CACHE_CONTROL)) {
+    return request_cc_has(bufp, hdr, "no-cache");
+  }
+  TSMLoc f = TSMimeHdrFieldFind(bufp, hdr, TS_MIME_FIELD_PRAGMA, TS_MIME_LEN_PRAGMA);
+  bool no_cache = false;
+  if (f) {
+    int len = 0;
+    const char *v = TSMimeHdrFieldValueStringGet(bufp, hdr, f, -1, &len);
+    size_t n = (size_t)len;
+    v = trim(v, &n);
+    no_cache = name_is(v, n, "no-cache");
+    TSHandleMLocRelease(bufp, hdr, f);
+  }
+  return no_cache;
 }
 
 /* The request's If-None-Match (every field, joined) and If-Modified-Since, into st. */
@@ -2011,6 +2146,11 @@ static bool on_read_request(TSHttpTxn txnp)
   TSMBuffer bufp;
   TSMLoc hdr;
   if (atomic_load(&g_shutdown) || TSHttpTxnClientReqGet(txnp, &bufp, &hdr) != TS_SUCCESS) {
+    return false;
+  }
+  if (TSHttpTxnIsInternal(txnp) && field_present(bufp, hdr, REVALIDATION_FIELD, (int)strlen(REVALIDATION_FIELD))) {
+    /* the plugin's own conditional request for a stored response: straight to the origin */
+    TSHandleMLocRelease(bufp, TS_NULL_MLOC, hdr);
     return false;
   }
   int mlen = 0;
@@ -2067,8 +2207,9 @@ static bool on_read_request(TSHttpTxn txnp)
   }
   if (method != M_PURGE) {
     request_validators(bufp, hdr, st);
+    st->revalidate = request_no_cache(bufp, hdr);
   }
-  st->req_no_store = field_present(bufp, hdr, TS_MIME_FIELD_AUTHORIZATION, TS_MIME_LEN_AUTHORIZATION) || request_no_store(bufp, hdr);
+  st->req_no_store = field_present(bufp, hdr, TS_MIME_FIELD_AUTHORIZATION, TS_MIME_LEN_AUTHORIZATION) || request_cc_has(bufp, hdr, "no-store");
   TSHandleMLocRelease(bufp, TS_NULL_MLOC, hdr);
   st->hash = key_hash64(st->key, (size_t)st->key_len);
   TSUserArgSet(txnp, g_txn_arg, st);

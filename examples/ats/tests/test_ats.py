@@ -402,6 +402,50 @@ def test_conditional_and_rfc_edges():
         return "%d conditional and range cases" % cases
 
 
+def test_request_no_cache():
+    """A request's Cache-Control: no-cache (or Pragma: no-cache alone) is served from the cache
+    only after the origin validates the stored response with a conditional request."""
+    with Env("reqnocache") as env:
+        c = env.client()
+        url = "/o/20000/revalidate?etag=%22r1%22"
+        s, h, full = get(c, url)
+        verify_body(url, s, h, full)
+        for headers in ({"Cache-Control": "no-cache"}, {"Pragma": "no-cache"},
+                        {"Cache-Control": "max-age=0, no-cache"}, {"Cache-Control": "no-cache", "Range": "bytes=5-9"}):
+            before = env.origin.count(url)
+            s, h, b = get(c, url, headers)
+            check(h.get("x-dcache") == "hit", "%s %r: not served from dcache after a 304" % (url, headers))
+            if "Range" in headers:
+                check(s == 206 and b == full[5:10], "%s %r: %d" % (url, headers, s))
+            else:
+                verify_body(url, s, h, b)
+                check(b == full, "%s %r: another body" % (url, headers))
+            check(env.origin.count(url) == before + 1, "%s %r: origin saw %d requests, expected one conditional"
+                  % (url, headers, env.origin.count(url) - before))
+        # The client's own validator still applies after the revalidation.
+        s, h, b = get(c, url, {"Cache-Control": "no-cache", "If-None-Match": '"r1"'})
+        check(s == 304 and b == b"", "no-cache + matching If-None-Match: %d" % s)
+        # Pragma beside a Cache-Control without no-cache: the cache answers alone.
+        before = env.origin.count(url)
+        s, h, b = get(c, url, {"Pragma": "no-cache", "Cache-Control": "max-age=600"})
+        check(h.get("x-dcache") == "hit" and env.origin.count(url) == before, "Pragma with Cache-Control went to the origin")
+        # Only Last-Modified stored, and the origin answers 200 to If-Modified-Since: the new
+        # response is served and replaces the stored one.
+        url = "/o/20000/changed"
+        get(c, url)
+        before = env.origin.count(url)
+        s, h, b = get(c, url, {"Cache-Control": "no-cache"})
+        verify_body(url, s, h, b)
+        check(h.get("x-dcache") != "hit", "%s: served from dcache though the origin answered 200" % url)
+        check(env.origin.count(url) == before + 2, "%s: origin saw %d requests" % (url, env.origin.count(url) - before))
+        s, h, b = get(c, url)
+        verify_body(url, s, h, b)
+        check(h.get("x-dcache") == "hit", "%s: the new response was not stored" % url)
+        st = env.stats()
+        check(st["revalidated"] == 5, "revalidated %r" % st.get("revalidated"))
+        return "revalidated %d, origin 304s served the stored body" % st["revalidated"]
+
+
 # The access log format of examples/ats/README.md: Traffic Server's cache result code (crc)
 # says TCP_MISS for every response the plugin serves, so the last field, the X-Dcache header
 # the plugin puts on its hits, is what tells hits.
@@ -620,7 +664,7 @@ def test_concurrency():
 
 
 TESTS = [test_plugin_loads, test_fill_and_hit, test_admission, test_write_budget, test_range_and_head, test_not_cached_and_expiry,
-         test_conditional_and_rfc_edges, test_access_log, test_purge,
+         test_conditional_and_rfc_edges, test_request_no_cache, test_access_log, test_purge,
          test_restart, test_crash, test_concurrency]
 
 
