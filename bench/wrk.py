@@ -49,3 +49,12 @@ def run_wrk(url, lua, seconds, threads, connections):
            "--latency", "-s", lua, url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
     return parse_wrk(out), out, " ".join(cmd)
+
+
+def save_report(doc, path):
+    """Writes a benchmark's results as JSON at `path` and says where."""
+    import json
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+    print("\nwritten %s" % path)

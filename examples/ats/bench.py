@@ -166,10 +166,7 @@ def main():
     doc = {"objects": args.objects, "object_size": 65536, "seconds": args.seconds, "connections": args.connections,
            "wrk_threads": args.threads, "rounds": args.rounds, "traffic_server": version[0] if version else "",
            "nproc": os.cpu_count(), "summary": summary, "runs": results, "config": config}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(doc, f, indent=2)
-    print("\nwritten %s" % args.out)
+    wrk.save_report(doc, args.out)
     shutil.rmtree(root, ignore_errors=True)
     return 0
 

@@ -18,7 +18,6 @@ system time over the run, per request. Results: a table on stdout, build/pingora
 """
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -212,10 +211,7 @@ def main():
         print("%-8s working set %d MiB, MemCache limit %d MiB, dcache %s, %d bodies checked byte for byte" % (
             "", shape["working_set"] >> 20, shape["memcache_limit"] >> 20, shape["dcache_io"],
             shape["bodies_checked"]))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(doc, f, indent=2)
-    print("\nwritten %s" % args.out)
+    wrk.save_report(doc, args.out)
     shutil.rmtree(root, ignore_errors=True)
     return 0
 

@@ -117,6 +117,21 @@ def get(c, url, headers=None, method="GET"):
     return c.request(method, url, headers)
 
 
+def check_expires(env, c, url, cache_control):
+    """`url`, whose origin sends `cache_control` (a 2 s lifetime), is stored, a hit at once,
+    and a miss after 3 s."""
+    s, h, b = get(c, url)
+    verify_body(url, s, h, b)
+    check(h.get("cache-control") == cache_control, "%s: the origin's Cache-Control %r" % (url, h.get("cache-control")))
+    s, h, b = get(c, url)
+    check(h.get("x-dcache") == "hit", "%s: no hit at once" % cache_control)
+    time.sleep(3.1)
+    s, h, b = get(c, url)
+    verify_body(url, s, h, b)
+    check(h.get("x-dcache") != "hit", "%s: still a hit after 3 s" % cache_control)
+    check(env.origin.count(url) == 2, "%s: origin saw %d requests" % (cache_control, env.origin.count(url)))
+
+
 # ------------------------------------------------------------------------------------------
 # Tests
 # ------------------------------------------------------------------------------------------
@@ -300,17 +315,7 @@ def test_not_cached_and_expiry():
         check(s == 206 and len(b) == 10, "Range miss: %d, %d bytes" % (s, len(b)))
         s, h, b = get(c, url)
         check(h.get("x-dcache") != "hit", "%s: stored by a HEAD or Range miss" % url)
-        # max-age=2: a hit at once, a miss after 3 s
-        url = "/o/5000/short?cc=max-age%3D2"
-        s, h, b = get(c, url)
-        verify_body(url, s, h, b)
-        s, h, b = get(c, url)
-        check(h.get("x-dcache") == "hit", "max-age=2: no hit at once")
-        time.sleep(3.1)
-        s, h, b = get(c, url)
-        verify_body(url, s, h, b)
-        check(h.get("x-dcache") != "hit", "max-age=2: still a hit after 3 s")
-        check(env.origin.count(url) == 2, "max-age=2: origin saw %d requests" % env.origin.count(url))
+        check_expires(env, c, "/o/5000/short?cc=max-age%3D2", "max-age=2")
         # a body cut short by the origin is not stored
         url = "/o/200000/trunc?trunc=1000"
         for i in range(2):
@@ -389,16 +394,7 @@ def test_conditional_and_rfc_edges():
                 check(part == full, "%s: wrong bytes" % spec)
             cases += 1
         # A quoted max-age: stored, a hit, then expired
-        url = '/o/5000/quoted?cc=max-age%3D%222%22'
-        s, h, b = get(c, url)
-        verify_body(url, s, h, b)
-        check(h.get("cache-control") == 'max-age="2"', "origin's Cache-Control %r" % h.get("cache-control"))
-        s, h, b = get(c, url)
-        check(h.get("x-dcache") == "hit", 'max-age="2": not stored')
-        time.sleep(3.1)
-        s, h, b = get(c, url)
-        verify_body(url, s, h, b)
-        check(h.get("x-dcache") != "hit", 'max-age="2": still a hit after 3 s')
+        check_expires(env, c, '/o/5000/quoted?cc=max-age%3D%222%22', 'max-age="2"')
         return "%d conditional and range cases" % cases
 
 
