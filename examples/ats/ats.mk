@@ -4,6 +4,7 @@
 #   make ats        build build/ats/dcache_ats.so (SKIP when /usr/include/ts/ts.h is missing)
 #   make test-ats   end-to-end tests against a private traffic_server on 127.0.0.1
 #   make bench-ats  hit throughput/latency: dcache plugin vs ATS's own cache vs the origin
+#                   (BASELINE=other.so runs another build of the plugin beside it)
 
 ATS_SRC_DIR   := $(CURDIR)/examples/ats
 ATS_BUILD_DIR := $(CURDIR)/build/ats
@@ -37,5 +38,5 @@ test-ats: ats
 	$(ATS_PYTHON) $(ATS_SRC_DIR)/tests/test_ats.py --plugin $(ATS_PLUGIN)
 
 bench-ats: ats
-	$(ATS_PYTHON) $(ATS_SRC_DIR)/bench.py --plugin $(ATS_PLUGIN)
+	$(ATS_PYTHON) $(ATS_SRC_DIR)/bench.py --plugin $(ATS_PLUGIN) $(if $(BASELINE),--baseline $(BASELINE))
 endif

@@ -14,15 +14,18 @@ bytes_read shows the device reads. Rounds alternate the targets so drift on a no
 hits them alike. Results: a table on stdout and build/ats/bench.json.
 
   python3 bench.py --plugin build/ats/dcache_ats.so [--seconds 10] [--connections 32]
+
+--baseline OTHER.so adds a second build of the plugin (say, the one before a change) as one
+more target in the same rounds, and prints the ratio of the medians of their req/s.
 """
 
 import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,6 +43,8 @@ request = function()
   return wrk.format("GET", paths[(counter %% #paths) + 1])
 end
 """
+PLUGIN = "dcache plugin (io-mode=auto)"
+BASELINE = "dcache plugin, baseline build (auto)"
 
 
 def run_wrk(port, lua, args):
@@ -70,6 +75,7 @@ def main():
     ap.add_argument("--objects", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--capacity", default="256M")
+    ap.add_argument("--baseline", help="another build of the plugin to run beside it, same settings")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(HERE)), "build", "ats", "bench.json"))
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -87,16 +93,19 @@ def main():
     results = {}
     config = {}
     try:
-        def plugin_line(sub, mode):
+        def plugin_line(so, sub, mode):
             return "%s --path=%s/%s/cache.dc --capacity=%s --io-mode=%s --max-object-size=16M" % (
-                plugin, root, sub, args.capacity, mode)
+                so, root, sub, args.capacity, mode)
 
         specs = [
-            ("dcache plugin (io-mode=auto)", "dc", dict(plugin_lines=[plugin_line("dc", "auto")])),
-            ("dcache plugin (io-mode=buffered)", "dcb", dict(plugin_lines=[plugin_line("dcb", "buffered")])),
+            (PLUGIN, "dc", dict(plugin_lines=[plugin_line(plugin, "dc", "auto")])),
+            ("dcache plugin (io-mode=buffered)", "dcb", dict(plugin_lines=[plugin_line(plugin, "dcb", "buffered")])),
             ("ATS disk cache (RAM cache 0)", "ats", dict(cache_http=1, ram_cache=0,
                                                           storage_line="%s/ats/cache %s" % (root, args.capacity))),
         ]
+        if args.baseline:
+            specs.insert(1, (BASELINE, "base", dict(plugin_lines=[plugin_line(os.path.abspath(args.baseline), "base",
+                                                                             "auto")])))
         for name, sub, kw in specs:
             d = os.path.join(root, sub)
             os.makedirs(os.path.join(d, "cache"), exist_ok=True)
@@ -134,6 +143,10 @@ def main():
                 cpu0 = proc_cpu_seconds(pid)
                 res, out, cmd = run_wrk(port, lua, args)
                 cpu1 = proc_cpu_seconds(pid)
+                if a is None:
+                    # requests wrk left in flight still reach the origin's count after it exits;
+                    # let them land so they are not charged to the next target
+                    time.sleep(1)
                 if res.get("requests"):
                     res["server_cpu_us_per_request"] = (cpu1 - cpu0) / res["requests"] * 1e6
                 res["origin_requests_during_run"] = origin.total() - before
@@ -162,6 +175,11 @@ def main():
         summary[name] = mean
         print("%-36s %10.0f %9.1f %8.2f %8.2f %8.2f %12.1f" % (name, mean["rps"], mean["mb_s"], mean["p50_ms"], mean["p90_ms"],
                                                                 mean["p99_ms"], mean["server_cpu_us_per_request"]))
+    if args.baseline:
+        rps = {n: statistics.median(r["rps"] or 0 for r in results[n]) for n in (PLUGIN, BASELINE)}
+        summary["plugin_over_baseline_median_rps"] = rps[PLUGIN] / rps[BASELINE]
+        print("\nmedian req/s: plugin %.0f, baseline %.0f, ratio %.3f" % (rps[PLUGIN], rps[BASELINE],
+                                                                         summary["plugin_over_baseline_median_rps"]))
     version = subprocess.run(["traffic_server", "-V"], capture_output=True, text=True).stdout.splitlines()
     doc = {"objects": args.objects, "object_size": 65536, "seconds": args.seconds, "connections": args.connections,
            "wrk_threads": args.threads, "rounds": args.rounds, "traffic_server": version[0] if version else "",
