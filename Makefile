@@ -102,6 +102,15 @@ clean:
 	$(CARGO) clean
 	rm -rf build
 
+# The Python the tests run with: a virtualenv under build/ with the Prometheus client
+# library, whose parser reads the metrics the tests check.
+TEST_VENV   := $(CURDIR)/build/test-venv
+TEST_PYTHON := $(TEST_VENV)/bin/python
+
+$(TEST_PYTHON):
+	python3 -m venv $(TEST_VENV)
+	$(TEST_VENV)/bin/pip install --quiet prometheus-client==0.21.1
+
 # Tests, examples and benchmarks that live beside their code.
 FRAGMENTS := $(wildcard c-tests/c-tests.mk examples/bindings.mk examples/ats/ats.mk bench/bench.mk \
   bench/policy/policy.mk examples/rust/rust.mk examples/pingora/pingora.mk)

@@ -34,9 +34,9 @@ include!("src/ffi/result_codes.in");
 
 macro_rules! stats_fields {
     (
-        sizes { $( $(#[doc = $size_doc:literal])* $size:ident, )* }
-        counters { $( $(#[doc = $counter_doc:literal])* $counter:ident, )* }
-        later_counters { $( $(#[doc = $later_doc:literal])* $later:ident, )* }
+        sizes { $( $(#[doc = $size_doc:literal])* $size:ident => $size_kind:ident $size_metric:literal, )* }
+        counters { $( $(#[doc = $counter_doc:literal])* $counter:ident => $counter_kind:ident $counter_metric:literal, )* }
+        later_counters { $( $(#[doc = $later_doc:literal])* $later:ident => $later_kind:ident $later_metric:literal, )* }
     ) => {
         /// The engine's stats fields that 0.1.0 had, as `(doc lines, name)` in table order.
         fn engine_stats_fields() -> Vec<(Vec<&'static str>, &'static str)> {

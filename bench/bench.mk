@@ -4,6 +4,8 @@
 #   make bench BENCH_ARGS="--json build/bench.json"
 #   make bench BENCH_ARGS="--quick --dir /some/dir"
 #   make bench-build                             build only
+#   make bench-metrics                           what timing one operation in a latency
+#                                                histogram costs (benches/latency_histogram.rs)
 #
 # The test files go to a new directory under build/ (the working tree's file system, not
 # /tmp, which may be tmpfs) unless --dir is given. A full run takes about a minute.
@@ -19,7 +21,10 @@ BENCH_SOURCES := $(wildcard $(BENCH_SRC)/*.c)
 BENCH_HEADERS := $(wildcard $(BENCH_SRC)/*.h)
 BENCH_LIBDEPS := $(wildcard $(CURDIR)/include/dcache.h $(CURDIR)/target/release/libdcache.so)
 
-.PHONY: bench bench-build bench-bin
+.PHONY: bench bench-build bench-bin bench-metrics
+
+bench-metrics:
+	cargo bench --bench latency_histogram
 
 # `lib` first, then a second make, so that the library exists when the rule below reads it
 # as a prerequisite.

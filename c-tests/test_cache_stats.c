@@ -57,6 +57,47 @@ static void struct_size_rules(dcache *c)
     CHECK_MEM((uint8_t *)&small + 4, cd, sizeof small - 4, "struct_size 0: nothing written");
 }
 
+/* dcache_stats_format: the size rule (NULL, 0 asks; too small leaves the buffer alone), a
+ * NUL-terminated text whose length + 1 is *needed, and the values of dcache_get_stats in it. */
+static void format_rules(dcache *c, const dcache_stats *s)
+{
+    size_t needed = 0;
+    CHECK_RC(dcache_stats_format(c, DCACHE_STATS_PROMETHEUS, NULL, 0, &needed),
+             DCACHE_BUFFER_TOO_SMALL);
+    CHECKF(needed > 1000, "needed %zu", needed);
+    char small[8] = "abcdefg";
+    size_t n2 = 0;
+    CHECK_RC(dcache_stats_format(c, DCACHE_STATS_JSON, small, sizeof small, &n2),
+             DCACHE_BUFFER_TOO_SMALL);
+    CHECK_MEM(small, "abcdefg", sizeof small, "a buffer too small stays untouched");
+    CHECK_RC(dcache_stats_format(c, 7, small, sizeof small, &n2), DCACHE_INVALID_ARGUMENT);
+    CHECK(strstr(dcache_last_error_message(), "format") != NULL);
+    CHECK_RC(dcache_stats_format(c, DCACHE_STATS_JSON, small, sizeof small, NULL),
+             DCACHE_INVALID_ARGUMENT);
+    CHECK_RC(dcache_stats_format(NULL, DCACHE_STATS_JSON, small, sizeof small, &n2),
+             DCACHE_INVALID_ARGUMENT);
+
+    char want[128];
+    const uint32_t formats[2] = {DCACHE_STATS_PROMETHEUS, DCACHE_STATS_JSON};
+    for (int f = 0; f < 2; f++) {
+        CHECK_RC(dcache_stats_format(c, formats[f], NULL, 0, &needed), DCACHE_BUFFER_TOO_SMALL);
+        char *text = malloc(needed);
+        CHECK(text != NULL);
+        if (!text)
+            return;
+        size_t got = 0;
+        CHECK_RC(dcache_stats_format(c, formats[f], text, needed, &got), DCACHE_OK);
+        CHECK_EQ(got, needed);
+        CHECK_EQ(strlen(text) + 1, needed);
+        if (formats[f] == DCACHE_STATS_PROMETHEUS)
+            snprintf(want, sizeof want, "\ndcache_hits_total %llu\n", (unsigned long long)s->hits);
+        else
+            snprintf(want, sizeof want, "\"hits\":%llu,", (unsigned long long)s->hits);
+        CHECKF(strstr(text, want) != NULL, "format %u holds %s", formats[f], want);
+        free(text);
+    }
+}
+
 TEST_MAIN(cache_stats)
 {
     (void)argc;
@@ -113,6 +154,7 @@ TEST_MAIN(cache_stats)
     CHECK_EQ(s.hits, 5);
     CHECK_EQ(s.misses, 3);
     CHECK_EQ(s.deletes, 0);
+    format_rules(c, &s);
     CHECK(s.used_bytes >= used0 + put_bytes);
     CHECK(s.used_bytes <= s.capacity);
     CHECK_RC(dcache_flush(c), DCACHE_OK);

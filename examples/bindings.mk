@@ -16,7 +16,7 @@ BINDINGS_OUT  := $(CURDIR)/build
 BINDINGS_TMP  := $(BINDINGS_OUT)/tmp
 DEMO_CACHE    ?= build/demo.dcache
 GO            ?= go
-PYTHON        ?= python3
+PYTHON        ?= $(TEST_PYTHON)
 
 BINDINGS_CFLAGS   := -std=c11 -O2 -g -Wall -Wextra -Werror
 BINDINGS_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Werror
@@ -68,7 +68,7 @@ test-go: lib
 	  echo "SKIP: go not installed (apt-get install golang-go)"; \
 	fi
 
-test-python: lib
+test-python: lib $(TEST_PYTHON)
 	@if command -v $(PYTHON) >/dev/null 2>&1; then \
 	  mkdir -p $(BINDINGS_TMP) && \
 	  TMPDIR=$(BINDINGS_TMP) PYTHONDONTWRITEBYTECODE=1 \

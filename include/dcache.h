@@ -74,6 +74,16 @@
 #define DCACHE_ADMIT_FILTERED 1
 
 /**
+ * The Prometheus text exposition (format 0.0.4; see the README's "Metrics").
+ */
+#define DCACHE_STATS_PROMETHEUS 1
+
+/**
+ * JSON with the field names and values of `dcache_stats`, and the latency histograms.
+ */
+#define DCACHE_STATS_JSON 2
+
+/**
  * O_DIRECT where the file system takes it, else buffered I/O with one logged warning
  * (the default).
  */
@@ -718,6 +728,24 @@ uint64_t dcache_max_value_size(const struct dcache *c);
  * whose first `struct_size` bytes are writable.
  */
 dcache_result dcache_get_stats(const struct dcache *c, struct dcache_stats *out);
+
+/**
+ * Writes the cache's stats as text in `format` (`DCACHE_STATS_PROMETHEUS` or
+ * `DCACHE_STATS_JSON`) into `buf`, followed by a NUL, and sets `*needed` to the text's length
+ * plus one (the NUL). Both formats hold the same values as `dcache_get_stats`, and the
+ * latency histograms of gets, puts and flushes.
+ *
+ * Returns `DCACHE_OK`; `DCACHE_BUFFER_TOO_SMALL` (the text and its NUL need more than
+ * `buf_len` bytes: `*needed` holds how many, and `buf` is untouched; `(NULL, 0)` asks for the
+ * size this way; counters move between two calls, so leave room, or call again while it
+ * says so); `DCACHE_INVALID_ARGUMENT` (an unknown format, `needed` NULL, `buf` NULL with a
+ * length).
+ *
+ * # Safety
+ * `c` is NULL or a live handle from `dcache_open`; a non-NULL `buf` points to `buf_len`
+ * writable bytes; `needed` is NULL or writable.
+ */
+dcache_result dcache_stats_format(const struct dcache *c, uint32_t format, char *buf, size_t buf_len, size_t *needed);
 
 /**
  * Fills `*opts` with the defaults: `DCACHE_IO_AUTO`, no flags, detected alignment, no

@@ -67,8 +67,9 @@ mod log;
 #[cfg(feature = "tokio")]
 pub use cache::AsyncReader;
 pub use cache::{
-    Admission, Backend, Cache, CacheOptions, Completion, Fetched, Layout, Outcome, ReadQueue,
-    ReadRequest, RecoveryReport, Stats, VerifyReport, Writer, MAX_KEY_LEN,
+    Admission, Backend, Cache, CacheOptions, Completion, Fetched, Histogram, LatencyHistogram,
+    Layout, Outcome, ReadQueue, ReadRequest, RecoveryReport, Stamp, Stats, VerifyReport, Writer,
+    LATENCY_BUCKETS, MAX_KEY_LEN,
 };
 pub use dio::OpenOptions as DirectFileOptions;
 pub use dio::{read_all, write_all, AlignedBuf, Alignment, DirectFile, IoMode};

@@ -12,7 +12,7 @@ ATS_PLUGIN    := $(ATS_BUILD_DIR)/dcache_ats.so
 ATS_TS_H      := /usr/include/ts/ts.h
 ATS_CC        ?= $(CC)
 ATS_CFLAGS    ?= -std=gnu11 -O2 -g -pthread -fPIC -Wall -Wextra -Werror -Wno-unused-parameter
-ATS_PYTHON    ?= python3
+ATS_PYTHON    ?= $(TEST_PYTHON)
 ATS_HAVE_TS_H := $(wildcard $(ATS_TS_H))
 ATS_HAVE_TS   := $(shell command -v traffic_server 2>/dev/null)
 
@@ -34,9 +34,9 @@ test-ats:
 bench-ats:
 	@echo "SKIP: trafficserver and trafficserver-dev are needed for the ATS benchmark"
 else
-test-ats: ats
+test-ats: ats $(TEST_PYTHON)
 	$(ATS_PYTHON) $(ATS_SRC_DIR)/tests/test_ats.py --plugin $(ATS_PLUGIN)
 
-bench-ats: ats
+bench-ats: ats $(TEST_PYTHON)
 	$(ATS_PYTHON) $(ATS_SRC_DIR)/bench.py --plugin $(ATS_PLUGIN) $(if $(BASELINE),--baseline $(BASELINE))
 endif

@@ -54,6 +54,9 @@ INTERNAL = 14
 DECLINED = 15
 BUSY = 16
 
+STATS_PROMETHEUS = 1
+STATS_JSON = 2
+
 ADMIT_ALL = 0
 ADMIT_FILTERED = 1
 
@@ -230,6 +233,8 @@ _writer_abort = _declare("dcache_writer_abort", None, [ctypes.c_void_p])
 _is_direct_io = _declare("dcache_is_direct_io", _u32, [ctypes.c_void_p])
 _alignment = _declare("dcache_alignment", _u32, [ctypes.c_void_p])
 _get_stats = _declare("dcache_get_stats", _result, [ctypes.c_void_p, ctypes.POINTER(_Stats)])
+_stats_format = _declare("dcache_stats_format", _result,
+                         [ctypes.c_void_p, _u32, ctypes.c_char_p, _size, ctypes.POINTER(_size)])
 
 _file_options_init = _declare("dcache_file_options_init", None,
                               [ctypes.POINTER(_FileOptionsBuf)])
@@ -758,6 +763,21 @@ class Cache(_Closable):
         d["direct_io"] = bool(d["direct_io"])
         d["recovery_was_clean"] = bool(d["recovery_was_clean"])
         return d
+
+    def metrics(self, format=STATS_PROMETHEUS):
+        """The stats as text: Prometheus's exposition format (STATS_PROMETHEUS) or JSON
+        (STATS_JSON), with the latency histograms."""
+        n = _size()
+        c = self._h.acquire()
+        try:
+            r = _stats_format(c, format, None, 0, ctypes.byref(n))
+            while r == BUFFER_TOO_SMALL:
+                buf = ctypes.create_string_buffer(n.value + 1024)  # counters move meanwhile
+                r = _stats_format(c, format, buf, len(buf), ctypes.byref(n))
+            _check(r, "dcache_stats_format")
+            return buf.value.decode("utf-8")
+        finally:
+            self._h.release()
 
     @property
     def direct_io(self):

@@ -4,6 +4,7 @@
 """
 
 import ctypes
+import json
 import os
 import random
 import re
@@ -45,6 +46,107 @@ class TempDirCase(unittest.TestCase):
         c = dcache.Cache(self.path(name), **kw)
         self.addCleanup(c.close)
         return c
+
+
+class TestMetrics(TempDirCase):
+    """dcache_stats_format, read with the Prometheus client library's parser and json."""
+
+    # Prometheus names that are not the field's name + _total (counters) or as is (gauges).
+    RENAMED = {"capacity": "dcache_capacity_bytes", "recovery_micros": "dcache_recovery_seconds"}
+
+    def busy_cache(self):
+        c = self.new_cache()
+        for i in range(12):
+            c.put(b"m%d" % i, pattern(3000, i))
+        for i in range(15):
+            c.get(b"m%d" % i)
+        c.delete(b"m0")
+        c.flush()
+        return c
+
+    def test_prometheus_text_parses_and_matches_the_stats(self):
+        from prometheus_client.parser import text_string_to_metric_families
+        c = self.busy_cache()
+        stats = c.stats()
+        text = c.metrics(dcache.STATS_PROMETHEUS)
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        samples = {(s.name, s.labels.get("operation")): s.value
+                   for f in families.values() for s in f.samples}
+        for f in families.values():
+            self.assertTrue(f.name.startswith("dcache_"), f.name)
+            self.assertTrue(f.documentation, f.name)
+            self.assertIn(f.type, ("counter", "gauge", "histogram"), f.name)
+        for field, value in stats.items():
+            if field in ("direct_io", "alignment"):
+                continue
+            name = self.RENAMED.get(field, "dcache_" + field)
+            kind = families[name].type if name in families else "counter"
+            got = samples[(name + "_total" if kind == "counter" else name, None)]
+            want = value / 1e6 if field == "recovery_micros" else float(value)
+            self.assertEqual(got, want, field)
+        info = families["dcache_info"].samples[0].labels
+        self.assertEqual(info["io_mode"], "direct" if stats["direct_io"] else "buffered")
+        self.assertEqual(int(info["alignment"]), stats["alignment"])
+        for op, n in (("get", 15), ("put", 12), ("flush", 1)):
+            self.assertEqual(samples[("dcache_operation_duration_seconds_count", op)], n)
+            self.assertGreater(samples[("dcache_operation_duration_seconds_sum", op)], 0)
+            self.assertEqual(samples[("dcache_operation_duration_seconds_bucket", op)], n)  # +Inf
+        self.assertEqual(stats["hits"], 12)
+        self.assertEqual(stats["misses"], 3)
+
+    def test_json_matches_the_c_struct(self):
+        c = self.busy_cache()
+        stats = c.stats()
+        doc = json.loads(c.metrics(dcache.STATS_JSON))
+        for field, value in stats.items():
+            self.assertEqual(doc[field], int(value), field)
+        for op, n in (("get", 15), ("put", 12), ("flush", 1)):
+            h = doc["latency"][op]
+            self.assertEqual(sum(h["counts"]), n)
+            self.assertEqual(h["count"], n)
+            self.assertEqual(len(h["counts"]), len(h["upper_bounds_nanos"]))
+            self.assertIsNone(h["upper_bounds_nanos"][-1])
+
+    def test_counters_move_between_two_renderings(self):
+        from prometheus_client.parser import text_string_to_metric_families
+
+        def value(c, name):
+            for f in text_string_to_metric_families(c.metrics()):
+                for s in f.samples:
+                    if s.name == name and s.labels.get("operation") in (None, "get"):
+                        return s.value
+            raise KeyError(name)
+        c = self.new_cache()
+        before = [value(c, n) for n in ("dcache_puts_total", "dcache_hits_total",
+                                        "dcache_operation_duration_seconds_count")]
+        c.put(b"x", b"y")
+        c.get(b"x")
+        c.get(b"x")
+        after = [value(c, n) for n in ("dcache_puts_total", "dcache_hits_total",
+                                       "dcache_operation_duration_seconds_count")]
+        self.assertEqual([a - b for a, b in zip(after, before)], [1, 2, 2])
+
+    def test_the_buffer_contract(self):
+        c = self.new_cache()
+        n = ctypes.c_size_t(0)
+        h = c._h.acquire()
+        try:
+            small = ctypes.create_string_buffer(b"untouched", 16)
+            r = dcache._stats_format(h, dcache.STATS_JSON, small, 16, ctypes.byref(n))
+            self.assertEqual(r, dcache.BUFFER_TOO_SMALL)
+            self.assertGreater(n.value, 100)
+            self.assertEqual(small.value, b"untouched")
+            exact = ctypes.create_string_buffer(n.value)
+            self.assertEqual(dcache._stats_format(h, dcache.STATS_JSON, exact, n.value,
+                                                  ctypes.byref(n)), dcache.OK)
+            self.assertEqual(len(exact.value) + 1, n.value)
+            self.assertEqual(dcache._stats_format(h, 99, exact, n.value, ctypes.byref(n)),
+                             dcache.INVALID_ARGUMENT)
+            self.assertIn(b"format", dcache._last_error_message())
+            self.assertEqual(dcache._stats_format(h, dcache.STATS_JSON, exact, n.value, None),
+                             dcache.INVALID_ARGUMENT)
+        finally:
+            c._h.release()
 
 
 class TestHeader(unittest.TestCase):

@@ -142,6 +142,8 @@ impl Engine {
             capacity: g.capacity,
             used_bytes: self.index.used_bytes().min(g.capacity),
             entries: self.index.len() as u64,
+            index_bytes: self.index.memory_bytes() as u64,
+            recovery: self.recovery.clone(),
             ..Stats::default()
         };
         self.counters.load_into(&mut s);

@@ -12,7 +12,8 @@
 //! - `recovery`: rebuilding the index and the log's position at open;
 //! - `open`: create, lock, recognise or format;
 //! - `device`: the file or device as the format lays it out, and the I/O counters;
-//! - `format`: the on-disk structures; `stats`: the counters; `writer`: streaming puts.
+//! - `format`: the on-disk structures; `stats`: the counters; `writer`: streaming puts;
+//! - `metrics`: latency histograms, and the Prometheus and JSON expositions of the stats.
 
 mod active;
 mod append;
@@ -26,6 +27,7 @@ mod format;
 mod ghost;
 mod head;
 mod index;
+mod metrics;
 mod open;
 mod queue;
 mod read;
@@ -43,6 +45,7 @@ mod testing;
 #[cfg(feature = "tokio")]
 pub use async_reader::AsyncReader;
 use format::FORMAT_VERSION;
+pub use metrics::{Histogram, LatencyHistogram, Stamp, LATENCY_BUCKETS};
 pub use queue::{Backend, Completion, Outcome, ReadQueue, ReadRequest};
 pub use read::{Fetched, VerifyReport};
 pub use recovery::RecoveryReport;
@@ -281,6 +284,8 @@ pub struct Cache {
 impl Cache {
     /// Opens, creates or formats the cache at `path` as `opts` say.
     pub fn open(path: &Path, opts: &CacheOptions) -> Result<Cache> {
+        // The clock operations are timed by is chosen (and calibrated) once per process.
+        let _ = Stamp::now();
         let engine = Arc::new(open::open(path, opts)?);
         engine.start_writer()?;
         Ok(Cache { engine })
@@ -303,7 +308,10 @@ impl Cache {
     /// # drop(cache); std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn flush(&self) -> Result<()> {
-        self.engine.flush()
+        let start = Stamp::now();
+        let flushed = self.engine.flush();
+        self.engine.counters.latency.flush.record_elapsed(start);
+        flushed
     }
 
     /// `TooLarge` if a value of `len` bytes would be refused: lets callers check a length
@@ -324,7 +332,10 @@ impl Cache {
     /// # drop(cache); std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn put(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
-        self.engine.put(key, value, ttl_secs)
+        let start = Stamp::now();
+        let put = self.engine.put(key, value, ttl_secs);
+        self.engine.counters.latency.put.record_elapsed(start);
+        put
     }
 
     /// Reads the value under `key` into `buf`, checked against the key and its checksums.
@@ -343,7 +354,10 @@ impl Cache {
     /// # drop(cache); std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn get(&self, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {
-        self.engine.get(key, buf)
+        let start = Stamp::now();
+        let got = self.engine.get(key, buf);
+        self.engine.counters.latency.get.record_elapsed(start);
+        got
     }
 
     /// Reads up to `buf.len()` bytes of the value under `key` from `offset`; returns how many
@@ -360,7 +374,10 @@ impl Cache {
     /// # drop(cache); std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn get_range(&self, key: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize> {
-        self.engine.get_range(key, offset, buf)
+        let start = Stamp::now();
+        let got = self.engine.get_range(key, offset, buf);
+        self.engine.counters.latency.get.record_elapsed(start);
+        got
     }
 
     /// A completion queue of `depth` reads (0: 64) over this cache (see [`ReadQueue`]). It

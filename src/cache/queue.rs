@@ -13,6 +13,7 @@
 //! sleeps in the kernel: looking first costs CPU and gains nothing.
 
 use super::engine::Engine;
+use super::metrics::Stamp;
 use super::read::Fetched;
 use super::uring::Ring;
 use crate::dio::fault;
@@ -205,6 +206,8 @@ pub(super) struct Read {
     pub offset: Option<u64>,
     pub target: Target,
     pub user_data: u64,
+    /// When it was submitted: its completion records its latency from there.
+    pub submitted: Stamp,
 }
 
 #[derive(Default)]
@@ -393,11 +396,12 @@ impl ReadQueue {
                 len: r.len,
             },
             user_data: r.user_data,
+            submitted: Stamp::now(),
         };
         // From memory, if it can be: the write buffer, or an absent key.
         if engine.likely_in_memory(r.key) {
             if let Some(outcome) = self.shared.read(&read, true) {
-                self.shared.complete(read.user_data, outcome);
+                self.shared.complete(&read, outcome);
                 return Ok(());
             }
         }
@@ -565,7 +569,7 @@ impl Shared {
         let plan = match self.engine.plan_entry_read(&read.key, into) {
             Ok(plan) => plan,
             Err(e) => {
-                self.complete(read.user_data, Outcome::Failed(e.kind()));
+                self.complete(&read, Outcome::Failed(e.kind()));
                 return None;
             }
         };
@@ -586,11 +590,12 @@ impl Shared {
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             let failed = device.get_read_done(plan.offset, plan.len, -errno).err();
             let kind = failed.map_or(ErrorKind::Io, |e| e.kind());
-            self.complete(user_data, Outcome::Failed(kind));
+            self.complete(&read, Outcome::Failed(kind));
             return None;
         }
+        let submitted = read.submitted;
         if let Err(e) = ring.push(read, plan) {
-            self.complete(user_data, Outcome::Failed(e.kind()));
+            self.complete_at(user_data, submitted, Outcome::Failed(e.kind()));
         }
         None
     }
@@ -658,7 +663,13 @@ impl Shared {
         st
     }
 
-    fn complete(&self, user_data: u64, outcome: Outcome) {
+    fn complete(&self, read: &Read, outcome: Outcome) {
+        self.complete_at(read.user_data, read.submitted, outcome);
+    }
+
+    /// `complete` for a read submitted at `submitted`, which the ring has taken.
+    fn complete_at(&self, user_data: u64, submitted: Stamp, outcome: Outcome) {
+        self.engine.counters.latency.get.record_elapsed(submitted);
         let mut st = self.state.lock();
         st.done.push_back(Completion { user_data, outcome });
         // Under the lock: a reap that empties the queue clears the eventfd under it too, so
@@ -683,7 +694,7 @@ impl Shared {
     fn work_loop(&self) {
         while let Some(read) = self.next_read() {
             let outcome = self.read(&read, false).expect("a device read completes");
-            self.complete(read.user_data, outcome);
+            self.complete(&read, outcome);
             let mut st = self.state.lock();
             st.running -= 1;
             if st.closing {
@@ -731,7 +742,7 @@ impl Shared {
                 return;
             };
             let outcome = self.read(&read, false).expect("a device read completes");
-            self.complete(read.user_data, outcome);
+            self.complete(&read, outcome);
         }
     }
 }

@@ -191,7 +191,9 @@ impl Ring {
             let Some((f, res)) = self.next_completed(spare.take()) else {
                 return;
             };
-            done(f.read.user_data, finish(engine, &f, res));
+            let outcome = finish(engine, &f, res);
+            engine.counters.latency.get.record_elapsed(f.read.submitted);
+            done(f.read.user_data, outcome);
             spare = Some(f.buf);
         }
         self.reads.lock().spare.extend(spare);

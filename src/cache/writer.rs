@@ -73,6 +73,9 @@ impl Writer {
                 "a write to this writer was refused as too large; nothing was stored",
             ));
         }
-        self.engine.commit(&self.key, &self.value, self.ttl_secs)
+        let start = super::metrics::Stamp::now();
+        let committed = self.engine.commit(&self.key, &self.value, self.ttl_secs);
+        self.engine.counters.latency.put.record_elapsed(start);
+        committed
     }
 }

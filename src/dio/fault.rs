@@ -111,6 +111,7 @@ pub(crate) fn note_blocking_read() {
 /// How many reads of a file (pread, preadv) this thread has waited for: lets a test show that
 /// an executor thread never waits on the device.
 #[cfg(any(test, feature = "fault-injection"))]
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
 pub fn blocking_reads_on_this_thread() -> u64 {
     BLOCKING_READS.with(|n| n.get())
 }

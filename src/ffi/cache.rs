@@ -500,11 +500,11 @@ pub unsafe extern "C" fn dcache_get_stats(
     ffi!({
         let cache = cache_ref(c)?;
         let s = cache.stats();
-        let r = cache.recovery();
+        let r = &s.recovery;
         let mut stats = dcache_stats {
             direct_io: s.direct_io as u32,
             alignment: s.alignment,
-            index_bytes: cache.index_memory_bytes() as u64,
+            index_bytes: s.index_bytes,
             recovery_bytes_read: r.bytes_read,
             recovery_micros: r.micros,
             recovery_entries_dropped: r.entries_dropped,
@@ -513,5 +513,58 @@ pub unsafe extern "C" fn dcache_get_stats(
         };
         stats.set_engine_fields(&s);
         args::write_versioned_struct(out, &stats, "stats")
+    })
+}
+
+/// The Prometheus text exposition (format 0.0.4; see the README's "Metrics").
+pub const DCACHE_STATS_PROMETHEUS: u32 = 1;
+/// JSON with the field names and values of `dcache_stats`, and the latency histograms.
+pub const DCACHE_STATS_JSON: u32 = 2;
+
+/// Writes the cache's stats as text in `format` (`DCACHE_STATS_PROMETHEUS` or
+/// `DCACHE_STATS_JSON`) into `buf`, followed by a NUL, and sets `*needed` to the text's length
+/// plus one (the NUL). Both formats hold the same values as `dcache_get_stats`, and the
+/// latency histograms of gets, puts and flushes.
+///
+/// Returns `DCACHE_OK`; `DCACHE_BUFFER_TOO_SMALL` (the text and its NUL need more than
+/// `buf_len` bytes: `*needed` holds how many, and `buf` is untouched; `(NULL, 0)` asks for the
+/// size this way; counters move between two calls, so leave room, or call again while it
+/// says so); `DCACHE_INVALID_ARGUMENT` (an unknown format, `needed` NULL, `buf` NULL with a
+/// length).
+///
+/// # Safety
+/// `c` is NULL or a live handle from `dcache_open`; a non-NULL `buf` points to `buf_len`
+/// writable bytes; `needed` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_stats_format(
+    c: *const dcache,
+    format: u32,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> dcache_result {
+    ffi!({
+        let cache = cache_ref(c)?;
+        let needed = args::out(needed, "needed")?;
+        let buf = args::bytes_mut(buf.cast(), buf_len, "buf")?;
+        let s = cache.stats();
+        let text = match format {
+            DCACHE_STATS_PROMETHEUS => s.to_prometheus(),
+            DCACHE_STATS_JSON => s.to_json(),
+            _ => return Err(Error::invalid(format!("unknown stats format {format}"))),
+        };
+        *needed = text.len() + 1;
+        if buf.len() < text.len() + 1 {
+            return Err(Error::new(
+                ErrorKind::BufferTooSmall,
+                format!(
+                    "the stats text needs {} bytes and the buffer has {buf_len}",
+                    text.len() + 1
+                ),
+            ));
+        }
+        buf[..text.len()].copy_from_slice(text.as_bytes());
+        buf[text.len()] = 0;
+        Ok(())
     })
 }
