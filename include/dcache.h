@@ -223,6 +223,20 @@ typedef struct dcache_options {
    * entries; any ten seconds write at most 1.05 times the budget.
    */
   uint64_t write_budget;
+  /**
+   * NULL (the default), or a NUL-terminated path: the cache writes its Prometheus text
+   * (`dcache_stats_format`) there every `metrics_interval_ms` while it is open, and once
+   * more at `dcache_close`, each time replacing the file whole (node_exporter's textfile
+   * collector reads such files; `dcache stats` reads it while the process holds the
+   * cache). The string is read during `dcache_open` only. A path that cannot be written
+   * fails the open.
+   */
+  const char *metrics_textfile;
+  /**
+   * How often the metrics textfile is written, in milliseconds; 0 = every 5 seconds.
+   * At least 10 otherwise.
+   */
+  uint32_t metrics_interval_ms;
 } dcache_options;
 
 /**

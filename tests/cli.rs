@@ -111,3 +111,60 @@ fn errors_say_what_to_type_in_the_shell_not_in_c() {
         "no C name reaches the shell: {err}"
     );
 }
+
+/// `dcache stats`: the metrics of a cache nobody holds (a read-only open), and of one a
+/// process holds, from the textfile that process writes; the lock refuses the open then.
+#[test]
+fn stats_prints_metrics_from_the_cache_or_the_holder_s_textfile() {
+    let dir = common::scratch();
+    let path = dir.path().join("c.dcache");
+    let textfile = dir.path().join("dcache.prom");
+    let (p, t) = (path.to_str().unwrap(), textfile.to_str().unwrap());
+    assert_eq!(dcache(&["format", p, "--capacity", "32M"], b"").0, 0);
+    assert_eq!(dcache(&["put", p, "k"], b"value").0, 0);
+
+    let (code, out, err) = dcache(&["stats", p], b"");
+    assert_eq!(code, 0, "{err}");
+    let text = String::from_utf8(out).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let entries = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "dcache_entries")
+        .unwrap();
+    assert_eq!(entries.value, prometheus_parse::Value::Gauge(1.0));
+    assert!(text.contains("\ndcache_recovery_was_clean 1\n"), "{text}");
+    let (code, out, _) = dcache(&["stats", p, "--json"], b"");
+    assert_eq!(code, 0);
+    assert!(String::from_utf8(out).unwrap().contains("\"entries\":1,"));
+
+    // A process holds the cache and writes its textfile.
+    let opts = dcache::CacheOptions::new()
+        .metrics_textfile(&textfile)
+        .metrics_interval(std::time::Duration::from_millis(20));
+    let cache = dcache::Cache::open(&path, &opts).unwrap();
+    cache.put(b"k2", b"v2", 0).unwrap();
+    cache.flush().unwrap();
+    let (code, _, err) = dcache(&["stats", p], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("--textfile"), "{err}");
+    let want = cache.stats().to_prometheus();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (code, out, err) = dcache(&["stats", p, "--textfile", t], b"");
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("in use by another process"), "{err}");
+        if String::from_utf8(out).unwrap() == want {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the textfile never caught up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (code, _, err) = dcache(&["stats", p, "--textfile", t, "--json"], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("--prometheus"), "{err}");
+    drop(cache);
+}

@@ -240,3 +240,52 @@ fn an_empty_snapshot_renders() {
     assert_eq!(p.values["dcache_hits_total"], 0.0);
     assert_eq!(p.histograms["get"].last().unwrap().1, 0.0);
 }
+
+/// The textfile holds what `Stats::to_prometheus` says, replaced whole at each write (no
+/// temporary file left behind), and its last write at close shows the last operations.
+#[test]
+fn the_textfile_holds_the_same_text_and_is_replaced_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let textfile = dir.path().join("metrics").join("dcache.prom");
+    let opts = CacheOptions::new()
+        .create(true)
+        .capacity(32 << 20)
+        .metrics_textfile(&textfile)
+        .metrics_interval(std::time::Duration::from_millis(20));
+    let path = dir.path().join("cache.dc");
+    let missing_dir = Cache::open(&path, &opts).unwrap_err();
+    assert!(
+        missing_dir.to_string().contains("dcache.prom"),
+        "{missing_dir}"
+    );
+    std::fs::create_dir(textfile.parent().unwrap()).unwrap();
+    let too_often = opts
+        .clone()
+        .metrics_interval(std::time::Duration::from_millis(1));
+    let e = Cache::open(&path, &too_often).unwrap_err();
+    assert_eq!(e.kind(), dcache::ErrorKind::InvalidArgument);
+
+    let cache = Cache::open(&path, &opts).unwrap();
+    for i in 0..10u32 {
+        cache.put(&i.to_be_bytes(), b"value", 0).unwrap();
+    }
+    let want = cache.stats().to_prometheus();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_to_string(&textfile).unwrap() != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the textfile never caught up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    read(&want);
+    cache.put(b"last", b"value", 0).unwrap();
+    cache.close().unwrap();
+    let last = read(&std::fs::read_to_string(&textfile).unwrap());
+    assert_eq!(last.values["dcache_puts_total"], 11.0);
+    let names: Vec<_> = std::fs::read_dir(textfile.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["dcache.prom"]);
+}

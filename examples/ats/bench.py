@@ -126,7 +126,7 @@ def main():
             warm(a.port, paths, origin, is_hit(name))
             if "dcache" in name:
                 st = json.loads(Client(a.port).request("GET", "/_dcache_stats")[2])
-                config[name]["direct_io"] = st["direct_io"]
+                config[name]["direct_io"] = st["dcache"]["direct_io"]
 
         def dcache_read(a):
             try:

@@ -101,6 +101,8 @@ static struct {
   uint32_t admission; /* DCACHE_ADMIT_ALL or DCACHE_ADMIT_FILTERED */
   uint64_t write_budget; /* bytes per second, 0 = none (with --admission=filtered) */
   uint64_t flush_ms;   /* periodic dcache_flush, 0 = none */
+  char *metrics_textfile; /* dcache_options.metrics_textfile, NULL = none */
+  uint32_t metrics_interval_ms;
   size_t window;       /* first read of a hit */
   size_t chunk;        /* later reads of a large body, and the fill's write unit */
   int threads;         /* worker threads */
@@ -113,23 +115,25 @@ static uint64_t g_fill_id_base;
 static atomic_uint_fast64_t g_fill_seq;
 static atomic_int g_shutdown;
 
-/* The plugin's counters: one table for the enum and the names. */
+/* The plugin's counters: one table for the enum, the names and the help text. */
 #define STATS(X)                                                                                                         \
-  X(HITS, "hits")                                                                                                        \
-  X(MISSES, "misses")                                                                                                    \
-  X(STORES, "stores")                                                                                                    \
-  X(ABORTS, "aborts")                                                                                                    \
-  X(PURGES, "purges")                                                                                                    \
-  X(BYTES_SERVED, "bytes_served")                                                                                        \
-  X(HIT_ERRORS, "hit_errors")                                                                                            \
-  X(COLLAPSED, "collapsed")                                                                                              \
-  X(NOT_CACHEABLE, "not_cacheable")                                                                                      \
-  X(DECLINED, "declined")                                                                                                \
-  X(REVALIDATED, "revalidated")
-#define STAT_ENUM(id, name) ST_##id,
-#define STAT_NAME(id, name) name,
+  X(HITS, "hits", "Requests answered from the cache")                                                                    \
+  X(MISSES, "misses", "Cacheable requests the cache did not hold")                                                       \
+  X(STORES, "stores", "Responses stored")                                                                                \
+  X(ABORTS, "aborts", "Fills abandoned before their end (the response was not stored)")                                  \
+  X(PURGES, "purges", "PURGE requests that removed a response")                                                          \
+  X(BYTES_SERVED, "bytes_served", "Body bytes sent from the cache")                                                      \
+  X(HIT_ERRORS, "hit_errors", "Hits that failed while reading and went to the origin")                                   \
+  X(COLLAPSED, "collapsed", "Requests that waited for a fill of the same URL in flight")                                 \
+  X(NOT_CACHEABLE, "not_cacheable", "Responses the HTTP rules kept out of the cache")                                    \
+  X(DECLINED, "declined", "Responses the admission filter declined")                                                     \
+  X(REVALIDATED, "revalidated", "Stored responses validated with the origin (a request no-cache)")
+#define STAT_ENUM(id, name, help) ST_##id,
+#define STAT_NAME(id, name, help) name,
+#define STAT_HELP(id, name, help) help,
 enum { STATS(STAT_ENUM) ST_COUNT };
 static const char *stat_names[ST_COUNT] = {STATS(STAT_NAME)};
+static const char *stat_helps[ST_COUNT] = {STATS(STAT_HELP)};
 static int stat_ids[ST_COUNT];
 static atomic_int_fast64_t stat_vals[ST_COUNT]; /* exact values for the stats URL */
 
@@ -455,6 +459,7 @@ typedef struct TxnState {
   bool has_range;
   bool no_collapse; /* released from behind a fill that did not store: go to the origin */
   bool revalidate;  /* request no-cache: a stored response is served only once validated */
+  bool stats_prometheus; /* the stats URL with ?format=prometheus */
   char *range; /* copy of the Range value (GET only), or NULL */
   char *if_none_match;      /* the If-None-Match values joined with ", ", or NULL */
   time_t if_modified_since; /* If-Modified-Since, 0 if absent or not a date */
@@ -1982,44 +1987,62 @@ static void op_purge(Op *op)
   intercept_and_continue(op->txnp, r);
 }
 
+/* The library's text in `format` (dcache_stats_format) appended to s; false without a cache. */
+static bool cache_stats_text(Str *s, uint32_t format)
+{
+  bool ok = false;
+  pthread_rwlock_rdlock(&g_cache_lock);
+  if (g_cache) {
+    size_t needed = 0;
+    dcache_result rc = dcache_stats_format(g_cache, format, NULL, 0, &needed);
+    while (rc == DCACHE_BUFFER_TOO_SMALL) {
+      size_t room = needed + 1024; /* counters move between the two calls */
+      char *text = xmalloc(room);
+      rc = dcache_stats_format(g_cache, format, text, room, &needed);
+      if (rc == DCACHE_OK) {
+        str_add(s, text, needed - 1);
+        ok = true;
+      }
+      free(text);
+    }
+  }
+  pthread_rwlock_unlock(&g_cache_lock);
+  return ok;
+}
+
+/* The stats URL: JSON, the plugin's counters and the library's (dcache_stats_format) under
+ * "dcache"; with ?format=prometheus, the library's Prometheus text and the plugin's counters
+ * as dcache_ats_*_total. */
 static void op_stats(Op *op)
 {
   Str s = {0};
-  dcache_stats ds;
-  memset(&ds, 0, sizeof ds);
-  ds.struct_size = sizeof ds;
-  dcache_result rc = DCACHE_INVALID_ARGUMENT;
-  uint32_t direct = 0;
-  pthread_rwlock_rdlock(&g_cache_lock);
-  if (g_cache) {
-    rc = dcache_get_stats(g_cache, &ds);
-    direct = dcache_is_direct_io(g_cache);
+  Responder *r;
+  if (op->st->stats_prometheus) {
+    cache_stats_text(&s, DCACHE_STATS_PROMETHEUS);
+    for (int i = 0; i < ST_COUNT; i++) {
+      str_fmt(&s, "# HELP dcache_ats_%s_total %s.\n# TYPE dcache_ats_%s_total counter\ndcache_ats_%s_total %" PRId64 "\n",
+              stat_names[i], stat_helps[i], stat_names[i], stat_names[i], (int64_t)atomic_load(&stat_vals[i]));
+    }
+    r = responder_fixed(200, "OK", "text/plain; version=0.0.4; charset=utf-8", s.p);
+  } else {
+    str_cat(&s, "{");
+    for (int i = 0; i < ST_COUNT; i++) {
+      str_fmt(&s, "\"%s\": %" PRId64 ", ", stat_names[i], (int64_t)atomic_load(&stat_vals[i]));
+    }
+    Str lib = {0};
+    if (cache_stats_text(&lib, DCACHE_STATS_JSON)) {
+      while (lib.len && lib.p[lib.len - 1] == '\n') {
+        lib.p[--lib.len] = 0;
+      }
+      str_cat(&s, "\"dcache\": ");
+      str_add(&s, lib.p, lib.len);
+    } else {
+      str_cat(&s, "\"dcache\": null");
+    }
+    free(lib.p);
+    str_cat(&s, "}\n");
+    r = responder_fixed(200, "OK", "application/json", s.p);
   }
-  pthread_rwlock_unlock(&g_cache_lock);
-  str_cat(&s, "{");
-  for (int i = 0; i < ST_COUNT; i++) {
-    str_fmt(&s, "\"%s\": %" PRId64 ", ", stat_names[i], (int64_t)atomic_load(&stat_vals[i]));
-  }
-  str_fmt(&s, "\"direct_io\": %u", direct);
-  if (rc == DCACHE_OK) {
-    str_fmt(&s,
-            ", \"dcache\": {\"capacity\": %" PRIu64 ", \"used_bytes\": %" PRIu64 ", \"entries\": %" PRIu64 ", \"hits\": %" PRIu64
-            ", \"misses\": %" PRIu64 ", \"puts\": %" PRIu64 ", \"deletes\": %" PRIu64 ", \"evictions\": %" PRIu64
-            ", \"expirations\": %" PRIu64 ", \"bytes_written\": %" PRIu64 ", \"bytes_read\": %" PRIu64 ", \"checksum_failures\": %" PRIu64
-            ", \"io_errors\": %" PRIu64 ", \"reinserted\": %" PRIu64 ", \"reinserted_bytes\": %" PRIu64
-            ", \"promoted\": %" PRIu64 ", \"promoted_bytes\": %" PRIu64 ", \"ghost_hits\": %" PRIu64
-            ", \"ghost_bytes\": %" PRIu64 ", \"declined\": %" PRIu64 ", \"admission_bytes\": %" PRIu64
-            ", \"write_entries_dropped\": %" PRIu64 ", \"recovery_regions_lost\": %" PRIu64 ", \"alignment\": %u}",
-            (uint64_t)ds.capacity, (uint64_t)ds.used_bytes, (uint64_t)ds.entries, (uint64_t)ds.hits, (uint64_t)ds.misses,
-            (uint64_t)ds.puts, (uint64_t)ds.deletes, (uint64_t)ds.evictions, (uint64_t)ds.expirations, (uint64_t)ds.bytes_written,
-            (uint64_t)ds.bytes_read, (uint64_t)ds.checksum_failures, (uint64_t)ds.io_errors,
-            (uint64_t)ds.reinserted, (uint64_t)ds.reinserted_bytes, (uint64_t)ds.promoted,
-            (uint64_t)ds.promoted_bytes, (uint64_t)ds.ghost_hits, (uint64_t)ds.ghost_bytes, (uint64_t)ds.declined,
-            (uint64_t)ds.admission_bytes, (uint64_t)ds.write_entries_dropped, (uint64_t)ds.recovery_regions_lost,
-            (unsigned)ds.alignment);
-  }
-  str_cat(&s, "}\n");
-  Responder *r = responder_fixed(200, "OK", "application/json", s.p);
   free(s.p);
   txn_release(op->txnp, op->st);
   intercept_and_continue(op->txnp, r);
@@ -2056,6 +2079,21 @@ static void op_schedule(Op *op)
 /* ------------------------------------------------------------------------------------------
  * Transaction hooks (network threads)
  * ------------------------------------------------------------------------------------------ */
+/* Whether the query string q (n bytes, no '?') has the parameter `param` ("name=value"). */
+static bool query_has(const char *q, size_t n, const char *param)
+{
+  size_t plen = strlen(param);
+  for (size_t at = 0; at < n;) {
+    const char *amp = memchr(q + at, '&', n - at);
+    size_t end = amp ? (size_t)(amp - q) : n;
+    if (end - at == plen && memcmp(q + at, param, plen) == 0) {
+      return true;
+    }
+    at = end + 1;
+  }
+  return false;
+}
+
 static bool field_present(TSMBuffer bufp, TSMLoc hdr, const char *name, int len)
 {
   TSMLoc f = TSMimeHdrFieldFind(bufp, hdr, name, len);
@@ -2169,13 +2207,15 @@ static bool on_read_request(TSHttpTxn txnp)
     TSHandleMLocRelease(bufp, TS_NULL_MLOC, hdr);
     return false;
   }
-  bool is_stats = false;
+  bool is_stats = false, stats_prometheus = false;
   if (cfg.stats_path && method == M_GET) {
     TSMLoc url;
     if (TSHttpHdrUrlGet(bufp, hdr, &url) == TS_SUCCESS) {
-      int plen = 0;
+      int plen = 0, qlen = 0;
       const char *path = TSUrlPathGet(bufp, url, &plen);
       is_stats = path && (size_t)plen == strlen(cfg.stats_path) && memcmp(path, cfg.stats_path, (size_t)plen) == 0;
+      const char *query = is_stats ? TSUrlHttpQueryGet(bufp, url, &qlen) : NULL;
+      stats_prometheus = query && query_has(query, (size_t)qlen, "format=prometheus");
       TSHandleMLocRelease(bufp, hdr, url);
     }
   }
@@ -2218,6 +2258,7 @@ static bool on_read_request(TSHttpTxn txnp)
   op->txnp = txnp;
   op->st = st;
   if (is_stats) {
+    st->stats_prometheus = stats_prometheus;
     op->kind = OP_STATS;
     op_schedule(op);
     return true;
@@ -2487,6 +2528,11 @@ static bool parse_args(int argc, const char *argv[])
         v++;
       }
       cfg.stats_path = *v ? strdup(v) : NULL;
+    } else if (OPT("--metrics-textfile") && *v) {
+      free(cfg.metrics_textfile);
+      cfg.metrics_textfile = strdup(v);
+    } else if (OPT("--metrics-interval") && parse_size(v, &x) && x >= 10 && x <= UINT32_MAX) {
+      cfg.metrics_interval_ms = (uint32_t)x;
     } else if (OPT("--sync-writes")) {
       cfg.sync_writes = 1;
     } else if (OPT("--reformat")) {
@@ -2564,6 +2610,8 @@ void TSPluginInit(int argc, const char *argv[])
   opts.max_value_size = cfg.max_object + REC_PREFIX + MAX_HEADER_BLOCK;
   opts.admission = cfg.admission;
   opts.write_budget = cfg.write_budget;
+  opts.metrics_textfile = cfg.metrics_textfile;
+  opts.metrics_interval_ms = cfg.metrics_interval_ms;
   dcache *c = NULL;
   dcache_result rc = dcache_open(cfg.path, &opts, &c);
   if (rc == DCACHE_INCOMPATIBLE && opts.capacity != 0) {

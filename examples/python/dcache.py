@@ -128,6 +128,8 @@ class _Options(ctypes.Structure):
         ("max_value_size", _u64),
         ("admission", _u32),
         ("write_budget", _u64),
+        ("metrics_textfile", ctypes.c_char_p),
+        ("metrics_interval_ms", _u32),
     ]
 
 
@@ -564,7 +566,8 @@ class Cache(_Closable):
     _free_name = "dcache_close"
 
     def __init__(self, path, *, flags=0, capacity=0, io_mode=IO_AUTO, alignment=0,
-                 default_ttl=0, max_value_size=0, admission=ADMIT_ALL, write_budget=0):
+                 default_ttl=0, max_value_size=0, admission=ADMIT_ALL, write_budget=0,
+                 metrics_textfile=None, metrics_interval_ms=0):
         opts = _OptionsBuf()
         _options_init(ctypes.byref(opts))
         opts.o.io_mode = io_mode
@@ -575,6 +578,10 @@ class Cache(_Closable):
         opts.o.max_value_size = max_value_size
         opts.o.admission = admission
         opts.o.write_budget = write_budget
+        # Read during dcache_open only; `textfile` keeps the bytes alive until then.
+        textfile = _path_arg(metrics_textfile) if metrics_textfile is not None else None
+        opts.o.metrics_textfile = textfile
+        opts.o.metrics_interval_ms = metrics_interval_ms
         self.path = os.fspath(path)
         out = ctypes.c_void_p()
         _check(_open(_path_arg(path), ctypes.byref(opts), ctypes.byref(out)), "dcache_open")

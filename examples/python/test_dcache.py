@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -126,6 +127,21 @@ class TestMetrics(TempDirCase):
                                        "dcache_operation_duration_seconds_count")]
         self.assertEqual([a - b for a, b in zip(after, before)], [1, 2, 2])
 
+    def test_the_textfile_holds_what_dcache_stats_format_says(self):
+        textfile = self.path("dcache.prom")
+        c = self.new_cache(metrics_textfile=textfile, metrics_interval_ms=20)
+        for i in range(5):
+            c.put(b"t%d" % i, b"v")
+            c.get(b"t%d" % i)
+        want = c.metrics()
+        deadline = time.monotonic() + 5
+        while open(textfile).read() != want:
+            self.assertLess(time.monotonic(), deadline, "the textfile never caught up")
+            time.sleep(0.01)
+        with self.assertRaises(dcache.DcacheError) as e:
+            self.new_cache("other.dcache", metrics_textfile=self.path("no/such/dir.prom"))
+        self.assertIn("dir.prom", str(e.exception))
+
     def test_the_buffer_contract(self):
         c = self.new_cache()
         n = ctypes.c_size_t(0)
@@ -173,8 +189,11 @@ class TestHeader(unittest.TestCase):
                               ("dcache_stats", dcache._STAT_FIELDS)):
             body = re.search(r"typedef struct %s \{(.*?)\} %s;" % (cname, cname), text, re.S)
             self.assertIsNotNone(body, cname)
-            header_fields = re.findall(r"^\s*(uint32_t|uint64_t) (\w+);", body.group(1), re.M)
-            ours = [("uint32_t" if t is ctypes.c_uint32 else "uint64_t", n) for n, t in fields]
+            header_fields = re.findall(r"^\s*(uint32_t |uint64_t |const char \*)(\w+);",
+                                       body.group(1), re.M)
+            ctype = {ctypes.c_uint32: "uint32_t ", ctypes.c_uint64: "uint64_t ",
+                     ctypes.c_char_p: "const char *"}
+            ours = [(ctype[t], n) for n, t in fields]
             self.assertEqual(ours, header_fields, cname)
 
     def test_struct_sizes_match_library(self):

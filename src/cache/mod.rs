@@ -13,7 +13,8 @@
 //! - `open`: create, lock, recognise or format;
 //! - `device`: the file or device as the format lays it out, and the I/O counters;
 //! - `format`: the on-disk structures; `stats`: the counters; `writer`: streaming puts;
-//! - `metrics`: latency histograms, and the Prometheus and JSON expositions of the stats.
+//! - `metrics`: latency histograms, and the Prometheus and JSON expositions of the stats;
+//!   `textfile`: the thread that writes the Prometheus text to a file.
 
 mod active;
 mod append;
@@ -35,6 +36,7 @@ mod recovery;
 mod refusal;
 mod rings;
 mod stats;
+mod textfile;
 mod uring;
 mod writeback;
 mod writer;
@@ -53,11 +55,13 @@ pub use stats::Stats;
 pub use writer::Writer;
 
 use crate::dio::IoMode;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use engine::Engine;
-use std::path::Path;
+use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use textfile::MetricsTextfile;
 
 /// The longest key in bytes.
 pub const MAX_KEY_LEN: usize = 4096;
@@ -89,6 +93,8 @@ pub struct CacheOptions {
     pub(crate) max_value_size: u64,
     pub(crate) admission: Admission,
     pub(crate) write_budget: u64,
+    pub(crate) metrics_textfile: Option<PathBuf>,
+    pub(crate) metrics_interval: Duration,
 }
 
 impl CacheOptions {
@@ -164,7 +170,26 @@ impl CacheOptions {
         self.write_budget = bytes_per_sec;
         self
     }
+
+    /// Writes the cache's Prometheus text ([`Stats::to_prometheus`]) to `path` every
+    /// [`metrics_interval`](CacheOptions::metrics_interval) while it is open, and once more
+    /// at close; each write replaces the file whole (a temporary file renamed over it), as
+    /// node_exporter's textfile collector wants. The open fails if the file cannot be
+    /// written. `dcache stats` reads it while the process holds the cache.
+    pub fn metrics_textfile(mut self, path: impl Into<PathBuf>) -> Self {
+        self.metrics_textfile = Some(path.into());
+        self
+    }
+
+    /// How often the metrics textfile is written (default 5 s; at least 10 ms).
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_interval = interval;
+        self
+    }
 }
+
+/// How often the metrics textfile is written unless told.
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How a cache lies on its file or device ([`Cache::layout`]).
 ///
@@ -236,6 +261,8 @@ impl Default for CacheOptions {
             max_value_size: 0,
             admission: Admission::All,
             write_budget: 0,
+            metrics_textfile: None,
+            metrics_interval: DEFAULT_METRICS_INTERVAL,
         }
     }
 }
@@ -279,6 +306,8 @@ fn scatter(mut src: &[u8], parts: &mut [&mut [u8]]) {
 /// ```
 pub struct Cache {
     engine: Arc<Engine>,
+    /// The thread writing the metrics textfile, if asked for; ended at close.
+    textfile: Mutex<Option<MetricsTextfile>>,
 }
 
 impl Cache {
@@ -286,14 +315,32 @@ impl Cache {
     pub fn open(path: &Path, opts: &CacheOptions) -> Result<Cache> {
         // The clock operations are timed by is chosen (and calibrated) once per process.
         let _ = Stamp::now();
+        if opts.metrics_textfile.is_some() && opts.metrics_interval < Duration::from_millis(10) {
+            return Err(Error::invalid("the metrics interval is under 10 ms"));
+        }
         let engine = Arc::new(open::open(path, opts)?);
         engine.start_writer()?;
-        Ok(Cache { engine })
+        let cache = Cache {
+            engine,
+            textfile: Mutex::new(None),
+        };
+        if let Some(file) = &opts.metrics_textfile {
+            // On failure the cache drops here, closed: the lock is released.
+            let textfile =
+                MetricsTextfile::start(cache.engine.clone(), file, opts.metrics_interval)?;
+            *cache.textfile.lock() = Some(textfile);
+        }
+        Ok(cache)
     }
 
     /// Flushes everything, persists the summaries and marks the cache clean.
     pub fn close(&self) -> Result<()> {
-        self.engine.close()
+        let closed = self.engine.close();
+        // Its last write shows the cache as closed.
+        if let Some(mut textfile) = self.textfile.lock().take() {
+            textfile.stop();
+        }
+        closed
     }
 
     /// Makes every put and delete that returned before it durable: they survive a crash or
@@ -503,7 +550,7 @@ impl std::fmt::Debug for Cache {
 
 impl Drop for Cache {
     fn drop(&mut self) {
-        if let Err(e) = self.engine.close() {
+        if let Err(e) = self.close() {
             crate::log::log(
                 crate::log::Level::Error,
                 &format!("closing the cache failed: {e}"),

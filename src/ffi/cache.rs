@@ -4,9 +4,10 @@ use super::args;
 use super::boundary;
 use super::file::{alignment, io_mode};
 use super::result::dcache_result;
-use crate::cache::{Admission, Cache, CacheOptions, Fetched};
+use crate::cache::{Admission, Cache, CacheOptions, Fetched, DEFAULT_METRICS_INTERVAL};
 use crate::error::{Error, ErrorKind, Result};
 use std::ffi::c_char;
+use std::time::Duration;
 
 /// Create the file if it is missing, and format it; a file that exists but is empty (size 0,
 /// or holes only) is formatted too. A file or device holding other data is never formatted
@@ -58,6 +59,16 @@ pub struct dcache_options {
     /// `DCACHE_DECLINED` (an older value of the key is deleted) and reclaims keep fewer
     /// entries; any ten seconds write at most 1.05 times the budget.
     pub write_budget: u64,
+    /// NULL (the default), or a NUL-terminated path: the cache writes its Prometheus text
+    /// (`dcache_stats_format`) there every `metrics_interval_ms` while it is open, and once
+    /// more at `dcache_close`, each time replacing the file whole (node_exporter's textfile
+    /// collector reads such files; `dcache stats` reads it while the process holds the
+    /// cache). The string is read during `dcache_open` only. A path that cannot be written
+    /// fails the open.
+    pub metrics_textfile: *const c_char,
+    /// How often the metrics textfile is written, in milliseconds; 0 = every 5 seconds.
+    /// At least 10 otherwise.
+    pub metrics_interval_ms: u32,
 }
 
 impl Default for dcache_options {
@@ -72,6 +83,8 @@ impl Default for dcache_options {
             max_value_size: 0,
             admission: DCACHE_ADMIT_ALL,
             write_budget: 0,
+            metrics_textfile: std::ptr::null(),
+            metrics_interval_ms: 0,
         }
     }
 }
@@ -126,6 +139,14 @@ unsafe fn cache_options(opts: *const dcache_options) -> Result<CacheOptions> {
         max_value_size: o.max_value_size,
         admission: admission(o.admission)?,
         write_budget: o.write_budget,
+        metrics_textfile: match o.metrics_textfile.is_null() {
+            true => None,
+            false => Some(args::path(o.metrics_textfile)?),
+        },
+        metrics_interval: match o.metrics_interval_ms {
+            0 => DEFAULT_METRICS_INTERVAL,
+            ms => Duration::from_millis(ms as u64),
+        },
     })
 }
 

@@ -199,7 +199,7 @@ def test_fill_and_hit():
         d = st.get("dcache", {})
         check(d.get("hits", 0) >= 4 and d.get("reinserted") == 0 and d.get("reinserted_bytes") == 0,
               "the library's counters on the stats page, reinsertions among them: %r" % d)
-        return "hits %d, stores %d, direct_io %d" % (st["hits"], st["stores"], st["direct_io"])
+        return "hits %d, stores %d, direct_io %d" % (st["hits"], st["stores"], st["dcache"]["direct_io"])
 
 
 def test_admission():
@@ -485,6 +485,58 @@ def test_access_log():
         return "%d lines, hits marked by %%<{X-Dcache}psh> (crc %s)" % (len(lines), lines[1][4])
 
 
+def prometheus_samples(text):
+    """{(name, labels): value} of a Prometheus text, read by the client library's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_metrics():
+    """The stats URL with ?format=prometheus: the library's metrics, with the same names and
+    values as the textfile the library writes, and the plugin's counters; they move with
+    requests. The JSON page carries the library's JSON."""
+    env = Env("metrics")
+    textfile = os.path.join(env.root, "dcache.prom")
+    # No periodic flush: the library's numbers stand still between requests.
+    env.plugin_args = "--metrics-textfile=%s --metrics-interval=50 --flush-interval=0" % textfile
+    with env:
+        c = env.client()
+        url = "/o/5000/metrics"
+        for _ in range(3):
+            get(c, url)
+
+        def scrape():
+            s, h, b = c.request("GET", "/_dcache_stats?format=prometheus")
+            check(s == 200 and h.get("content-type", "").startswith("text/plain; version=0.0.4"),
+                  "prometheus stats: %d %r" % (s, h))
+            return prometheus_samples(b.decode())
+        deadline = time.time() + 10
+        while True:
+            plugin = scrape()
+            with open(textfile) as f:
+                library = prometheus_samples(f.read())
+            ours = {k: v for k, v in plugin.items() if not k[0].startswith("dcache_ats_")}
+            if ours == library:
+                break
+            check(time.time() < deadline, "the plugin's and the textfile's metrics differ: %r" % sorted(
+                set(ours.items()) ^ set(library.items()))[:6])
+            time.sleep(0.1)
+        check(plugin[("dcache_ats_hits_total", ())] == 2 and plugin[("dcache_ats_stores_total", ())] == 1,
+              "plugin counters %r" % {k: v for k, v in plugin.items() if k[0].startswith("dcache_ats_")})
+        gets = ("dcache_operation_duration_seconds_count", (("operation", "get"),))
+        check(plugin[("dcache_puts_total", ())] == 1 and plugin[gets] >= 2, "library counters")
+        get(c, url)
+        after = scrape()
+        check(after[("dcache_ats_hits_total", ())] == 3, "a hit did not move dcache_ats_hits_total")
+        check(after[("dcache_hits_total", ())] > plugin[("dcache_hits_total", ())], "dcache_hits_total")
+        check(after[gets] > plugin[gets], "the get histogram did not move")
+        d = env.stats()["dcache"]
+        check(d["hits"] == after[("dcache_hits_total", ())] and d["latency"]["get"]["count"] == after[gets],
+              "the JSON page and the Prometheus text disagree: %r" % d)
+        return "%d samples; textfile identical to the plugin's library metrics" % len(after)
+
+
 def test_purge():
     """PURGE deletes: 200 when it was there, 404 when not; the next GET goes to the origin."""
     with Env("purge") as env:
@@ -660,7 +712,7 @@ def test_concurrency():
 
 
 TESTS = [test_plugin_loads, test_fill_and_hit, test_admission, test_write_budget, test_range_and_head, test_not_cached_and_expiry,
-         test_conditional_and_rfc_edges, test_request_no_cache, test_access_log, test_purge,
+         test_conditional_and_rfc_edges, test_request_no_cache, test_access_log, test_metrics, test_purge,
          test_restart, test_crash, test_concurrency]
 
 

@@ -53,6 +53,23 @@ enum Mode {
 enum Command {
     /// Format version, geometry, I/O mode, entries, fill, and how the last user closed it.
     Info { path: PathBuf },
+    /// The cache's metrics as Prometheus text (the default) or JSON. While a process holds
+    /// the cache (its lock refuses a second open), what that process last wrote to its
+    /// metrics textfile (--textfile); otherwise the cache is opened read-only and its sizes
+    /// and the recovery of that open are printed (its counters start at 0 with the open).
+    Stats {
+        path: PathBuf,
+        /// Prometheus text exposition format (the default).
+        #[arg(long, conflicts_with = "json")]
+        prometheus: bool,
+        /// JSON with the fields of the C dcache_stats.
+        #[arg(long)]
+        json: bool,
+        /// The metrics textfile the process holding the cache writes (its
+        /// metrics_textfile option): read when the cache is in use.
+        #[arg(long)]
+        textfile: Option<PathBuf>,
+    },
     /// Verify every entry's checksums; exits 1 if any entry is damaged.
     Check { path: PathBuf },
     /// Write the value stored under KEY to stdout; exits 3 if it is not there.
@@ -173,6 +190,58 @@ fn human(bytes: u64) -> String {
     } else {
         format!("{v:.1} {}", units[i])
     }
+}
+
+fn stats(path: &Path, mode: Mode, json: bool, textfile: Option<&Path>) -> Result<ExitCode, Error> {
+    let c = match open(path, mode, true) {
+        Ok(c) => c,
+        Err(e) if e.kind() == ErrorKind::Locked => {
+            return stats_of_running(path, json, textfile, e)
+        }
+        Err(e) => return Err(e),
+    };
+    let s = c.stats();
+    print!("{}", if json { s.to_json() } else { s.to_prometheus() });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dcache stats` of a cache another process holds: the textfile it writes.
+fn stats_of_running(
+    path: &Path,
+    json: bool,
+    textfile: Option<&Path>,
+    locked: Error,
+) -> Result<ExitCode, Error> {
+    let Some(textfile) = textfile else {
+        return Err(Error::new(
+            ErrorKind::Locked,
+            format!(
+                "{locked}; a process holds {}: pass --textfile FILE, the metrics textfile it \
+                 writes (its metrics_textfile option), to see its metrics",
+                path.display()
+            ),
+        ));
+    };
+    if json {
+        return Err(Error::invalid(
+            "a running process's metrics textfile holds Prometheus text: use --prometheus",
+        ));
+    }
+    let read = |e| Error::os(format!("reading {}", textfile.display()), e);
+    let text = std::fs::read_to_string(textfile).map_err(read)?;
+    let age = std::fs::metadata(textfile)
+        .and_then(|m| m.modified())
+        .map_err(read)?
+        .elapsed()
+        .unwrap_or_default();
+    eprintln!(
+        "{} is in use by another process; its metrics as written to {} {:.1} s ago",
+        path.display(),
+        textfile.display(),
+        age.as_secs_f64()
+    );
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn info(path: &Path, mode: Mode) -> Result<ExitCode, Error> {
@@ -370,6 +439,12 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             json,
         } => run_gen_trace(shape, &output, requests, seed, format, json),
         Command::Info { path } => info(&path, mode),
+        Command::Stats {
+            path,
+            prometheus: _,
+            json,
+            textfile,
+        } => stats(&path, mode, json, textfile.as_deref()),
         Command::Check { path } => check(&path, mode),
         Command::Get { path, key } => {
             let c = open(&path, mode, true)?;
