@@ -16,10 +16,12 @@
 //! //     session.cache.set_max_file_size_bytes(storage.max_body_size());
 //! ```
 
+pub mod metrics;
 pub mod origin;
 pub mod proxy;
 pub mod record;
 pub mod storage;
 
+pub use metrics::MetricsService;
 pub use proxy::{CachingProxy, CACHE_STATUS};
 pub use storage::{Counters, DiskStorage, FillRef, StorageOptions};

@@ -65,20 +65,43 @@ pub struct DiskStorage {
     counters: Counters,
 }
 
-/// Counts of what the storage did, for logs and tests.
-#[derive(Debug, Default)]
-pub struct Counters {
+/// The storage's counters, one table for the struct and its Prometheus metrics.
+macro_rules! counters {
+    ($( $(#[doc = $doc:literal])* $name:ident, )*) => {
+        /// Counts of what the storage did (`DiskStorage::prometheus_text` exports them).
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $( $(#[doc = $doc])* pub $name: AtomicU64, )*
+        }
+
+        impl Counters {
+            /// Each counter as `dcache_pingora_NAME_total`, in Prometheus text.
+            fn prometheus_text(&self) -> String {
+                let mut out = String::new();
+                $(
+                    let help = [$($doc.trim()),*].join(" ");
+                    let name = concat!("dcache_pingora_", stringify!($name), "_total");
+                    out += &format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                                    self.$name.load(Relaxed));
+                )*
+                out
+            }
+        }
+    };
+}
+
+counters! {
     /// Lookups answered with a hit.
-    pub hits: AtomicU64,
+    hits,
     /// Lookups answered with a miss.
-    pub misses: AtomicU64,
+    misses,
     /// Records dropped as unreadable: malformed, unreadable metadata, or a body gone or of
     /// another size (each is then a miss).
-    pub dropped: AtomicU64,
+    dropped,
     /// Fills stored.
-    pub fills: AtomicU64,
+    fills,
     /// Fills not stored (refused by the cache, or failed).
-    pub fills_not_stored: AtomicU64,
+    fills_not_stored,
 }
 
 impl DiskStorage {
@@ -107,6 +130,12 @@ impl DiskStorage {
     /// What the storage has done so far.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The cache's metrics (`dcache::Stats::to_prometheus`) and the storage's counters, in
+    /// Prometheus text.
+    pub fn prometheus_text(&self) -> String {
+        self.cache.stats().to_prometheus() + &self.counters.prometheus_text()
     }
 
     /// The largest body a fill can store: set it as Pingora's `max_file_size_bytes`, so that

@@ -2,14 +2,16 @@
 
 use clap::{Parser, ValueEnum};
 use dcache::{CacheOptions, IoMode};
-use dcache_pingora::{CachingProxy, DiskStorage, StorageOptions};
+use dcache_pingora::{CachingProxy, DiskStorage, MetricsService, StorageOptions};
 use pingora_cache::eviction::simple_lru;
 use pingora_cache::MemCache;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
+use pingora_core::services::listening::Service;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(about = "A caching HTTP proxy on Pingora, its cache on dcache")]
@@ -38,6 +40,15 @@ struct Args {
     /// With `--storage memory`: the bytes of bodies it keeps before evicting (K, M, G).
     #[arg(long, default_value = "256M", value_parser = parse_size)]
     memory_limit: u64,
+    /// Serve the cache's metrics in Prometheus text at http://ADDR/metrics (dcache storage).
+    #[arg(long)]
+    metrics: Option<String>,
+    /// Also write them to this file every few seconds (node_exporter's textfile collector).
+    #[arg(long)]
+    metrics_textfile: Option<PathBuf>,
+    /// How often the metrics textfile is written, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    metrics_interval_ms: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -87,10 +98,15 @@ fn main() -> ExitCode {
                 Mode::Direct => IoMode::Direct,
                 Mode::Buffered => IoMode::Buffered,
             };
-            let options = CacheOptions::new()
+            let mut options = CacheOptions::new()
                 .create(true)
                 .capacity(args.capacity)
                 .io_mode(io_mode);
+            if let Some(textfile) = &args.metrics_textfile {
+                options = options
+                    .metrics_textfile(textfile)
+                    .metrics_interval(Duration::from_millis(args.metrics_interval_ms));
+            }
             let storage = match DiskStorage::open(&args.cache, &options, StorageOptions::default())
             {
                 Ok(storage) => &*Box::leak(Box::new(storage)),
@@ -124,6 +140,20 @@ fn main() -> ExitCode {
     let mut service = pingora_proxy::http_proxy_service(&server.configuration, proxy);
     service.add_tcp(&args.listen);
     server.add_service(service);
+    match (&args.metrics, disk) {
+        (Some(addr), Some(storage)) => {
+            let mut metrics =
+                Service::new("dcache metrics".to_string(), MetricsService::new(storage));
+            metrics.add_tcp(addr);
+            server.add_service(metrics);
+            eprintln!("dcache-proxy: metrics at http://{addr}/metrics");
+        }
+        (Some(_), None) => {
+            eprintln!("dcache-proxy: --metrics needs --storage dcache");
+            return ExitCode::FAILURE;
+        }
+        (None, _) => {}
+    }
     eprintln!(
         "dcache-proxy: listening on {}, origin {}",
         args.listen, args.origin

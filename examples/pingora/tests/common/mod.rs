@@ -18,6 +18,10 @@ pub struct Proxy {
     cache: PathBuf,
     origin: SocketAddr,
     log: PathBuf,
+    /// Where it serves its metrics (`GET /metrics`).
+    pub metrics: SocketAddr,
+    /// The metrics textfile it writes every 50 ms.
+    pub textfile: PathBuf,
 }
 
 fn free_port() -> SocketAddr {
@@ -35,6 +39,7 @@ impl Proxy {
     /// As [`Proxy::start`], listening on `addr`.
     pub fn start_on(addr: SocketAddr, cache: &Path, origin: SocketAddr) -> Proxy {
         let log = cache.with_extension(format!("{}.log", addr.port()));
+        let (metrics, textfile) = (free_port(), cache.with_extension("prom"));
         let child = Command::new(env!("CARGO_BIN_EXE_dcache-proxy"))
             .args([
                 "--listen",
@@ -45,6 +50,14 @@ impl Proxy {
             .arg("--cache")
             .arg(cache)
             .args(["--capacity", "256M", "--threads", "2"])
+            .args([
+                "--metrics",
+                &metrics.to_string(),
+                "--metrics-interval-ms",
+                "50",
+            ])
+            .arg("--metrics-textfile")
+            .arg(&textfile)
             .env(
                 "RUST_LOG",
                 std::env::var("PROXY_LOG").unwrap_or_else(|_| "warn".into()),
@@ -59,6 +72,8 @@ impl Proxy {
             cache: cache.to_path_buf(),
             origin,
             log,
+            metrics,
+            textfile,
         };
         proxy.wait_ready();
         proxy
