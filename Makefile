@@ -21,7 +21,7 @@ DCACHE_CFLAGS        := -I$(CURDIR)/include
 DCACHE_LDLIBS        := -L$(CURDIR)/$(BUILD_DIR) -ldcache -Wl,-rpath,$(CURDIR)/$(BUILD_DIR)
 DCACHE_STATIC_LDLIBS := $(CURDIR)/$(STATIC) -lpthread -ldl -lm
 
-.PHONY: all lib header test test-lint test-rust test-exports test-install test-abi install uninstall clean
+.PHONY: all lib header test test-lint test-rust test-exports test-install test-abi install uninstall clean fuzz
 
 all: lib
 
@@ -39,13 +39,22 @@ header:
 # the Rust API's documentation builds without a warning (every public item documented).
 test-lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --release --all-targets --features fault-injection,cli,tokio -- -D warnings
+	$(CARGO) clippy --release --all-targets --features fault-injection,cli,tokio,fuzzing -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --features tokio
 	@echo "test-lint: 3 passed, 0 failed"
 
 # Rust unit and integration tests, including the check that include/dcache.h is current.
+# The fuzz targets (tests/fuzz.rs) replay their corpus and mutate for 15 s each, in parallel.
 test-rust:
-	$(CARGO) test --release --features fault-injection,cli,tokio
+	DCACHE_FUZZ_SECONDS=15 $(CARGO) test --release --features fault-injection,cli,tokio,fuzzing
+
+# The fuzz targets for longer: make fuzz DURATION=10m (s, m or h; each target runs that long,
+# the three at once). A finding is written to target/fuzz-findings/ and fails the run.
+DURATION ?= 5m
+fuzz_seconds = $(shell echo '$(DURATION)' | awk '/h$$/ {print $$0*3600; next} /m$$/ {print $$0*60; next} {print $$0+0}')
+fuzz:
+	DCACHE_FUZZ_SECONDS=$(fuzz_seconds) $(CARGO) test --release --features fuzzing \
+	  --test fuzz -- --nocapture
 
 # The shared library exports only dcache_* symbols and carries its soname.
 test-exports: lib

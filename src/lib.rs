@@ -64,6 +64,9 @@ mod ffi;
 /// cbindgen:ignore
 mod log;
 
+/// The engine's decoders and image tools, for the fuzz targets (the `fuzzing` feature).
+#[cfg(feature = "fuzzing")]
+pub use cache::fuzzing;
 #[cfg(feature = "tokio")]
 pub use cache::AsyncReader;
 pub use cache::{

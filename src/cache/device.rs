@@ -2,7 +2,7 @@
 //! Every byte the engine moves goes through here, so the I/O counters are kept here: region
 //! writes in pieces that let reads through, reads, syncs, and each region's trailer and summary.
 
-use super::format::{self, Geometry, SummaryRecord, Superblock, Trailer, SUMMARY_RECORD_LEN};
+use super::format::{Geometry, SummaryRecord, Superblock, Trailer};
 use super::refusal::WriteRefusal;
 use super::stats::Counters;
 use crate::dio::{AlignedBuf, DirectFile};
@@ -273,15 +273,6 @@ impl Device {
         if summary_units > 0 {
             self.read(&mut buf.as_mut_slice()[..summary_units], end - tail)?;
         }
-        let bytes = &buf.as_slice()[..t.summary_len()];
-        if format::crc(self.cache_id, &[bytes]) != t.summary_crc {
-            return Ok(None);
-        }
-        Ok(Some(
-            bytes
-                .chunks_exact(SUMMARY_RECORD_LEN)
-                .map(SummaryRecord::decode)
-                .collect(),
-        ))
+        Ok(t.summary_records(buf.as_slice(), self.cache_id))
     }
 }

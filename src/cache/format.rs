@@ -584,6 +584,18 @@ impl Trailer {
     pub fn summary_len(&self) -> usize {
         self.record_count as usize * SUMMARY_RECORD_LEN
     }
+
+    /// The records of the summary this trailer describes, from `bytes` (at least
+    /// `summary_len` of them), if their checksum is the one the trailer holds.
+    pub fn summary_records(&self, bytes: &[u8], cache_id: u64) -> Option<Vec<SummaryRecord>> {
+        let bytes = bytes.get(..self.summary_len())?;
+        (crc(cache_id, &[bytes]) == self.summary_crc).then(|| {
+            bytes
+                .chunks_exact(SUMMARY_RECORD_LEN)
+                .map(SummaryRecord::decode)
+                .collect()
+        })
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ mod device;
 mod engine;
 mod eviction;
 mod format;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod ghost;
 mod head;
 mod index;
