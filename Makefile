@@ -21,7 +21,7 @@ DCACHE_CFLAGS        := -I$(CURDIR)/include
 DCACHE_LDLIBS        := -L$(CURDIR)/$(BUILD_DIR) -ldcache -Wl,-rpath,$(CURDIR)/$(BUILD_DIR)
 DCACHE_STATIC_LDLIBS := $(CURDIR)/$(STATIC) -lpthread -ldl -lm
 
-.PHONY: all lib header test test-lint test-rust test-exports test-install test-abi install uninstall clean fuzz
+.PHONY: all lib header test test-lint test-rust test-exports test-install test-abi install uninstall clean fuzz soak
 
 all: lib
 
@@ -48,13 +48,19 @@ test-lint:
 test-rust:
 	DCACHE_FUZZ_SECONDS=15 $(CARGO) test --release --features fault-injection,cli,tokio,fuzzing
 
-# The fuzz targets for longer: make fuzz DURATION=10m (s, m or h; each target runs that long,
-# the three at once). A finding is written to target/fuzz-findings/ and fails the run.
-DURATION ?= 5m
-fuzz_seconds = $(shell echo '$(DURATION)' | awk '/h$$/ {print $$0*3600; next} /m$$/ {print $$0*60; next} {print $$0+0}')
+# DURATION (s, m or h) in seconds, or $(1) without one.
+seconds_of = $(shell echo '$(or $(DURATION),$(1))' | awk '/h$$/ {print $$0*3600; next} /m$$/ {print $$0*60; next} {print $$0+0}')
+
+# The fuzz targets for longer: make fuzz DURATION=10m (each target runs that long, the three
+# at once; default 5m). A finding is written to target/fuzz-findings/ and fails the run.
 fuzz:
-	DCACHE_FUZZ_SECONDS=$(fuzz_seconds) $(CARGO) test --release --features fuzzing \
+	DCACHE_FUZZ_SECONDS=$(call seconds_of,5m) $(CARGO) test --release --features fuzzing \
 	  --test fuzz -- --nocapture
+
+# The soak run (tests/soak.rs; not in make test): make soak DURATION=10m (the default).
+soak:
+	DCACHE_SOAK_SECONDS=$(call seconds_of,10m) $(CARGO) test --release --features fault-injection \
+	  --test soak -- --ignored --exact soak --nocapture
 
 # The shared library exports only dcache_* symbols and carries its soname.
 test-exports: lib
