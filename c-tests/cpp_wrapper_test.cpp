@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -121,6 +122,8 @@ void test_static_properties() {
     static_assert(std::is_nothrow_move_assignable_v<dcache::Cache>);
     static_assert(!std::is_copy_constructible_v<dcache::File>);
     static_assert(std::is_nothrow_move_constructible_v<dcache::File>);
+    static_assert(!std::is_copy_constructible_v<dcache::Queue>);
+    static_assert(std::is_nothrow_move_constructible_v<dcache::Queue>);
     static_assert(!std::is_copy_constructible_v<dcache::Writer>);
     static_assert(std::is_nothrow_move_constructible_v<dcache::Writer>);
     static_assert(std::is_base_of_v<std::runtime_error, dcache::Error>);
@@ -635,6 +638,70 @@ void test_file() {
 
 }  // namespace
 
+// A thousand reads in flight from this thread through dcache::Queue, reaped when its fd is
+// readable (poll), every byte checked; ranges, misses, values past the first 64 KiB read,
+// callbacks that submit more, and a queue destroyed with reads in flight.
+void test_queue() {
+    std::string p = path("queue.dcache");
+    remove_file(p);
+    const size_t sizes[] = {1, 100, 4096, 65536, 65537, 300000};
+    const int n = 200;
+    {
+        dcache::Cache cache(p, dcache::Options().create().capacity(256u << 20));
+        for (int i = 0; i < n; i++)
+            cache.put("q" + std::to_string(i), pattern(sizes[i % 6] + i, i));
+    }
+    dcache::Cache cache(p);  // reopened: reads go to the device
+    dcache::Queue q(cache, 32);
+    CHECK(q.fd() >= 0);
+    int right = 0, wrong = 0, missed = 0;
+    for (int r = 0; r < 1000; r++) {
+        int i = (r * 7) % (n + 10);  // 10 of every 210 are absent
+        q.get("q" + std::to_string(i), [&, i](dcache::Queue::Result res) {
+            if (i >= n) {
+                (res.code == DCACHE_NOT_FOUND ? missed : wrong)++;
+                return;
+            }
+            (res.found() && res.value == pattern(sizes[i % 6] + i, i) ? right : wrong)++;
+        });
+        if (q.in_flight() >= 16) {
+            struct pollfd pfd = {q.fd(), POLLIN, 0};
+            CHECK(::poll(&pfd, 1, 10000) == 1);
+            q.reap();
+        }
+    }
+    q.wait_all();
+    CHECK(right + missed == 1000 && wrong == 0);
+    CHECK(missed > 0);
+
+    int ranges = 0, chained = 0;
+    for (int i = 0; i < 50; i++) {
+        auto v = pattern(sizes[i % 6] + i, i);
+        uint64_t off = v.size() / 2;
+        q.get_range("q" + std::to_string(i), off, 1000, [&, v, off](dcache::Queue::Result res) {
+            size_t end = std::min<size_t>(v.size(), off + 1000);
+            if (res.found() && res.value == std::vector<uint8_t>(v.begin() + off, v.begin() + end))
+                ranges++;
+            // A callback may submit more.
+            q.get("q1", [&](dcache::Queue::Result again) { chained += again.found(); });
+        });
+    }
+    q.wait_all();
+    CHECK(ranges == 50 && chained == 50);
+    CHECK(q.in_flight() == 0);
+
+    // Destroyed with reads in flight: their buffers stay valid until the library let them go.
+    {
+        dcache::Queue early(cache, 8);
+        for (int i = 0; i < 8; i++) early.get("q" + std::to_string(i), [](dcache::Queue::Result) {});
+    }
+    EXPECT_ERROR(DCACHE_INVALID_ARGUMENT, dcache::Queue().reap());
+    EXPECT_ERROR(DCACHE_INVALID_ARGUMENT, q.get("", [](dcache::Queue::Result) {}));
+    q = dcache::Queue();
+    cache.close();
+    remove_file(p);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) {
         g_dir = argv[1];
@@ -662,6 +729,7 @@ int main(int argc, char **argv) {
     run("admission", test_admission);
     run("threads", test_threads);
     run("file", test_file);
+    run("queue", test_queue);
 
     if (argc <= 1) ::rmdir(g_dir.c_str());
     std::printf("cpp_wrapper_test: %d passed, %d failed\n", g_passed, g_failed);

@@ -5,6 +5,7 @@
 #                        the second run finds the first run's objects)
 #   make test-cpp        C++17 wrapper test under ASan + UBSan, then the C++ example
 #   make test-go         go test -race in examples/go (skipped if go is not installed)
+#   make bench-go        the Go Queue (32 reads in flight) against blocking Get, one goroutine
 #   make test-python     unittest in examples/python (skipped if python3 is not installed)
 #   make test-demo       the demo twice on a fresh cache: the second run must find every object
 #   make test-bindings   all of the above
@@ -23,7 +24,7 @@ BINDINGS_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Werror
 CPP_TEST_FLAGS    := -std=c++17 -O1 -g -Wall -Wextra -Werror -fno-omit-frame-pointer \
                      -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: demo demo-bin test-cpp test-go test-python test-demo test-bindings
+.PHONY: demo demo-bin test-cpp test-go bench-go test-python test-demo test-bindings
 
 # Always rebuilt (a second's work), so it never runs against stale flags or headers.
 demo-bin: lib
@@ -58,15 +59,26 @@ test-cpp: lib
 	  $(DCACHE_STATIC_LDLIBS) -pthread
 	rm -f build/cpp_example.dcache && ./build/cpp_example build/cpp_example.dcache
 
+GO_ENV := TMPDIR=$(BINDINGS_TMP) GOFLAGS=-mod=mod GOTOOLCHAIN=local GOPROXY=off \
+          GOCACHE=$(BINDINGS_OUT)/go-cache GOPATH=$(BINDINGS_OUT)/go-path
+
 test-go: lib
 	@if command -v $(GO) >/dev/null 2>&1; then \
 	  mkdir -p $(BINDINGS_TMP) && cd examples/go && \
-	  TMPDIR=$(BINDINGS_TMP) GOFLAGS=-mod=mod GOTOOLCHAIN=local GOPROXY=off \
-	  GOCACHE=$(BINDINGS_OUT)/go-cache GOPATH=$(BINDINGS_OUT)/go-path \
-	  $(GO) test -race -count=1 -v ./... ; \
+	  $(GO_ENV) $(GO) test -race -count=1 -v ./... ; \
 	else \
 	  echo "SKIP: go not installed (apt-get install golang-go)"; \
 	fi
+
+# 4 KiB gets of values on the device from one goroutine: blocking Get against a Queue with 32
+# in flight, in one run, and their ratio.
+bench-go: lib
+	@mkdir -p $(BINDINGS_TMP)
+	cd examples/go && $(GO_ENV) $(GO) test -count=1 -run '^$$' -bench Queue -benchtime 3s . \
+	  | tee $(BINDINGS_OUT)/bench-go.txt
+	@awk '/Queue\/blocking/ {b=$$3} /Queue\/async32/ {a=$$3} \
+	  END {if (a && b) printf "async32 over blocking, reads per second: %.2fx\n", b/a; else exit 1}' \
+	  $(BINDINGS_OUT)/bench-go.txt
 
 test-python: lib $(TEST_PYTHON)
 	@if command -v $(PYTHON) >/dev/null 2>&1; then \

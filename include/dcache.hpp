@@ -36,7 +36,11 @@
 
 #include <cstdint>
 #include <cstring>
+#include <exception>
+#include <functional>
 #include <iterator>
+#include <memory>
+#include <unordered_map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -441,6 +445,162 @@ private:
         return c_;
     }
     c::dcache *c_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------
+// Queue: many reads in flight from one thread (the C completion queue). Submits return at
+// once; when fd() is readable (epoll, poll, any event loop), reap() runs the callbacks of the
+// reads that completed, on the calling thread.
+//
+//   dcache::Queue q(cache, 64);
+//   q.get("key", [](dcache::Queue::Result r) { if (r.found()) use(r.value); });
+//   ... poll q.fd() for POLLIN, then q.reap();  or q.wait_all();
+//
+// One thread at a time uses a Queue (submits and reaps). A value is read into a 64 KiB buffer
+// first; a larger value takes a second read at its size. Destroying the queue waits for the
+// reads the device is running and drops the callbacks of those not yet reaped. Callbacks may
+// submit more reads; one that throws stops reap() after the other callbacks of its batch.
+
+class Queue {
+public:
+    struct Result {
+        // DCACHE_OK, DCACHE_NOT_FOUND (a miss), DCACHE_RANGE, DCACHE_IO_ERROR, ...
+        result code = DCACHE_OK;
+        // The bytes read, when code is DCACHE_OK.
+        std::vector<uint8_t> value;
+        bool found() const noexcept { return code == DCACHE_OK; }
+    };
+    using Callback = std::function<void(Result)>;
+
+    Queue() noexcept = default;  // an empty (closed) queue
+    explicit Queue(Cache &cache, uint32_t depth = 64) {
+        detail::check(c::dcache_queue_open(cache.native_handle(), depth, &q_), "dcache_queue_open");
+    }
+    ~Queue() { c::dcache_queue_close(q_); }
+    Queue(Queue &&o) noexcept
+        : q_(std::exchange(o.q_, nullptr)), pending_(std::move(o.pending_)), next_(o.next_) {}
+    Queue &operator=(Queue &&o) noexcept {
+        if (this != &o) {
+            c::dcache_queue_close(q_);
+            q_ = std::exchange(o.q_, nullptr);
+            pending_ = std::move(o.pending_);
+            next_ = o.next_;
+        }
+        return *this;
+    }
+    Queue(const Queue &) = delete;
+    Queue &operator=(const Queue &) = delete;
+
+    // Readable while completions wait to be reaped. Owned by the queue.
+    int fd() const noexcept { return c::dcache_queue_fd(q_); }
+    // Reads submitted whose callbacks have not run.
+    size_t in_flight() const noexcept { return pending_.size(); }
+
+    // Reads the value under key; `done` runs from a later reap(). When the queue's depth of
+    // reads is in flight, reaps (running callbacks) until there is room. Throws Error on bad
+    // arguments (no callback will run then).
+    void get(bytes_view key, Callback done) {
+        submit(std::make_unique<Read>(key, std::nullopt, kFirstRead, std::move(done)));
+    }
+    // Reads up to len bytes of the value from offset (fewer at its end).
+    void get_range(bytes_view key, uint64_t offset, size_t len, Callback done) {
+        submit(std::make_unique<Read>(key, offset, len, std::move(done)));
+    }
+
+    // Runs the callbacks of the reads completed, waiting until at least `min` have; returns
+    // how many ran. reap() never waits: call it when fd() is readable.
+    size_t reap(size_t min = 0) {
+        require();
+        c::dcache_completion done[64];
+        size_t ran = 0;
+        std::exception_ptr failed;
+        for (;;) {
+            size_t want = std::min(min > ran ? min - ran : 0, pending_.size());
+            size_t n = 0;
+            detail::check(c::dcache_queue_reap(q_, done, 64, std::min<size_t>(want, 64), &n),
+                          "dcache_queue_reap");
+            if (n == 0) break;
+            for (size_t i = 0; i < n; i++) {
+                if (complete(done[i], failed)) ran++;
+            }
+        }
+        if (failed) std::rethrow_exception(failed);
+        return ran;
+    }
+
+    // Reaps until every read submitted has run its callback.
+    void wait_all() {
+        while (!pending_.empty()) reap(1);
+    }
+
+    c::dcache_queue *native_handle() const noexcept { return q_; }
+
+private:
+    static constexpr size_t kFirstRead = size_t(64) << 10;
+
+    struct Read {
+        Read(bytes_view k, std::optional<uint64_t> off, size_t size, Callback cb)
+            : key(k.data(), k.data() + k.size()), offset(off), buf(size), done(std::move(cb)) {}
+        std::vector<uint8_t> key;
+        std::optional<uint64_t> offset;
+        std::vector<uint8_t> buf;
+        Callback done;
+    };
+
+    void submit(std::unique_ptr<Read> read) {
+        require();
+        for (;;) {
+            result r = start(*read);
+            if (r == DCACHE_OK) break;
+            if (r != DCACHE_BUSY) detail::throw_error(r, read->offset ? "dcache_submit_get_range" : "dcache_submit_get");
+            reap(1);
+        }
+        pending_.emplace(next_++, std::move(read));
+    }
+
+    // Submits `read` under the id next_ will give it.
+    result start(Read &read) {
+        if (read.offset)
+            return c::dcache_submit_get_range(q_, read.key.data(), read.key.size(), *read.offset,
+                                              read.buf.data(), read.buf.size(), next_);
+        return c::dcache_submit_get(q_, read.key.data(), read.key.size(), read.buf.data(),
+                                    read.buf.size(), next_);
+    }
+
+    // Runs the callback of a completion (false: the read was submitted again, larger).
+    bool complete(const c::dcache_completion &c, std::exception_ptr &failed) {
+        auto it = pending_.find(c.user_data);
+        if (it == pending_.end()) return false;
+        std::unique_ptr<Read> read = std::move(it->second);
+        pending_.erase(it);
+        Result res;
+        res.code = c.result;
+        if (c.result == DCACHE_BUFFER_TOO_SMALL && !read->offset && c.len > read->buf.size()) {
+            read->buf.resize(static_cast<size_t>(c.len));
+            if (start(*read) == DCACHE_OK) {
+                pending_.emplace(next_++, std::move(read));
+                return false;
+            }
+        }
+        if (c.result == DCACHE_OK) {
+            read->buf.resize(static_cast<size_t>(c.len));
+            res.value = std::move(read->buf);
+        }
+        try {
+            read->done(std::move(res));
+        } catch (...) {
+            if (!failed) failed = std::current_exception();
+        }
+        return true;
+    }
+
+    void require() const {
+        if (!q_) throw Error(DCACHE_INVALID_ARGUMENT, "queue is closed", "dcache::Queue");
+    }
+
+    c::dcache_queue *q_ = nullptr;
+    std::unordered_map<uint64_t, std::unique_ptr<Read>> pending_;
+    uint64_t next_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------

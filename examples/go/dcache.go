@@ -7,6 +7,8 @@
 //	err = c.Put([]byte("key"), []byte("value"))
 //	v, err := c.Get([]byte("key"))       // errors.Is(err, dcache.ErrNotFound) on a miss
 //
+// Many reads in flight from one goroutine: c.OpenQueue(depth) and Queue.GetAsync (queue.go).
+//
 // Byte slices are passed to C without copying, for the duration of each call only (the cgo
 // pointer rules). A Cache and a File may be used from many goroutines at once; a Writer from
 // one at a time.

@@ -80,6 +80,26 @@ static inline dcg_res dcg_writer_commit(dcache_writer *w) {
     return dcg_make(dcache_writer_commit(w), 0, NULL);
 }
 
+static inline dcg_res dcg_queue_open(dcache *c, uint32_t depth) {
+    dcache_queue *q = NULL;
+    dcache_result r = dcache_queue_open(c, depth, &q);
+    return dcg_make(r, 0, r == DCACHE_OK ? q : NULL);
+}
+static inline dcg_res dcg_submit_get(dcache_queue *q, const uint8_t *k, size_t kl, uint8_t *buf,
+                                     size_t bl, uint64_t id) {
+    return dcg_make(dcache_submit_get(q, k, kl, buf, bl, id), 0, NULL);
+}
+static inline dcg_res dcg_submit_get_range(dcache_queue *q, const uint8_t *k, size_t kl, uint64_t off,
+                                           uint8_t *buf, size_t len, uint64_t id) {
+    return dcg_make(dcache_submit_get_range(q, k, kl, off, buf, len, id), 0, NULL);
+}
+/* Buffers the queue reads into live in C memory (cgo forbids C keeping Go memory past a
+ * call), 4096-aligned so that large values are read in place. */
+static inline void *dcg_alloc(size_t n) {
+    size_t rounded = (n + 4095) / 4096 * 4096;
+    return aligned_alloc(4096, rounded ? rounded : 4096);
+}
+
 static inline dcg_res dcg_file_open(const char *path, const dcache_file_options *opts) {
     dcache_file *f = NULL;
     dcache_result r = dcache_file_open(path, opts, &f);

@@ -23,7 +23,7 @@ import os
 import threading
 
 __all__ = [
-    "Cache", "File", "Writer", "DcacheError", "NotFoundError", "InvalidArgumentError",
+    "Cache", "File", "Writer", "AsyncQueue", "DcacheError", "NotFoundError", "InvalidArgumentError",
     "TooLargeError", "RangeError", "DcacheIOError", "NoSpaceError", "NotACacheError",
     "IncompatibleError", "LockedError", "UnsupportedError", "ReadOnlyError",
     "OutOfMemoryError", "InternalError", "DeclinedError", "BusyError", "BufferTooSmallError", "ClosedError",
@@ -235,6 +235,23 @@ _writer_abort = _declare("dcache_writer_abort", None, [ctypes.c_void_p])
 _is_direct_io = _declare("dcache_is_direct_io", _u32, [ctypes.c_void_p])
 _alignment = _declare("dcache_alignment", _u32, [ctypes.c_void_p])
 _get_stats = _declare("dcache_get_stats", _result, [ctypes.c_void_p, ctypes.POINTER(_Stats)])
+
+
+class _Completion(ctypes.Structure):
+    _fields_ = [("user_data", _u64), ("result", _u32), ("len", _u64)]
+
+
+_queue_open = _declare("dcache_queue_open", _result,
+                       [ctypes.c_void_p, _u32, ctypes.POINTER(ctypes.c_void_p)])
+_queue_close = _declare("dcache_queue_close", None, [ctypes.c_void_p])
+_queue_fd = _declare("dcache_queue_fd", ctypes.c_int32, [ctypes.c_void_p])
+_submit_get = _declare("dcache_submit_get", _result,
+                       [ctypes.c_void_p, _in, _size, _out, _size, _u64])
+_submit_get_range = _declare("dcache_submit_get_range", _result,
+                             [ctypes.c_void_p, _in, _size, _u64, _out, _size, _u64])
+_queue_reap = _declare("dcache_queue_reap", _result,
+                       [ctypes.c_void_p, ctypes.POINTER(_Completion), _size, _size,
+                        ctypes.POINTER(_size)])
 _stats_format = _declare("dcache_stats_format", _result,
                          [ctypes.c_void_p, _u32, ctypes.c_char_p, _size, ctypes.POINTER(_size)])
 
@@ -771,6 +788,22 @@ class Cache(_Closable):
         d["recovery_was_clean"] = bool(d["recovery_was_clean"])
         return d
 
+    async def get_async(self, key, default=None):
+        """`get` for a coroutine: the read waits on the running loop (an AsyncQueue per loop,
+        closed with the cache), never in a thread."""
+        import asyncio
+        loop = asyncio.get_running_loop()
+        queues = self.__dict__.setdefault("_async_queues", {})
+        q = queues.get(loop)
+        if q is None or q._q is None:
+            q = queues[loop] = AsyncQueue(self)
+        return await q.get(key, default)
+
+    def close(self):
+        for q in self.__dict__.pop("_async_queues", {}).values():
+            q.close()
+        super().close()
+
     def metrics(self, format=STATS_PROMETHEUS):
         """The stats as text: Prometheus's exposition format (STATS_PROMETHEUS) or JSON
         (STATS_JSON), with the latency histograms."""
@@ -872,6 +905,124 @@ class Writer:
     @property
     def closed(self):
         return self._ptr is None
+
+
+# --- reads on an asyncio loop -------------------------------------------------------------
+
+
+class AsyncQueue:
+    """Reads with many gets in flight from one asyncio loop: a completion queue whose file
+    descriptor the loop watches (loop.add_reader), so that no thread waits on the device.
+
+        async with AsyncQueue(cache, depth=64) as q:
+            values = await asyncio.gather(*(q.get(k) for k in keys))   # None on a miss
+
+    Create it inside a running loop, use it from that loop only, and close it there (or use
+    `async with`). Values are read into a 64 KiB buffer first; a larger value takes a second
+    read at its size. `Cache.get_async(key)` uses one AsyncQueue per loop.
+    """
+
+    _FIRST_READ = 64 << 10
+
+    def __init__(self, cache, depth=64):
+        import asyncio
+        self._loop = asyncio.get_running_loop()
+        out = ctypes.c_void_p()
+        c = cache._h.acquire()
+        try:
+            _check(_queue_open(c, depth, ctypes.byref(out)), "dcache_queue_open")
+        finally:
+            cache._h.release()
+        self._q = out.value
+        self._fd = _queue_fd(self._q)
+        self._slots = asyncio.Semaphore(depth or 64)
+        self._pending = {}   # id -> [future, key, offset or None, buffer]
+        self._next = 0
+        self._done = (_Completion * 64)()
+        self._loop.add_reader(self._fd, self._on_readable)
+
+    async def get(self, key, default=None):
+        """The value under key, or default on a miss."""
+        k, kl = _key_arg(key)
+        try:
+            return await self._read(bytes(k) if k else b"", kl, None, self._FIRST_READ)
+        except NotFoundError:
+            return default
+
+    async def get_range(self, key, offset, length):
+        """Up to length bytes of the value from offset (fewer at its end); None on a miss."""
+        k, kl = _key_arg(key)
+        try:
+            return await self._read(bytes(k) if k else b"", kl, offset, length)
+        except NotFoundError:
+            return None
+
+    async def _read(self, key, key_len, offset, size):
+        if self._q is None:
+            raise ClosedError("AsyncQueue")
+        async with self._slots:
+            if self._q is None:
+                raise ClosedError("AsyncQueue")
+            future = self._loop.create_future()
+            self._submit(future, key, key_len, offset, size)
+            return await future
+
+    def _submit(self, future, key, key_len, offset, size):
+        buf = ctypes.create_string_buffer(max(size, 1))
+        rid = self._next
+        self._next += 1
+        if offset is None:
+            r = _submit_get(self._q, key, key_len, buf, size, rid)
+        else:
+            r = _submit_get_range(self._q, key, key_len, offset, buf, size, rid)
+        if r != OK:
+            future.set_exception(_error(r, "dcache_submit_get"))
+            return
+        self._pending[rid] = (future, key, key_len, offset, buf)
+
+    def _on_readable(self):
+        n = _size()
+        while self._q is not None:
+            if _queue_reap(self._q, self._done, len(self._done), 0, ctypes.byref(n)) != OK \
+                    or n.value == 0:
+                return
+            for c in self._done[:n.value]:
+                self._complete(c.user_data, c.result, c.len)
+
+    def _complete(self, rid, result, length):
+        future, key, key_len, offset, buf = self._pending.pop(rid)
+        if future.cancelled():
+            return
+        if result == OK:
+            future.set_result(ctypes.string_at(buf, length))
+        elif result == BUFFER_TOO_SMALL and offset is None and length > len(buf):
+            self._submit(future, key, key_len, None, length)
+        else:
+            future.set_exception(_ERRORS.get(result, DcacheError)(result, "", "dcache_queue_reap"))
+
+    def close(self):
+        """Stops watching the fd, waits for the reads the device is running, frees the queue;
+        reads not answered raise ClosedError. Closing twice is fine."""
+        if self._q is None:
+            return
+        if not self._loop.is_closed():
+            self._loop.remove_reader(self._fd)
+        q, self._q = self._q, None
+        _queue_close(q)  # every buffer is ours again
+        for future, *_ in self._pending.values():
+            if not future.done():
+                future.set_exception(ClosedError("AsyncQueue"))
+        self._pending.clear()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_q", None) is not None and self._loop.is_closed():
+            _queue_close(self._q)
 
 
 # --- the direct-I/O file layer ------------------------------------------------------------

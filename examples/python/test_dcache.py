@@ -49,6 +49,61 @@ class TempDirCase(unittest.TestCase):
         return c
 
 
+class TestAsync(TempDirCase):
+    """Gets awaited on an asyncio loop, many in flight from one thread."""
+
+    def filled(self, n=300):
+        sizes = [1, 100, 4096, 65536, 65537, 300000]
+        values = {b"a%d" % i: pattern(sizes[i % 6] + i, i) for i in range(n)}
+        c = self.new_cache(capacity=256 * MiB)
+        for k, v in values.items():
+            c.put(k, v)
+        c.close()  # reopened: the reads go to the device, not the write buffer
+        c = dcache.Cache(self.path("c.dcache"))
+        self.addCleanup(c.close)
+        return c, values
+
+    def test_a_thousand_gets_in_flight(self):
+        import asyncio
+        c, values = self.filled()
+        names = list(values)
+        keys = [names[i % len(names)] for i in range(1000)] + [b"missing%d" % i for i in range(20)]
+
+        async def main():
+            got = await asyncio.gather(*(c.get_async(k) for k in keys))
+            async with dcache.AsyncQueue(c, depth=16) as q:
+                ranges = await asyncio.gather(*(q.get_range(k, min(10, len(values[k])), 100)
+                                                for k in names[:60]))
+                absent = await q.get(b"nothing here", default=b"-")
+            return got, ranges, absent
+
+        got, ranges, absent = asyncio.run(main())
+        for k, v in zip(keys, got):
+            self.assertEqual(v, values.get(k), k)
+        for k, r in zip(names[:60], ranges):
+            at = min(10, len(values[k]))
+            self.assertEqual(r, values[k][at:at + 100], k)
+        self.assertEqual(absent, b"-")
+
+    def test_close_with_reads_in_flight(self):
+        import asyncio
+        c, values = self.filled(60)
+
+        async def main():
+            q = dcache.AsyncQueue(c, depth=8)
+            tasks = [asyncio.ensure_future(q.get(k)) for k in list(values) * 3]
+            await asyncio.sleep(0)
+            q.close()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            with self.assertRaises(dcache.ClosedError):
+                await q.get(b"a1")
+            return done
+
+        for k, r in zip(list(values) * 3, asyncio.run(main())):
+            if not isinstance(r, dcache.ClosedError):
+                self.assertEqual(r, values[k])
+
+
 class TestMetrics(TempDirCase):
     """dcache_stats_format, read with the Prometheus client library's parser and json."""
 
@@ -222,9 +277,13 @@ class TestHeader(unittest.TestCase):
         fns = [v for k, v in vars(dcache).items()
                if k.startswith("_") and isinstance(v, ctypes._CFuncPtr)]
         self.assertGreaterEqual(len(fns), 30)
+        # c_int is ctypes's default restype, and also c_int32: allowed where the header says int32_t
+        returns_int = set(re.findall(r"^int32_t (dcache_\w+)\(", read_header(), re.M)) \
+            if os.path.exists(HEADER) else set()
         for fn in fns:
             self.assertIsNotNone(fn.argtypes, fn.__name__)
-            self.assertIsNot(fn.restype, ctypes.c_int, fn.__name__)
+            if fn.__name__ not in returns_int:
+                self.assertIsNot(fn.restype, ctypes.c_int, fn.__name__)
 
 
 class TestCache(TempDirCase):
