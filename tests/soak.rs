@@ -406,6 +406,7 @@ fn soak_child_process() {
         // The flusher: journals what was set before each successful flush; and the chaos: a
         // read or write error on a part of the file now and then, for a moment.
         let mut rng = Rng(round * 7 + 3);
+        let faults_on = std::env::var("DCACHE_SOAK_FAULTS").map_or(true, |v| v != "0");
         let mut last_report = Instant::now();
         let mut fault_until: Option<Instant> = None;
         loop {
@@ -426,7 +427,7 @@ fn soak_child_process() {
                     fault::clear(&path).unwrap();
                     fault_until = None;
                 }
-                None if rng.below(15) == 0 => {
+                None if faults_on && rng.below(15) == 0 => {
                     let start = (1 << 20) + rng.below(CAPACITY - (2 << 20));
                     let bytes = start..start + (1 << 20);
                     let f = match rng.below(2) {
@@ -529,7 +530,8 @@ fn soak() {
         wrong_lines.extend(wrong);
         // A few blocks damaged, as a bad disk would, before the next open.
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        for _ in 0..3 {
+        let blocks = std::env::var("DCACHE_SOAK_DAMAGE_BLOCKS").map_or(3, |s| s.parse().unwrap());
+        for _ in 0..blocks {
             use std::os::unix::fs::FileExt;
             let at = ((1 << 20) + rng.below(CAPACITY - (2 << 20))) & !4095;
             let junk: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();

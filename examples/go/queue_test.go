@@ -131,9 +131,13 @@ func TestQueueCloseWithReadsInFlight(t *testing.T) {
 func BenchmarkQueue(b *testing.B) {
 	const n = 4096
 	c, values := filledCache(b, n, func(int) int { return 4096 })
-	b.Logf("direct I/O: %v", c.IsDirectIO())
+	direct := 0.0
+	if c.IsDirectIO() {
+		direct = 1
+	}
 	key := func(i int) []byte { return []byte(fmt.Sprintf("q/%d", (i*7919)%n)) }
 	b.Run("blocking", func(b *testing.B) {
+		b.ReportMetric(direct, "direct_io")
 		for i := 0; i < b.N; i++ {
 			v, err := c.Get(key(i))
 			if err != nil || len(v) != len(values[0]) {
@@ -147,6 +151,7 @@ func BenchmarkQueue(b *testing.B) {
 			b.Fatalf("OpenQueue: %v", err)
 		}
 		defer q.Close()
+		b.ReportMetric(direct, "direct_io")
 		window := make([]<-chan Result, 0, 32)
 		for i := 0; i < b.N; i++ {
 			if len(window) == 32 {

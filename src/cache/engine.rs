@@ -350,6 +350,26 @@ impl Engine {
     /// flush after this one can say that every put before it is durable.
     pub fn flush(&self) -> Result<()> {
         self.writable()?;
+        self.bury_lost_keys();
+        self.flush_log()?;
+        // A refusal of writes may have kept tombstones out; the writes that just succeeded
+        // ended it. A flush succeeds only once no lost key can bring back an older value.
+        if self.writeback.has_lost_keys() {
+            self.bury_lost_keys();
+            self.flush_log()?;
+            if self.writeback.has_lost_keys() {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    "the tombstones of entries a failed write lost could not be written: \
+                     an older value of their keys may come back after a crash",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what the log holds and waits for it: the body of `flush`.
+    fn flush_log(&self) -> Result<()> {
         let since = self.failures_at_flush.load(Relaxed);
         {
             let mut log = self.log.lock();
@@ -363,11 +383,47 @@ impl Engine {
         self.device.sync()
     }
 
+    /// Writes a tombstone for each key a failed seal dropped that was not put again since:
+    /// an older value of it may still be on the device, and without the tombstone a reopen
+    /// would find it. Keys whose tombstone cannot be written now wait for the next flush.
+    fn bury_lost_keys(&self) {
+        let keys = self.writeback.take_lost_keys();
+        let mut unwritten = Vec::new();
+        for key in keys {
+            let hash = self.hash(&key);
+            let tombstone = NewEntry {
+                hash,
+                key: &key,
+                value: &[],
+                chunk_crcs: &[],
+                flags: FLAG_TOMBSTONE,
+                expiry: 0,
+                created: now_secs(),
+            };
+            // Checked under the log's lock: a key put again has a newer entry already.
+            let absent = || match self.index.get(hash) {
+                None => Ok(()),
+                Some(_) => Err(Error::new(ErrorKind::NotFound, "put again")),
+            };
+            let written = self
+                .device
+                .accepts_writes(&self.superblock)
+                .and_then(|()| self.append(&tombstone, absent));
+            match written {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(_) => unwritten.push(key),
+            }
+        }
+        self.writeback.keep_lost_keys(unwritten);
+    }
+
     /// Flushes, writes the active region's summary, and marks the superblock clean.
     pub fn close(&self) -> Result<()> {
         if self.closed.swap(true, Relaxed) || self.settings.read_only {
             return Ok(());
         }
+        self.bury_lost_keys();
         let mut log = self.log.lock();
         let tail = log.write_partial_tails();
         self.writeback.stop();

@@ -15,6 +15,7 @@
 //! range that failed on (counted in `write_entries_dropped`); those written before stay.
 
 use super::device::Device;
+use super::format::{Decoded, EntryHeader, Geometry, Trailer};
 use super::index::Index;
 use super::{parts_len, scatter};
 use crate::dio::AlignedBuf;
@@ -116,6 +117,10 @@ struct State {
     write_failures: u64,
     /// The kind of the latest failed write.
     last_failure: Option<ErrorKind>,
+    /// Keys of the entries (values and tombstones) a failed seal dropped: the engine writes
+    /// tombstones for those not put again (`take_lost_keys`), so that an older value of
+    /// theirs, still on the device, does not come back at a reopen.
+    lost_keys: Vec<Vec<u8>>,
     stop: bool,
 }
 
@@ -369,20 +374,7 @@ impl Writeback {
             }
             Bytes::Sealed(mut buf) => {
                 if let Err((_, failed_from)) = &result {
-                    // The region's bytes from the failed range on never reached the device:
-                    // their entries must not be read there. Those before it did.
-                    let g = self.device.geometry();
-                    let base = g.first_unit(region);
-                    let from = base + *failed_from as u64 / g.unit as u64;
-                    let end = base + g.units_per_region();
-                    let dropped = self.index.remove_where(|l| {
-                        let unit = l.unit as u64;
-                        unit < end && unit + l.len_units as u64 > from
-                    });
-                    self.device
-                        .counters()
-                        .write_entries_dropped
-                        .fetch_add(dropped, Relaxed);
+                    self.drop_unwritten(region, *failed_from, &buf);
                 }
                 let mut st = self.state.lock();
                 st.in_flight_seal = None;
@@ -409,6 +401,41 @@ impl Writeback {
                 }
             }
         }
+    }
+
+    /// After a failed seal: the region's bytes from `failed_from` on never reached the
+    /// device, so their entries must not be read there (those before it did). Their keys go
+    /// to `lost_keys`.
+    fn drop_unwritten(&self, region: u32, failed_from: usize, buf: &AlignedBuf) {
+        let g = self.device.geometry();
+        let base = g.first_unit(region);
+        let from = base + failed_from as u64 / g.unit as u64;
+        let end = base + g.units_per_region();
+        let lost = entry_keys_from(buf, failed_from as u64, self.device.cache_id(), g);
+        self.state.lock().lost_keys.extend(lost);
+        let dropped = self.index.remove_where(|l| {
+            let unit = l.unit as u64;
+            unit < end && unit + l.len_units as u64 > from
+        });
+        self.device
+            .counters()
+            .write_entries_dropped
+            .fetch_add(dropped, Relaxed);
+    }
+
+    /// The keys failed seals dropped since the last call (see `State::lost_keys`).
+    pub fn take_lost_keys(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.state.lock().lost_keys)
+    }
+
+    /// Whether keys wait for their tombstones.
+    pub fn has_lost_keys(&self) -> bool {
+        !self.state.lock().lost_keys.is_empty()
+    }
+
+    /// Gives back keys whose tombstones could not be written yet.
+    pub fn keep_lost_keys(&self, keys: Vec<Vec<u8>>) {
+        self.state.lock().lost_keys.extend(keys);
     }
 
     /// Waits until every queued write is done. Fails with a failed write's error, or, if a
@@ -461,6 +488,34 @@ impl Writeback {
             self.execute(job);
         }
     }
+}
+
+/// The keys of the entries in a sealed region's buffer that end past byte `from` (the range a
+/// failed write did not store), walking the entries from the region's start to its fill.
+fn entry_keys_from(buf: &AlignedBuf, from: u64, cache_id: u64, g: &Geometry) -> Vec<Vec<u8>> {
+    let b = buf.as_slice();
+    let unit = g.unit as usize;
+    let Some(t) = b
+        .len()
+        .checked_sub(unit)
+        .and_then(|at| Trailer::decode(&b[at..], cache_id, g))
+    else {
+        return Vec::new();
+    };
+    let mut keys = Vec::new();
+    let mut pos = 0u64;
+    while pos < t.fill {
+        let h = match EntryHeader::decode(&b[pos as usize..], cache_id, t.fill - pos, g.unit) {
+            Decoded::Valid(h) => h,
+            _ => break,
+        };
+        let end = pos + h.entry_len(g.unit);
+        if end > from {
+            keys.push(h.key(&b[pos as usize..]).to_vec());
+        }
+        pos = end;
+    }
+    keys
 }
 
 #[cfg(test)]
@@ -551,5 +606,56 @@ mod tests {
         testing::put_range(&c, 100..105, 100_000);
         c.flush().unwrap();
         check_all(&c, 100..105);
+    }
+
+    /// What the soak run found: a key whose newest entry a failed seal dropped came back at a
+    /// reopen with its older value, still on the device (and a deleted key with its value
+    /// from before the delete). The next flush writes tombstones for them.
+    #[test]
+    fn a_reopen_after_a_failed_seal_brings_back_no_older_value() {
+        let dir = testing::scratch();
+        let (path, c) = testing::create(dir.path(), "c", 8 * MIB);
+        let g = *c.engine.device.geometry();
+        let key = |i: usize| format!("k{i}").into_bytes();
+        for i in 0..6 {
+            c.put(&key(i), &testing::value(&key(i), 1, 1000), 0)
+                .unwrap();
+        }
+        c.flush().unwrap();
+        let bad = g.data_start + 256 * 1024;
+        let region_end = g.data_start + g.region_size;
+        fault::set(&path, vec![Fault::unwritable(bad..region_end, libc::EIO)]).unwrap();
+        c.put(b"filler", &testing::value(b"filler", 1, 300_000), 0)
+            .unwrap();
+        for i in 0..5 {
+            c.put(&key(i), &testing::value(&key(i), 2, 1000), 0)
+                .unwrap();
+        }
+        c.delete(&key(5)).unwrap();
+        // Region 0 fills and its seal fails (puts are refused once it has).
+        for i in 0..12 {
+            let k = format!("fill{i}").into_bytes();
+            let _ = c.put(&k, &testing::value(&k, 1, 100_000), 0);
+        }
+        assert!(c.flush().is_err(), "the failed seal is reported");
+        fault::clear(&path).unwrap();
+        c.flush().expect("the next flush succeeds");
+        assert!(
+            !c.engine.writeback.has_lost_keys(),
+            "a flush that succeeds leaves no lost key without its tombstone"
+        );
+        assert!(c.stats().write_entries_dropped >= 5);
+        let image = testing::crash_image(&path, dir.path(), "crashed");
+        drop(c);
+        let c = testing::reopen(&image);
+        for i in 0..6 {
+            if let Some(v) = testing::get(&c, &key(i)) {
+                assert_eq!(
+                    testing::version_of(&key(i), &v),
+                    Some(2),
+                    "k{i}: an older value came back"
+                );
+            }
+        }
     }
 }
