@@ -5,6 +5,7 @@
 //! return the right value, a miss, or an I/O error: never other bytes.
 
 mod common;
+use common::Rng;
 use common::{format_device, loop_device, scratch, value_for, LoopDevice};
 use dcache::fault::{self, Fault};
 use dcache::ErrorKind;
@@ -304,22 +305,6 @@ fn a_reclaim_that_cannot_read_its_region_drops_it() {
         .count();
     assert!(newest > 90, "the newest puts are there ({newest} of 100)");
     assert!(c.stats().io_errors > 0);
-}
-
-/// A tiny xorshift generator: the rounds are reproducible from their seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// Many rounds of puts, overwrites, deletes, gets and flushes on a small cache (reclaims

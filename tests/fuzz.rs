@@ -19,6 +19,7 @@
 mod common;
 
 use arbitrary::{Arbitrary, Unstructured};
+use common::{value_of, version_in, Rng};
 use dcache::fuzzing::{self, ImageLayout, Seal};
 use dcache::{Cache, CacheOptions, ErrorKind, Fetched, IoMode};
 use std::collections::{HashMap, HashSet};
@@ -37,22 +38,6 @@ fn corpus_dir(target: &str) -> PathBuf {
         .join(target)
 }
 
-/// A small, fast, seedable generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 const INTERESTING: [u64; 10] = [
     0,
     1,
@@ -69,45 +54,45 @@ const INTERESTING: [u64; 10] = [
 /// One to eight of: a bit flipped, a byte set, an interesting little-endian number written,
 /// bytes inserted, removed or copied, or a piece of another input spliced in.
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>, other: &[u8]) {
-    for _ in 0..1 + rng.below(8) {
+    for _ in 0..1 + rng.index(8) {
         let len = input.len();
-        match rng.below(7) {
+        match rng.index(7) {
             0 if len > 0 => {
-                let at = rng.below(len);
-                input[at] ^= 1 << rng.below(8);
+                let at = rng.index(len);
+                input[at] ^= 1 << rng.index(8);
             }
             1 if len > 0 => {
-                let at = rng.below(len);
+                let at = rng.index(len);
                 input[at] = rng.next() as u8;
             }
             2 if len > 0 => {
-                let v = INTERESTING[rng.below(INTERESTING.len())].to_le_bytes();
-                let n = [1, 2, 4, 8][rng.below(4)];
-                let at = rng.below(len);
+                let v = INTERESTING[rng.index(INTERESTING.len())].to_le_bytes();
+                let n = [1, 2, 4, 8][rng.index(4)];
+                let at = rng.index(len);
                 let n = n.min(len - at);
                 input[at..at + n].copy_from_slice(&v[..n]);
             }
             3 => {
-                let at = rng.below(len + 1);
-                let bytes: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next() as u8).collect();
+                let at = rng.index(len + 1);
+                let bytes: Vec<u8> = (0..1 + rng.index(16)).map(|_| rng.next() as u8).collect();
                 input.splice(at..at, bytes);
             }
             4 if len > 1 => {
-                let at = rng.below(len);
-                let n = 1 + rng.below((len - at).min(32));
+                let at = rng.index(len);
+                let n = 1 + rng.index((len - at).min(32));
                 input.drain(at..at + n);
             }
             5 if len > 1 => {
-                let from = rng.below(len);
-                let n = 1 + rng.below((len - from).min(64));
+                let from = rng.index(len);
+                let n = 1 + rng.index((len - from).min(64));
                 let piece = input[from..from + n].to_vec();
-                let at = rng.below(len);
+                let at = rng.index(len);
                 input.splice(at..at, piece);
             }
             _ if !other.is_empty() => {
-                let from = rng.below(other.len());
-                let n = 1 + rng.below((other.len() - from).min(256));
-                let at = rng.below(len + 1);
+                let from = rng.index(other.len());
+                let n = 1 + rng.index((other.len() - from).min(256));
+                let at = rng.index(len + 1);
                 let end = (at + n).min(len);
                 input.splice(at..end, other[from..from + n].iter().copied());
             }
@@ -173,8 +158,8 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, target: impl Fn(&[u8]) -> Outcome) {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds());
     let mut runs = 0u64;
     while Instant::now() < deadline && findings.len() < 5 {
-        let mut input = corpus[rng.below(corpus.len())].clone();
-        let other = corpus[rng.below(corpus.len())].clone();
+        let mut input = corpus[rng.index(corpus.len())].clone();
+        let other = corpus[rng.index(corpus.len())].clone();
         mutate(&mut rng, &mut input, &other);
         runs += 1;
         match run(&input) {
@@ -194,23 +179,6 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, target: impl Fn(&[u8]) -> Outcome) {
         findings.len()
     );
     assert!(findings.is_empty(), "fuzz {name}:\n{}", findings.join("\n"));
-}
-
-/// A value of at least 16 bytes that says which key and version it is.
-fn value_of(key: &[u8], version: u64, len: usize) -> Vec<u8> {
-    let seed = xxhash_rust::xxh3::xxh3_64_with_seed(key, version);
-    let mut v: Vec<u8> = (0..len.max(16))
-        .map(|i| (seed >> (i % 57)) as u8 ^ i as u8)
-        .collect();
-    v[..8].copy_from_slice(&seed.to_le_bytes());
-    v[8..16].copy_from_slice(&version.to_le_bytes());
-    v
-}
-
-/// The version of `key` that `v` is, whole and unchanged, if it is one.
-fn version_in(key: &[u8], v: &[u8]) -> Option<u64> {
-    let version = u64::from_le_bytes(v.get(8..16)?.try_into().unwrap());
-    (value_of(key, version, v.len()) == v).then_some(version)
 }
 
 fn sig(parts: &[u64]) -> u64 {

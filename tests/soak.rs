@@ -12,6 +12,9 @@
 //! at the child's last successful flush, or anything put after it; never an older value, nor
 //! one deleted before that flush. Every value names its key and version and is checked whole.
 
+mod common;
+
+use common::{value_of, version_in, Rng};
 use dcache::fault::{self, Fault};
 use dcache::{Cache, CacheOptions, ErrorKind, Fetched};
 use std::collections::HashMap;
@@ -28,22 +31,6 @@ const CAPACITY: u64 = 256 << 20;
 
 fn key(k: u64) -> Vec<u8> {
     format!("soak/{k}").into_bytes()
-}
-
-/// A value of at least 16 bytes that names its key and version.
-fn value_of(key: &[u8], version: u64, len: usize) -> Vec<u8> {
-    let seed = xxhash_rust::xxh3::xxh3_64_with_seed(key, version);
-    let mut v: Vec<u8> = (0..len.max(16))
-        .map(|i| (seed >> (i % 53)) as u8 ^ (i >> 3) as u8)
-        .collect();
-    v[..8].copy_from_slice(&seed.to_le_bytes());
-    v[8..16].copy_from_slice(&version.to_le_bytes());
-    v
-}
-
-fn version_in(key: &[u8], v: &[u8]) -> Option<u64> {
-    let version = u64::from_le_bytes(v.get(8..16)?.try_into().unwrap());
-    (value_of(key, version, v.len()) == v).then_some(version)
 }
 
 /// What a key is known to hold.
@@ -188,21 +175,6 @@ impl Counts {
             s.recovery_regions_lost
         );
         out
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 

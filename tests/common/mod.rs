@@ -118,3 +118,42 @@ pub fn format_device(path: &Path) -> Cache {
     let opts = CacheOptions::new().format(true);
     Cache::open(path, &opts).unwrap()
 }
+
+/// A small, fast, seedable generator (xorshift64*) for the fuzz targets and the soak run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (0 for 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// An index below `n` (0 for 0).
+    pub fn index(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
+    }
+}
+
+/// A value of at least 16 bytes that says which key and (64-bit) version it is.
+pub fn value_of(key: &[u8], version: u64, len: usize) -> Vec<u8> {
+    let seed = xxhash_rust::xxh3::xxh3_64_with_seed(key, version);
+    let mut v: Vec<u8> = (0..len.max(16))
+        .map(|i| (seed >> (i % 57)) as u8 ^ i as u8)
+        .collect();
+    v[..8].copy_from_slice(&seed.to_le_bytes());
+    v[8..16].copy_from_slice(&version.to_le_bytes());
+    v
+}
+
+/// The version of `key` that `v` is, whole and unchanged, if it is one.
+pub fn version_in(key: &[u8], v: &[u8]) -> Option<u64> {
+    let version = u64::from_le_bytes(v.get(8..16)?.try_into().unwrap());
+    (value_of(key, version, v.len()) == v).then_some(version)
+}
