@@ -14,7 +14,8 @@
 //! Each target first replays its corpus in `fuzz/corpus/<target>/` (seeds and every finding
 //! turned into a regression case), then mutates for `DCACHE_FUZZ_SECONDS` (default 10; `make
 //! fuzz DURATION=...` runs longer). A failing input is written to `target/fuzz-findings/` and
-//! fails the test; `DCACHE_FUZZ_SEED` repeats a run.
+//! fails the test; `DCACHE_FUZZ_SEED` repeats a run; a run over `DCACHE_FUZZ_HANG_SECONDS`
+//! (60) writes its input there and aborts.
 
 mod common;
 
@@ -25,6 +26,7 @@ use dcache::{Cache, CacheOptions, ErrorKind, Fetched, IoMode};
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What a run of a target on one input says: a signature of the outcome (inputs with new
@@ -109,10 +111,64 @@ fn seconds() -> f64 {
         .unwrap_or(10.0)
 }
 
+fn findings_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("fuzz-findings");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Aborts the process, after writing the input to the findings, if one run of a target takes
+/// longer than DCACHE_FUZZ_HANG_SECONDS (default 60): a hang is a finding too, and a run that
+/// never returns could not report itself.
+struct Watchdog {
+    current: Arc<Mutex<(Option<Instant>, Vec<u8>)>>,
+}
+
+impl Watchdog {
+    fn start(name: &'static str) -> Watchdog {
+        let limit = std::env::var("DCACHE_FUZZ_HANG_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60.0);
+        let current: Arc<Mutex<(Option<Instant>, Vec<u8>)>> = Arc::default();
+        let watched = Arc::downgrade(&current);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let Some(current) = watched.upgrade() else {
+                return;
+            };
+            let now = current.lock().unwrap();
+            if now.0.is_some_and(|t| t.elapsed().as_secs_f64() > limit) {
+                let file = findings_dir().join(format!(
+                    "{name}-hang-{:016x}",
+                    xxhash_rust::xxh3::xxh3_64(&now.1)
+                ));
+                std::fs::write(&file, &now.1).unwrap();
+                eprintln!(
+                    "fuzz {name}: one run took over {limit} s: {}",
+                    file.display()
+                );
+                std::process::abort();
+            }
+        });
+        Watchdog { current }
+    }
+
+    fn watch<T>(&self, input: &[u8], run: impl FnOnce() -> T) -> T {
+        *self.current.lock().unwrap() = (Some(Instant::now()), input.to_vec());
+        let out = run();
+        self.current.lock().unwrap().0 = None;
+        out
+    }
+}
+
 /// Replays the corpus, then mutates for the time given; panics with the findings.
-fn fuzz(name: &str, seeds: Vec<Vec<u8>>, target: impl Fn(&[u8]) -> Outcome) {
+fn fuzz(name: &'static str, seeds: Vec<Vec<u8>>, target: impl Fn(&[u8]) -> Outcome) {
+    let watchdog = Watchdog::start(name);
     let run = |input: &[u8]| -> Outcome {
-        match catch_unwind(AssertUnwindSafe(|| target(input))) {
+        match watchdog.watch(input, || catch_unwind(AssertUnwindSafe(|| target(input)))) {
             Ok(outcome) => outcome,
             Err(panic) => Err(panic
                 .downcast_ref::<String>()
@@ -130,11 +186,8 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, target: impl Fn(&[u8]) -> Outcome) {
     let mut findings = Vec::new();
     let mut seen = HashSet::new();
     let report = |input: &[u8], why: String, findings: &mut Vec<String>| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("target")
-            .join("fuzz-findings");
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join(format!("{name}-{:016x}", xxhash_rust::xxh3::xxh3_64(input)));
+        let file =
+            findings_dir().join(format!("{name}-{:016x}", xxhash_rust::xxh3::xxh3_64(input)));
         std::fs::write(&file, input).unwrap();
         findings.push(format!("{}: {why}", file.display()));
     };

@@ -273,6 +273,6 @@ impl Device {
         if summary_units > 0 {
             self.read(&mut buf.as_mut_slice()[..summary_units], end - tail)?;
         }
-        Ok(t.summary_records(buf.as_slice(), self.cache_id))
+        Ok(t.summary_records(buf.as_slice(), self.cache_id, g.unit))
     }
 }

@@ -586,15 +586,28 @@ impl Trailer {
     }
 
     /// The records of the summary this trailer describes, from `bytes` (at least
-    /// `summary_len` of them), if their checksum is the one the trailer holds.
-    pub fn summary_records(&self, bytes: &[u8], cache_id: u64) -> Option<Vec<SummaryRecord>> {
+    /// `summary_len` of them), if their checksum is the one the trailer holds and every one
+    /// lies within the region's fill (a record that passes the checksum can still point
+    /// anywhere: the index must never hold a place outside its region).
+    pub fn summary_records(
+        &self,
+        bytes: &[u8],
+        cache_id: u64,
+        unit: u32,
+    ) -> Option<Vec<SummaryRecord>> {
         let bytes = bytes.get(..self.summary_len())?;
-        (crc(cache_id, &[bytes]) == self.summary_crc).then(|| {
-            bytes
-                .chunks_exact(SUMMARY_RECORD_LEN)
-                .map(SummaryRecord::decode)
-                .collect()
-        })
+        if crc(cache_id, &[bytes]) != self.summary_crc {
+            return None;
+        }
+        let fill_units = self.fill / unit as u64;
+        let records: Vec<SummaryRecord> = bytes
+            .chunks_exact(SUMMARY_RECORD_LEN)
+            .map(SummaryRecord::decode)
+            .collect();
+        let inside = |r: &SummaryRecord| {
+            r.len_units > 0 && r.offset_units as u64 + r.len_units as u64 <= fill_units
+        };
+        records.iter().all(inside).then_some(records)
     }
 }
 

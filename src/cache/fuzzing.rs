@@ -76,8 +76,12 @@ pub fn decode_region_tail(bytes: &[u8], cache_id: u64, capacity: u64, alignment_
             t.fill + g.tail_len(t.record_count as usize) <= g.region_size,
             "{t:?}"
         );
-        if let Some(records) = t.summary_records(summary, cache_id) {
+        if let Some(records) = t.summary_records(summary, cache_id, g.unit) {
             assert_eq!(records.len(), t.record_count as usize);
+            let units = t.fill / g.unit as u64;
+            assert!(records
+                .iter()
+                .all(|r| r.offset_units as u64 + r.len_units as u64 <= units));
         }
         let mut again = vec![0u8; TRAILER_LEN];
         t.encode(cache_id, &mut again);
