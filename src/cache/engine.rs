@@ -268,15 +268,7 @@ impl Engine {
     pub fn delete(&self, key: &[u8]) -> Result<()> {
         self.accepts_writes_for(key)?;
         let hash = self.hash(key);
-        let tombstone = NewEntry {
-            hash,
-            key,
-            value: &[],
-            chunk_crcs: &[],
-            flags: FLAG_TOMBSTONE,
-            expiry: 0,
-            created: now_secs(),
-        };
+        let tombstone = tombstone(hash, key);
         // Only a key that is there gets a tombstone; checked under the log's lock.
         let present = || match self.index.get(hash) {
             Some(_) => Ok(()),
@@ -391,15 +383,7 @@ impl Engine {
         let mut unwritten = Vec::new();
         for key in keys {
             let hash = self.hash(&key);
-            let tombstone = NewEntry {
-                hash,
-                key: &key,
-                value: &[],
-                chunk_crcs: &[],
-                flags: FLAG_TOMBSTONE,
-                expiry: 0,
-                created: now_secs(),
-            };
+            let tombstone = tombstone(hash, &key);
             // Checked under the log's lock: a key put again has a newer entry already.
             let absent = || match self.index.get(hash) {
                 None => Ok(()),
@@ -436,5 +420,18 @@ impl Engine {
         sb.next_entry_seq = at.next_entry_seq;
         sb.next_lap = at.next_lap;
         self.device.write_superblock(&mut sb)
+    }
+}
+
+/// The entry that deletes `key` (its hash `hash`) from the log.
+fn tombstone(hash: u64, key: &[u8]) -> NewEntry<'_> {
+    NewEntry {
+        hash,
+        key,
+        value: &[],
+        chunk_crcs: &[],
+        flags: FLAG_TOMBSTONE,
+        expiry: 0,
+        created: now_secs(),
     }
 }

@@ -155,6 +155,15 @@ impl LatencyHistogram {
         stripe.sum_nanos.fetch_add(nanos, Relaxed);
     }
 
+    /// Runs `op` and counts how long it took.
+    #[inline]
+    pub fn time<T>(&self, op: impl FnOnce() -> T) -> T {
+        let start = Stamp::now();
+        let out = op();
+        self.record_elapsed(start);
+        out
+    }
+
     /// Counts one operation that started at `start` and ends now.
     #[inline]
     pub fn record_elapsed(&self, start: Stamp) {

@@ -357,10 +357,8 @@ impl Cache {
     /// # drop(cache); std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn flush(&self) -> Result<()> {
-        let start = Stamp::now();
-        let flushed = self.engine.flush();
-        self.engine.counters.latency.flush.record_elapsed(start);
-        flushed
+        let latency = &self.engine.counters.latency.flush;
+        latency.time(|| self.engine.flush())
     }
 
     /// `TooLarge` if a value of `len` bytes would be refused: lets callers check a length
@@ -381,10 +379,8 @@ impl Cache {
     /// # drop(cache); std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn put(&self, key: &[u8], value: &[u8], ttl_secs: u64) -> Result<()> {
-        let start = Stamp::now();
-        let put = self.engine.put(key, value, ttl_secs);
-        self.engine.counters.latency.put.record_elapsed(start);
-        put
+        let latency = &self.engine.counters.latency.put;
+        latency.time(|| self.engine.put(key, value, ttl_secs))
     }
 
     /// Reads the value under `key` into `buf`, checked against the key and its checksums.
@@ -403,10 +399,8 @@ impl Cache {
     /// # drop(cache); std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn get(&self, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {
-        let start = Stamp::now();
-        let got = self.engine.get(key, buf);
-        self.engine.counters.latency.get.record_elapsed(start);
-        got
+        let latency = &self.engine.counters.latency.get;
+        latency.time(|| self.engine.get(key, buf))
     }
 
     /// Reads up to `buf.len()` bytes of the value under `key` from `offset`; returns how many
@@ -423,10 +417,8 @@ impl Cache {
     /// # drop(cache); std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn get_range(&self, key: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let start = Stamp::now();
-        let got = self.engine.get_range(key, offset, buf);
-        self.engine.counters.latency.get.record_elapsed(start);
-        got
+        let latency = &self.engine.counters.latency.get;
+        latency.time(|| self.engine.get_range(key, offset, buf))
     }
 
     /// A completion queue of `depth` reads (0: 64) over this cache (see [`ReadQueue`]). It

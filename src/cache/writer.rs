@@ -73,9 +73,7 @@ impl Writer {
                 "a write to this writer was refused as too large; nothing was stored",
             ));
         }
-        let start = super::metrics::Stamp::now();
-        let committed = self.engine.commit(&self.key, &self.value, self.ttl_secs);
-        self.engine.counters.latency.put.record_elapsed(start);
-        committed
+        let latency = &self.engine.counters.latency.put;
+        latency.time(|| self.engine.commit(&self.key, &self.value, self.ttl_secs))
     }
 }
