@@ -13,9 +13,11 @@
 #include "common.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -333,6 +335,71 @@ static void threads(dcache *c)
     dcache_queue_close(q);
 }
 
+/* ---- completions announced on a socket (dcache_queue_notify) -------------------------------- */
+/* Waits only on the socket: a completion whose byte never came would stall it (and fail). */
+static void notify(dcache *c)
+{
+    enum { TOTAL = 300, DEPTH = 32 };
+    dcache_queue *q = NULL;
+    if (!CHECK_RC(dcache_queue_open(c, DEPTH, &q), DCACHE_OK))
+        return;
+    int sv[2];
+    if (!CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0)) {
+        dcache_queue_close(q);
+        return;
+    }
+    CHECK_RC(dcache_queue_notify(NULL, sv[1]), DCACHE_INVALID_ARGUMENT);
+    CHECK_RC(dcache_queue_notify(q, -2), DCACHE_INVALID_ARGUMENT);
+    CHECK_RC(dcache_queue_notify(q, sv[1]), DCACHE_OK);
+    struct slot *slots = calloc(TOTAL, sizeof *slots);
+    uint64_t submitted = 0, reaped = 0, right = 0, absent = 0, wakeups = 0;
+    uint8_t k[KLEN];
+    dcache_completion done[DEPTH];
+    while (reaped < TOTAL) {
+        while (submitted < TOTAL && submitted - reaped < DEPTH) {
+            uint64_t id = submitted;
+            /* every seventh read is of a key never stored: it completes within the submit */
+            key_of(k, id % 7 == 0 ? NV + 1000 + id : id % NV);
+            slots[id].len = value_len(id % NV);
+            slots[id].buf = malloc(slots[id].len);
+            if (!CHECK_RC(dcache_submit_get(q, k, KLEN, slots[id].buf, slots[id].len, id), DCACHE_OK))
+                goto out;
+            submitted++;
+        }
+        struct pollfd p = {.fd = sv[0], .events = POLLIN};
+        if (!CHECKF(poll(&p, 1, 10000) == 1, "no byte on the socket with %" PRIu64 " reads outstanding",
+                    submitted - reaped))
+            goto out;
+        wakeups++;
+        char bytes[256];
+        while (read(sv[0], bytes, sizeof bytes) > 0) {
+        }
+        size_t n = 0;
+        if (!CHECK_RC(dcache_queue_reap(q, done, DEPTH, 0, &n), DCACHE_OK))
+            goto out;
+        for (size_t j = 0; j < n; j++) {
+            uint64_t id = done[j].user_data;
+            key_of(k, id % NV);
+            if (id % 7 == 0)
+                absent += done[j].result == DCACHE_NOT_FOUND;
+            else
+                right += done[j].result == DCACHE_OK && val_check(slots[id].buf, done[j].len, k, KLEN, 1);
+        }
+        reaped += n;
+    }
+out:
+    CHECK_EQ(reaped, TOTAL);
+    CHECK_EQ(right + absent, TOTAL);
+    tst_note("notify: %" PRIu64 " reads reaped after %" PRIu64 " wake-ups of the socket", reaped, wakeups);
+    CHECK_RC(dcache_queue_notify(q, -1), DCACHE_OK);
+    dcache_queue_close(q);
+    close(sv[0]);
+    close(sv[1]);
+    for (uint64_t id = 0; id < TOTAL; id++)
+        free(slots[id].buf);
+    free(slots);
+}
+
 /* ---- reads racing overwrites and eviction --------------------------------------------------- */
 struct churn {
     dcache *c;
@@ -631,6 +698,7 @@ static void suite(const char *path, uint32_t backend)
         batches(c);
         results(c);
         threads(c);
+        notify(c);
         CHECK_RC(dcache_close(c), DCACHE_OK);
     }
     closing(path);

@@ -938,14 +938,32 @@ dcache_result dcache_queue_open(struct dcache *c, uint32_t depth, struct dcache_
 void dcache_queue_close(struct dcache_queue *q);
 
 /**
- * The queue's file descriptor: readable while completions wait to be reaped, for epoll,
- * poll, Traffic Server's `TSVConnFdCreate` or Go's netpoller. It belongs to the queue (do
- * not read or close it); reaping the last completion clears it. -1 for NULL.
+ * The queue's file descriptor, an eventfd: readable while completions wait to be reaped, for
+ * epoll, poll or Go's netpoller. It belongs to the queue (do not read or close it); reaping
+ * the last completion clears it. -1 for NULL. (An event loop that watches only sockets, as
+ * Traffic Server's `TSVConnFdCreate` does, uses `dcache_queue_notify`.)
  *
  * # Safety
  * `q` is NULL or a live queue from `dcache_queue_open`.
  */
 int32_t dcache_queue_fd(const struct dcache_queue *q);
+
+/**
+ * Has the queue send one byte to the socket `fd` for each completion of a read submitted from
+ * now on, besides signalling its own fd: for an event loop that watches only sockets, such
+ * as Traffic Server's `TSVConnFdCreate` (whose reads use `recvmsg`, which an eventfd
+ * refuses). Give it one end of a `socketpair` and watch the other; read and discard the bytes
+ * that arrive, then reap. The queue sends without waiting: a socket too full to take a byte
+ * already has bytes to read. With io_uring the kernel sends the byte, linked to the read, as
+ * the read completes. -1 stops the bytes.
+ *
+ * Returns `DCACHE_OK`; `DCACHE_INVALID_ARGUMENT` (NULL `q`, `fd` below -1).
+ *
+ * # Safety
+ * `q` is NULL or a live queue. `fd` stays open, and is not reused for another file, until
+ * the queue is closed or given another `fd`.
+ */
+dcache_result dcache_queue_notify(struct dcache_queue *q, int32_t fd);
 
 /**
  * `DCACHE_QUEUE_IO_URING` or `DCACHE_QUEUE_THREADS`: what runs the queue's reads. 0 for

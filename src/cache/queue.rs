@@ -21,10 +21,13 @@ use crate::error::{Error, ErrorKind, Result};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// What the queue writes to the caller's notification descriptor (`ReadQueue::notify`).
+pub(crate) static NOTIFY_BYTE: [u8; 1] = [1];
 
 /// The default and the largest depth.
 pub const DEFAULT_DEPTH: u32 = 64;
@@ -236,6 +239,8 @@ struct Shared {
     /// Reads waiting: what a spinning worker looks at, without the lock.
     queued: AtomicUsize,
     eventfd: OwnedFd,
+    /// The caller's descriptor that gets a byte for each completion (`notify`), or -1.
+    notify: AtomicI32,
     /// The io_uring backend, where the kernel allows it (else every read goes to threads).
     ring: Option<Ring>,
 }
@@ -300,6 +305,7 @@ impl ReadQueue {
                 finished: Condvar::new(),
                 queued: AtomicUsize::new(0),
                 eventfd,
+                notify: AtomicI32::new(-1),
                 ring,
             }),
             threads: Mutex::new(Vec::new()),
@@ -309,6 +315,21 @@ impl ReadQueue {
     /// Readable while completions wait to be reaped.
     pub fn fd(&self) -> RawFd {
         self.shared.eventfd.as_raw_fd()
+    }
+
+    /// Has the queue write one byte to `fd` for each completion of a read submitted from now
+    /// on, besides signalling its own eventfd: for an event loop that can watch only a
+    /// socket (Traffic Server's `TSVConnFdCreate` reads with `recvmsg`, which an eventfd
+    /// refuses). The caller reads the bytes and keeps `fd` open while the queue may write
+    /// to it; -1 stops the bytes. On io_uring the kernel writes the byte, linked to the read,
+    /// as the read completes. Writes never wait: a socket too full to take one already has
+    /// bytes to read.
+    pub fn notify(&self, fd: RawFd) -> Result<()> {
+        if fd < -1 {
+            return Err(Error::invalid(format!("{fd} is not a file descriptor")));
+        }
+        self.shared.notify.store(fd, Relaxed);
+        Ok(())
     }
 
     /// What runs the queue's reads.
@@ -594,7 +615,7 @@ impl Shared {
             return None;
         }
         let submitted = read.submitted;
-        if let Err(e) = ring.push(read, plan) {
+        if let Err(e) = ring.push(read, plan, self.notify.load(Relaxed)) {
             self.complete_at(user_data, submitted, Outcome::Failed(e.kind()));
         }
         None
@@ -682,6 +703,19 @@ impl Shared {
         // SAFETY: writes 8 bytes from `one` to our eventfd. It cannot fail but by overflow
         // of the counter, which a read clears.
         unsafe { libc::write(self.eventfd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        let notify = self.notify.load(Relaxed);
+        if notify >= 0 {
+            // SAFETY: one byte from a static to the caller's descriptor (see `notify`); a
+            // failure (a full socket) loses nothing the reader has not been told already.
+            unsafe {
+                libc::send(
+                    notify,
+                    NOTIFY_BYTE.as_ptr().cast(),
+                    1,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+        }
     }
 
     fn clear_eventfd(&self) {

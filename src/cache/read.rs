@@ -546,8 +546,15 @@ impl Engine {
         let mut filled = middle;
         let outcome = with_bounce(head_len + unit, self.device.buffer_align(), |b| {
             let (head, tail) = b.split_at_mut(head_len);
-            if !self.read_entry_parts(loc, 0, &mut [head, &mut buf[..middle], tail])? {
-                return Err(self.corrupt(f));
+            match self.read_entry_parts(loc, 0, &mut [head, &mut buf[..middle], tail]) {
+                Ok(true) => {}
+                Ok(false) => return Err(self.corrupt(f)),
+                // Refused before any read (`memory_only`): nothing to clear.
+                Err(e) if e.kind() == ErrorKind::Busy => {
+                    filled = 0;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
             }
             self.verify_in_place(f, key, b, buf, value_offset, &mut filled)
         })?;

@@ -10,11 +10,11 @@
 //! buffer is the caller's again only once the kernel has finished with it.
 
 use super::engine::Engine;
-use super::queue::{Outcome, Read};
+use super::queue::{Outcome, Read, NOTIFY_BYTE};
 use super::read::{EntryRead, Fetched};
 use crate::dio::AlignedBuf;
 use crate::error::{Error, Result};
-use io_uring::{opcode, types, IoUring};
+use io_uring::{opcode, squeue, types, IoUring};
 use parking_lot::Mutex;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -43,6 +43,9 @@ pub(crate) struct Ring {
     unit: usize,
 }
 
+/// The user data of a notification's completion: no slot.
+const NOTIFICATION: u64 = u64::MAX;
+
 struct Reads {
     slots: Vec<Option<InFlight>>,
     free: Vec<usize>,
@@ -60,8 +63,9 @@ impl Ring {
         unit: usize,
         eventfd: RawFd,
     ) -> Result<Ring> {
-        let uring =
-            IoUring::new(depth.next_power_of_two()).map_err(|e| Error::os("io_uring_setup", e))?;
+        // Two entries a read: the read, and the byte to a notification socket linked to it.
+        let uring = IoUring::new(2 * depth.next_power_of_two())
+            .map_err(|e| Error::os("io_uring_setup", e))?;
         uring
             .submitter()
             .register_eventfd(eventfd)
@@ -85,9 +89,10 @@ impl Ring {
         reads.slots.len() - reads.free.len()
     }
 
-    /// Queues `read`, whose entry `plan` says where to read, for the next `start`. The
-    /// queue's depth bounds the reads outstanding, so a slot is free.
-    pub fn push(&self, read: Read, plan: EntryRead) -> Result<()> {
+    /// Queues `read`, whose entry `plan` says where to read, for the next `start`, and after
+    /// it, whatever the read's result, a byte sent to `notify` unless it is -1. The queue's
+    /// depth bounds the reads outstanding, so a slot is free.
+    pub fn push(&self, read: Read, plan: EntryRead, notify: RawFd) -> Result<()> {
         let unit = self.unit;
         let mut reads = self.reads.lock();
         let own = match plan.in_place {
@@ -102,29 +107,7 @@ impl Ring {
             .free
             .pop()
             .expect("the depth bounds the reads in flight");
-        let base = buf.as_mut_slice().as_mut_ptr();
-        let part = |ptr: *mut u8, len: usize| libc::iovec {
-            iov_base: ptr.cast(),
-            iov_len: len,
-        };
-        let (sqe, iov) = match plan.in_place {
-            Some(value_offset) => {
-                let head = value_offset as usize;
-                let middle = plan.len - head - unit;
-                let iov = Box::new([
-                    part(base, head),
-                    part(read.target.ptr(), middle),
-                    // SAFETY: head + unit bytes were allocated.
-                    part(unsafe { base.add(head) }, unit),
-                ]);
-                let sqe = opcode::Readv::new(types::Fd(self.device_fd), iov.as_ptr(), 3);
-                (sqe.offset(plan.offset).build(), Some(iov))
-            }
-            None => {
-                let sqe = opcode::Read::new(types::Fd(self.device_fd), base, plan.len as u32);
-                (sqe.offset(plan.offset).build(), None)
-            }
-        };
+        let (sqe, iov) = self.read_entry(&plan, buf.as_mut_slice().as_mut_ptr(), read.target.ptr());
         let sqe = sqe.user_data(slot as u64);
         reads.slots[slot] = Some(InFlight {
             read,
@@ -133,8 +116,16 @@ impl Ring {
             _iov: iov,
         });
         // SAFETY: the submission queue is used only under the `reads` lock; the buffer lives
-        // in slots[slot] until the read's completion is taken.
-        let pushed = unsafe { self.uring.submission_shared().push(&sqe) };
+        // in slots[slot] until the read's completion is taken; the byte is a static.
+        let pushed = unsafe {
+            match notify {
+                -1 => self.uring.submission_shared().push(&sqe),
+                fd => self
+                    .uring
+                    .submission_shared()
+                    .push_multiple(&[sqe.flags(squeue::Flags::IO_HARDLINK), self.notification(fd)]),
+            }
+        };
         if pushed.is_err() {
             // Cannot happen: the ring has an entry for every slot.
             reads.slots[slot] = None;
@@ -145,6 +136,54 @@ impl Ring {
             ));
         }
         Ok(())
+    }
+
+    /// The read of `plan`'s entry into the buffer at `base` (the whole entry, or for a read
+    /// in place its head and last unit, the value's whole units going to `target`), and the
+    /// iovecs it points to, which must live until its completion.
+    fn read_entry(
+        &self,
+        plan: &EntryRead,
+        base: *mut u8,
+        target: *mut u8,
+    ) -> (squeue::Entry, Option<Box<[libc::iovec; 3]>>) {
+        let unit = self.unit;
+        let part = |ptr: *mut u8, len: usize| libc::iovec {
+            iov_base: ptr.cast(),
+            iov_len: len,
+        };
+        match plan.in_place {
+            Some(value_offset) => {
+                let head = value_offset as usize;
+                let middle = plan.len - head - unit;
+                let iov = Box::new([
+                    part(base, head),
+                    part(target, middle),
+                    // SAFETY: head + unit bytes were allocated.
+                    part(unsafe { base.add(head) }, unit),
+                ]);
+                let sqe = opcode::Readv::new(types::Fd(self.device_fd), iov.as_ptr(), 3);
+                (sqe.offset(plan.offset).build(), Some(iov))
+            }
+            None => {
+                let sqe = opcode::Read::new(types::Fd(self.device_fd), base, plan.len as u32);
+                (sqe.offset(plan.offset).build(), None)
+            }
+        }
+    }
+
+    /// The send of one byte to `fd` that follows a read. Its completion (only a failure, where
+    /// the kernel can skip the others) has no slot, so draining passes over it.
+    fn notification(&self, fd: RawFd) -> squeue::Entry {
+        let flags = match self.uring.params().is_feature_skip_cqe_on_success() {
+            true => squeue::Flags::SKIP_SUCCESS,
+            false => squeue::Flags::empty(),
+        };
+        opcode::Send::new(types::Fd(fd), NOTIFY_BYTE.as_ptr(), 1)
+            .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+            .build()
+            .flags(flags)
+            .user_data(NOTIFICATION)
     }
 
     /// Starts every read pushed and not started: one system call for them all. Without the

@@ -88,15 +88,37 @@ pub unsafe extern "C" fn dcache_queue_close(q: *mut dcache_queue) {
     })
 }
 
-/// The queue's file descriptor: readable while completions wait to be reaped, for epoll,
-/// poll, Traffic Server's `TSVConnFdCreate` or Go's netpoller. It belongs to the queue (do
-/// not read or close it); reaping the last completion clears it. -1 for NULL.
+/// The queue's file descriptor, an eventfd: readable while completions wait to be reaped, for
+/// epoll, poll or Go's netpoller. It belongs to the queue (do not read or close it); reaping
+/// the last completion clears it. -1 for NULL. (An event loop that watches only sockets, as
+/// Traffic Server's `TSVConnFdCreate` does, uses `dcache_queue_notify`.)
 ///
 /// # Safety
 /// `q` is NULL or a live queue from `dcache_queue_open`.
 #[no_mangle]
 pub unsafe extern "C" fn dcache_queue_fd(q: *const dcache_queue) -> i32 {
     boundary::query(-1, || q.as_ref().map_or(-1, |q| q.inner.fd()))
+}
+
+/// Has the queue send one byte to the socket `fd` for each completion of a read submitted from
+/// now on, besides signalling its own fd: for an event loop that watches only sockets, such
+/// as Traffic Server's `TSVConnFdCreate` (whose reads use `recvmsg`, which an eventfd
+/// refuses). Give it one end of a `socketpair` and watch the other; read and discard the bytes
+/// that arrive, then reap. The queue sends without waiting: a socket too full to take a byte
+/// already has bytes to read. With io_uring the kernel sends the byte, linked to the read, as
+/// the read completes. -1 stops the bytes.
+///
+/// Returns `DCACHE_OK`; `DCACHE_INVALID_ARGUMENT` (NULL `q`, `fd` below -1).
+///
+/// # Safety
+/// `q` is NULL or a live queue. `fd` stays open, and is not reused for another file, until
+/// the queue is closed or given another `fd`.
+#[no_mangle]
+pub unsafe extern "C" fn dcache_queue_notify(q: *mut dcache_queue, fd: i32) -> dcache_result {
+    ffi!({
+        let q = args::get_ref(q, "queue")?;
+        q.inner.notify(fd)
+    })
 }
 
 /// `DCACHE_QUEUE_IO_URING` or `DCACHE_QUEUE_THREADS`: what runs the queue's reads. 0 for
