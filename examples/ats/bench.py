@@ -1,22 +1,25 @@
 #!/usr/bin/env python3
-"""Hit throughput and latency for 64 KiB objects, in one run, with wrk:
+"""Hits of 64 KiB objects, in one run, with wrk: the dcache plugin against Traffic Server's
+own cache, for two shapes of load: one hot URL, and 1024 URLs in turn.
 
-  1. traffic_server + dcache_ats.so (ATS cache off), dcache with --io-mode=auto
-  2. the same with --io-mode=buffered (page cache), for reference
-  3. traffic_server's own disk cache: RAM cache size 0, a storage file of the same size
-  4. the origin direct (the Python test origin)
+Targets (each its own traffic_server on loopback, 2 net threads):
+  - traffic_server + dcache_ats.so (ATS cache off), dcache with --io-mode=auto
+  - traffic_server's own disk cache: RAM cache size 0, a storage file of the same size
+  - with --baseline OTHER.so: another build of the plugin (say, the one before a change)
+  - with --buffered: the plugin with --io-mode=buffered (page cache)
 
 Each target is filled (every URL fetched until it is a hit), then traffic_server is
 restarted, so that hits are read from the cache file and not from memory: dcache serves
 reads of the region it is still filling from its write buffer, and the restart empties it.
-Then wrk runs; the origin's request count must not move during a cache run, and dcache's
-bytes_read shows the device reads. Rounds alternate the targets so drift on a noisy machine
-hits them alike. Results: a table on stdout and build/ats/bench.json.
+Then wrk runs each shape against each target, in rounds that alternate them so drift on a
+noisy machine hits them alike. The origin's request count must not move during a run; after
+the runs every URL is fetched from every target and its body compared byte for byte with the
+origin's. Reported per shape: req/s, p50/p99 latency and the server's CPU time per hit
+(user + system of the traffic_server process over the run, divided by the requests), and the
+plugin's ratios to Traffic Server's own cache. Results: a table on stdout and
+build/ats/bench.json.
 
   python3 bench.py --plugin build/ats/dcache_ats.so [--seconds 10] [--connections 32]
-
---baseline OTHER.so adds a second build of the plugin (say, the one before a change) as one
-more target in the same rounds, and prints the ratio of the medians of their req/s.
 """
 
 import argparse
@@ -31,6 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "tests"))
 from atsenv import Ats, Client, Origin, mkroot  # noqa: E402
+from origin import body_for  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "bench"))
 import wrk  # noqa: E402
 from wrk import proc_cpu_seconds  # noqa: E402
@@ -45,10 +49,11 @@ end
 """
 PLUGIN = "dcache plugin (io-mode=auto)"
 BASELINE = "dcache plugin, baseline build (auto)"
-
-
-def run_wrk(port, lua, args):
-    return wrk.run_wrk("http://127.0.0.1:%d/" % port, lua, args.seconds, args.threads, args.connections)
+BUFFERED = "dcache plugin (io-mode=buffered)"
+ATS = "ATS disk cache (RAM cache 0)"
+SIZE = 65536
+# What the issue asks of the plugin against Traffic Server's own cache, in every shape.
+TARGETS = (("rps", ">=", 1.0), ("server_cpu_us_per_request", "<=", 1.0))
 
 
 def warm(port, paths, origin, want_hit):
@@ -57,13 +62,25 @@ def warm(port, paths, origin, want_hit):
         before = origin.total()
         for p in paths:
             s, h, b = c.request("GET", p)
-            if s != 200 or len(b) != 65536:
+            if s != 200 or len(b) != SIZE:
                 raise RuntimeError("warm-up %s: %d, %d bytes" % (p, s, len(b)))
         if origin.total() == before and all(want_hit(c.request("GET", p)[1]) for p in paths[:5]):
             c.close()
             return
     c.close()
     raise RuntimeError("port %d: objects do not become hits" % port)
+
+
+def bodies_wrong(port, paths):
+    """How many of `paths` come back from the server at `port` other than the origin's bytes."""
+    c = Client(port)
+    wrong = 0
+    for p in paths:
+        s, _, b = c.request("GET", p)
+        if s != 200 or b != body_for(p, SIZE)[0]:
+            wrong += 1
+    c.close()
+    return wrong
 
 
 def main():
@@ -75,37 +92,39 @@ def main():
     ap.add_argument("--objects", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--capacity", default="256M")
+    ap.add_argument("--plugin-args", default="", help="more arguments for the plugin (both builds)")
     ap.add_argument("--baseline", help="another build of the plugin to run beside it, same settings")
+    ap.add_argument("--buffered", action="store_true", help="also the plugin with --io-mode=buffered")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(HERE)), "build", "ats", "bench.json"))
     args = ap.parse_args()
     if not shutil.which("wrk"):
         print("SKIP: wrk is not installed (apt-get install wrk)")
         return 0
-    plugin = os.path.abspath(args.plugin)
     root = mkroot("dcache-ats-bench-")
-    paths = ["/o/65536/bench%d" % i for i in range(args.objects)]
-    lua = os.path.join(root, "paths.lua")
-    with open(lua, "w") as f:
-        f.write(LUA % ", ".join('"%s"' % p for p in paths))
+    paths = ["/o/%d/bench%d" % (SIZE, i) for i in range(args.objects)]
+    shapes = [("one hot URL", paths[:1]), ("%d URLs" % len(paths), paths)]
+    luas = {}
+    for i, (shape, ps) in enumerate(shapes):
+        luas[shape] = os.path.join(root, "paths%d.lua" % i)
+        with open(luas[shape], "w") as f:
+            f.write(LUA % ", ".join('"%s"' % p for p in ps))
 
     origin = Origin(os.path.join(root, "origin.log")).start()
     servers = {}
     results = {}
     config = {}
+    wrong = {}
     try:
         def plugin_line(so, sub, mode):
-            return "%s --path=%s/%s/cache.dc --capacity=%s --io-mode=%s --max-object-size=16M" % (
-                so, root, sub, args.capacity, mode)
+            return "%s --path=%s/%s/cache.dc --capacity=%s --io-mode=%s --max-object-size=16M %s" % (
+                os.path.abspath(so), root, sub, args.capacity, mode, args.plugin_args)
 
-        specs = [
-            (PLUGIN, "dc", dict(plugin_lines=[plugin_line(plugin, "dc", "auto")])),
-            ("dcache plugin (io-mode=buffered)", "dcb", dict(plugin_lines=[plugin_line(plugin, "dcb", "buffered")])),
-            ("ATS disk cache (RAM cache 0)", "ats", dict(cache_http=1, ram_cache=0,
-                                                          storage_line="%s/ats/cache %s" % (root, args.capacity))),
-        ]
+        specs = [(PLUGIN, "dc", dict(plugin_lines=[plugin_line(args.plugin, "dc", "auto")]))]
         if args.baseline:
-            specs.insert(1, (BASELINE, "base", dict(plugin_lines=[plugin_line(os.path.abspath(args.baseline), "base",
-                                                                             "auto")])))
+            specs.append((BASELINE, "base", dict(plugin_lines=[plugin_line(args.baseline, "base", "auto")])))
+        if args.buffered:
+            specs.append((BUFFERED, "dcb", dict(plugin_lines=[plugin_line(args.plugin, "dcb", "buffered")])))
+        specs.append((ATS, "ats", dict(cache_http=1, ram_cache=0, storage_line="%s/ats/cache %s" % (root, args.capacity))))
         for name, sub, kw in specs:
             d = os.path.join(root, sub)
             os.makedirs(os.path.join(d, "cache"), exist_ok=True)
@@ -116,6 +135,7 @@ def main():
                             "storage.config": kw.get("storage_line", ""),
                             "proxy.config.http.cache.http": kw.get("cache_http", 0),
                             "proxy.config.cache.ram_cache.size": kw.get("ram_cache", -1)}
+
         def is_hit(name):
             return (lambda h: h.get("x-dcache") == "hit") if "dcache" in name else (lambda h: "age" in h)
 
@@ -133,60 +153,71 @@ def main():
                 return json.loads(Client(a.port).request("GET", "/_dcache_stats")[2])["dcache"]["bytes_read"]
             except Exception:
                 return None
-        targets = list(servers.items()) + [("origin direct (Python http.server)", None)]
         for rnd in range(args.rounds):
-            for name, a in targets:
-                port = a.port if a else origin.port
-                before = origin.total()
-                read0 = dcache_read(a) if a and "dcache" in name else None
-                pid = a.proc.pid if a else origin.proc.pid
-                cpu0 = proc_cpu_seconds(pid)
-                res, out, cmd = run_wrk(port, lua, args)
-                cpu1 = proc_cpu_seconds(pid)
-                if a is None:
-                    # requests wrk left in flight still reach the origin's count after it exits;
-                    # let them land so they are not charged to the next target
-                    time.sleep(1)
-                if res.get("requests"):
-                    res["server_cpu_us_per_request"] = (cpu1 - cpu0) / res["requests"] * 1e6
-                res["origin_requests_during_run"] = origin.total() - before
-                if read0 is not None:
-                    res["dcache_device_read_mb"] = (dcache_read(a) - read0) / 1e6
-                results.setdefault(name, []).append(res)
-                config.setdefault(name, {})["wrk"] = cmd
-                print("round %d  %-36s %9.0f req/s  %7.1f MB/s  p50 %6.2f ms  p99 %6.2f ms  cpu %5.1f us/req  origin+%d%s%s" % (
-                    rnd + 1, name, res["rps"] or 0, res.get("mb_s") or 0, res["p50_ms"] or 0, res["p99_ms"] or 0,
-                    res.get("server_cpu_us_per_request") or 0,
-                    res["origin_requests_during_run"],
-                    ("  device reads %.0f MB" % res["dcache_device_read_mb"]) if "dcache_device_read_mb" in res else "",
-                    ("  non-2xx %d" % res["non2xx"]) if res["non2xx"] else ""), flush=True)
+            for shape, _ in shapes:
+                for name, a in servers.items():
+                    before = origin.total()
+                    read0 = dcache_read(a) if "dcache" in name else None
+                    cpu0 = proc_cpu_seconds(a.proc.pid)
+                    res, out, cmd = wrk.run_wrk("http://127.0.0.1:%d/" % a.port, luas[shape], args.seconds,
+                                                args.threads, args.connections)
+                    cpu1 = proc_cpu_seconds(a.proc.pid)
+                    if res.get("requests"):
+                        res["server_cpu_us_per_request"] = (cpu1 - cpu0) / res["requests"] * 1e6
+                    res["origin_requests_during_run"] = origin.total() - before
+                    if read0 is not None:
+                        res["dcache_device_read_mb"] = (dcache_read(a) - read0) / 1e6
+                    results.setdefault(shape, {}).setdefault(name, []).append(res)
+                    config[name]["wrk"] = cmd
+                    print("round %d  %-12s %-36s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  cpu %6.1f us/hit  origin+%d%s%s" % (
+                        rnd + 1, shape, name, res["rps"] or 0, res["p50_ms"] or 0, res["p99_ms"] or 0,
+                        res.get("server_cpu_us_per_request") or 0, res["origin_requests_during_run"],
+                        ("  device reads %.0f MB" % res["dcache_device_read_mb"]) if "dcache_device_read_mb" in res else "",
+                        ("  non-2xx %d" % res["non2xx"]) if res["non2xx"] else ""), flush=True)
+        for name, a in servers.items():
+            wrong[name] = bodies_wrong(a.port, paths)
     finally:
         for a in servers.values():
             a.stop()
         origin.stop()
 
-    print()
-    print("%-36s %10s %9s %8s %8s %8s %12s" % ("64 KiB hits, mean of rounds", "req/s", "MB/s", "p50 ms", "p90 ms", "p99 ms",
-                                               "cpu us/req"))
+    keys = ("rps", "mb_s", "p50_ms", "p99_ms", "server_cpu_us_per_request")
     summary = {}
-    for name, runs in results.items():
-        keys = ("rps", "mb_s", "p50_ms", "p90_ms", "p99_ms", "server_cpu_us_per_request")
-        mean = {k: sum((r.get(k) or 0) for r in runs) / len(runs) for k in keys}
-        summary[name] = mean
-        print("%-36s %10.0f %9.1f %8.2f %8.2f %8.2f %12.1f" % (name, mean["rps"], mean["mb_s"], mean["p50_ms"], mean["p90_ms"],
-                                                                mean["p99_ms"], mean["server_cpu_us_per_request"]))
-    if args.baseline:
-        rps = {n: statistics.median(r["rps"] or 0 for r in results[n]) for n in (PLUGIN, BASELINE)}
-        summary["plugin_over_baseline_median_rps"] = rps[PLUGIN] / rps[BASELINE]
-        print("\nmedian req/s: plugin %.0f, baseline %.0f, ratio %.3f" % (rps[PLUGIN], rps[BASELINE],
-                                                                         summary["plugin_over_baseline_median_rps"]))
+    failed = []
+    for shape, by_name in results.items():
+        print("\n%-38s %9s %8s %8s %8s %11s" % ("64 KiB hits, %s (median)" % shape, "req/s", "MB/s", "p50 ms", "p99 ms",
+                                                "cpu us/hit"))
+        summary[shape] = {}
+        for name, runs in by_name.items():
+            med = {k: statistics.median((r.get(k) or 0) for r in runs) for k in keys}
+            summary[shape][name] = med
+            print("%-38s %9.0f %8.1f %8.2f %8.2f %11.1f" % (name, med["rps"], med["mb_s"], med["p50_ms"], med["p99_ms"],
+                                                           med["server_cpu_us_per_request"]))
+        ats = summary[shape][ATS]
+        for name in (PLUGIN, BASELINE):
+            if name not in summary[shape]:
+                continue
+            for k, op, limit in TARGETS:
+                ratio = summary[shape][name][k] / ats[k] if ats[k] else float("inf")
+                summary[shape]["%s / ATS %s" % (name, k)] = ratio
+                met = ratio >= limit if op == ">=" else ratio <= limit
+                if name == PLUGIN and not met:
+                    failed.append("%s %s" % (shape, k))
+                print("  %s / ATS, %-26s %6.2fx  (target %s %.1fx: %s)" % (
+                    "plugin" if name == PLUGIN else "baseline", k, ratio, op, limit, "met" if met else "NOT met"))
+    print("\nbodies compared byte for byte after the runs, %d URLs: %s" % (len(paths), ", ".join(
+        "%s %d wrong" % (n, w) for n, w in wrong.items())))
+    moved = [(s, n) for s, by in results.items() for n, runs in by.items() if any(r["origin_requests_during_run"] for r in runs)]
+    if moved:
+        print("origin requests during hit runs: %s" % moved)
+    print("targets: %s" % ("all met" if not failed else "NOT met: " + ", ".join(failed)))
     version = subprocess.run(["traffic_server", "-V"], capture_output=True, text=True).stdout.splitlines()
-    doc = {"objects": args.objects, "object_size": 65536, "seconds": args.seconds, "connections": args.connections,
+    doc = {"objects": args.objects, "object_size": SIZE, "seconds": args.seconds, "connections": args.connections,
            "wrk_threads": args.threads, "rounds": args.rounds, "traffic_server": version[0] if version else "",
-           "nproc": os.cpu_count(), "summary": summary, "runs": results, "config": config}
+           "nproc": os.cpu_count(), "summary": summary, "wrong_bodies": wrong, "runs": results, "config": config}
     wrk.save_report(doc, args.out)
     shutil.rmtree(root, ignore_errors=True)
-    return 0
+    return 1 if any(wrong.values()) else 0
 
 
 if __name__ == "__main__":

@@ -5,16 +5,16 @@
  *
  *   dcache_ats.so --path=/x/cache.dc --capacity=256M --io-mode=auto --max-object-size=16M
  *
- * Threads: every dcache call that may touch the disk runs on the plugin's worker threads
- * (TSThreadCreate), never on a network thread. A URL the plugin knows to be absent (presence
- * hints) goes to the origin without a hand-over. A hit goes: READ_REQUEST_HDR (net thread)
- * -> a worker, woken through a condition variable, reads the record (whole, with one
- * dcache_get into its aligned buffer, when the presence hints know its size; else the first
- * window with dcache_get_range), calls
- * TSHttpTxnIntercept and re-enables the transaction itself -> the intercept continuation
- * (a fresh mutex: no lock retry) writes the response on the net thread. Larger bodies are
- * read in chunks by the workers, each handed back to its network thread through a socketpair
- * that the thread reads as a TSVConn (see NetWake).
+ * Threads: no dcache call that may wait for the disk runs on a network thread. A URL the
+ * plugin knows to be absent (presence hints) goes to the origin at once. A hit goes:
+ * READ_REQUEST_HDR (net thread) submits the read of the record to the thread's own dcache
+ * queue (io_uring; whole, when the presence hints know its size, else the first window) ->
+ * the queue's completion, announced on a socketpair the thread reads as a TSVConn, is reaped
+ * on the same thread, which builds the response, calls TSHttpTxnIntercept and re-enables the
+ * transaction -> the intercept continuation (a fresh mutex: no lock retry) writes it. Calls
+ * that block (fills, purges, chunks of large bodies) run on the plugin's worker threads
+ * (TSThreadCreate), woken through a condition variable; a chunk goes back to its network
+ * thread through a socketpair that the thread reads as a TSVConn (see NetWake).
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <ts/ts.h>
@@ -106,6 +107,7 @@ static struct {
   size_t window;       /* first read of a hit */
   size_t chunk;        /* later reads of a large body, and the fill's write unit */
   int threads;         /* worker threads */
+  bool hit_queue;      /* lookups on a dcache queue per network thread (else on the workers) */
 } cfg;
 
 static dcache *g_cache;                 /* NULL when closed or failed to open */
@@ -127,7 +129,9 @@ static atomic_int g_shutdown;
   X(COLLAPSED, "collapsed", "Requests that waited for a fill of the same URL in flight")                                 \
   X(NOT_CACHEABLE, "not_cacheable", "Responses the HTTP rules kept out of the cache")                                    \
   X(DECLINED, "declined", "Responses the admission filter declined")                                                     \
-  X(REVALIDATED, "revalidated", "Stored responses validated with the origin (a request no-cache)")
+  X(REVALIDATED, "revalidated", "Stored responses validated with the origin (a request no-cache)")                     \
+  X(QUEUE_LOOKUPS, "queue_lookups", "Lookups read through a network thread's dcache queue")                             \
+  X(WORKER_LOOKUPS, "worker_lookups", "Lookups read by the worker threads (blocking reads)")
 #define STAT_ENUM(id, name, help) ST_##id,
 #define STAT_NAME(id, name, help) name,
 #define STAT_HELP(id, name, help) help,
@@ -539,9 +543,30 @@ static Responder *responder_new(void)
   return r;
 }
 
+/* Appends n bytes to buf. glibc copies a large block with `rep movsb`, which some CPUs run
+ * several times slower when the destination lies a few bytes past the source modulo 4 KiB
+ * (AMD EPYC here: 64 KiB in 22 us instead of 4) -- and a hit's body lands just there, its
+ * response header being a little longer than the record's. Copies of at most 2 KiB, below
+ * glibc's threshold for `rep movsb`, run at full speed whatever the addresses. */
+#define COPY_PIECE 2048
+static void iobuffer_append(TSIOBuffer buf, const uint8_t *d, size_t n)
+{
+  while (n > 0) {
+    int64_t avail = 0;
+    uint8_t *to = (uint8_t *)TSIOBufferBlockWriteStart(TSIOBufferStart(buf), &avail);
+    size_t k = n < (size_t)avail ? n : (size_t)avail;
+    for (size_t at = 0; at < k; at += COPY_PIECE) {
+      memcpy(to + at, d + at, k - at < COPY_PIECE ? k - at : COPY_PIECE);
+    }
+    TSIOBufferProduce(buf, (int64_t)k);
+    d += k;
+    n -= k;
+  }
+}
+
 static void responder_put(Responder *r, const void *d, size_t n)
 {
-  TSIOBufferWrite(r->out_buf, d, (int64_t)n);
+  iobuffer_append(r->out_buf, d, n);
   r->total_out += (int64_t)n;
 }
 
@@ -789,7 +814,7 @@ static void chunk_deliver(Responder *r)
     r->chunk = NULL;
     free_now = responder_close(r, true);
   } else {
-    TSIOBufferWrite(r->out_buf, r->chunk, (int64_t)r->chunk_len);
+    iobuffer_append(r->out_buf, r->chunk, r->chunk_len);
     r->next_off += r->chunk_len;
     r->body_bytes += r->chunk_len;
     free(r->chunk);
@@ -876,9 +901,14 @@ static int responder_handler(TSCont contp, TSEvent event, void *edata)
 /* ------------------------------------------------------------------------------------------
  * Reading a record
  * ------------------------------------------------------------------------------------------ */
-typedef struct {
-  uint8_t *buf; /* the value's first got bytes (the worker's buffer) */
+/* A lookup reads into a buffer of its own (so that reads on the queue may be in flight for
+ * many transactions at once), aligned for O_DIRECT: dcache reads a value of 64 KiB and more
+ * straight into it, in one system call, without a copy of its own. */
+typedef struct Record {
+  uint8_t *buf; /* the value's first got bytes, or NULL */
+  size_t cap;   /* room in buf */
   size_t got;
+  bool whole;   /* read with dcache_get: got is the whole value */
   uint64_t total;
   uint32_t hlen;
   uint64_t blen, birth, fill_id;
@@ -888,44 +918,43 @@ typedef struct {
  * the value rounded up to the device's unit. */
 static size_t g_read_align = 4096;
 
-/* Each worker reads into its own buffer, allocated once, aligned and touched (no page faults
- * later): g_whole_max bytes (the window, or the largest size the hints record if that is
- * more), rounded up to the alignment. */
-static __thread uint8_t *tl_window;
-static size_t g_whole_max, g_window_alloc;
+/* The largest value read whole with one get: the window, or the largest size the hints
+ * record if that is more. */
+static size_t g_whole_max;
 
-/* Reads key's value, or its first window, into the worker's buffer with one dcache call.
- * size_hint (a multiple of 4 KiB, 0 = not known) is the value's length as the presence hints
- * know it: a value known to fit the buffer (up to about 2 MiB) is read whole with dcache_get,
- * which for 64 KiB and more reads straight into the (aligned) buffer: one system call, no
- * copy in dcache, and no later chunk reads. Otherwise the first window is read with
- * dcache_get_range (dcache reads an entry up to 256 KiB whole, in one system call, through its
- * own buffer; a larger one costs a header read and then the span). rec->buf is valid until
- * the worker's next job.
- * Caller holds the read lock and g_cache != NULL. */
-static dcache_result record_read(const char *key, size_t key_len, uint64_t size_hint, Record *rec)
+/* Gives rec an empty buffer of `need` bytes, rounded up to the alignment. */
+static void record_alloc(Record *rec, size_t need)
 {
-  if (!tl_window) {
-    void *p = NULL;
-    TSReleaseAssert(posix_memalign(&p, g_read_align, g_window_alloc) == 0);
-    memset(p, 0, g_window_alloc);
-    tl_window = p;
-  }
-  uint8_t *buf = tl_window;
-  bool whole = size_hint && size_hint <= g_whole_max;
-  size_t got = 0;
-  dcache_result rc = DCACHE_BUFFER_TOO_SMALL;
-  if (whole) {
-    rc = dcache_get(g_cache, (const uint8_t *)key, key_len, buf, g_window_alloc, &got);
-    whole = rc != DCACHE_BUFFER_TOO_SMALL; /* else replaced by a larger value: read the window */
-  }
-  if (!whole) {
-    rc = dcache_get_range(g_cache, (const uint8_t *)key, key_len, 0, buf, cfg.window, &got);
-  }
-  if (rc != DCACHE_OK) {
-    return rc;
-  }
-  rec->buf = buf;
+  void *p = NULL;
+  rec->cap = (need + g_read_align - 1) / g_read_align * g_read_align;
+  TSReleaseAssert(posix_memalign(&p, g_read_align, rec->cap) == 0);
+  rec->buf = p;
+  rec->got = 0;
+}
+
+static void record_free(Record *rec)
+{
+  free(rec->buf);
+  rec->buf = NULL;
+}
+
+/* Readies rec for a read of key's value: whole (a get into a buffer as long as the value,
+ * which the presence hints know: size_hint, a multiple of 4 KiB, 0 = not known) when it fits
+ * in g_whole_max and `window` is false, else the first window (a range read). A whole get
+ * of 64 KiB and more reads straight into the buffer: one system call, no copy in dcache, and
+ * no later chunk reads. A window read costs dcache a copy (it reads an entry up to 256 KiB
+ * whole through its own buffer; a larger one costs a header read and then the span). */
+static void record_prepare(Record *rec, uint64_t size_hint, bool window)
+{
+  rec->whole = !window && size_hint && size_hint <= g_whole_max;
+  record_alloc(rec, rec->whole ? (size_t)size_hint : cfg.window);
+}
+
+/* After a read of got bytes into rec: checks that they are a
+ * record (else NOT_FOUND, logged). */
+static dcache_result record_check(Record *rec, const char *key, size_t key_len, size_t got)
+{
+  uint8_t *buf = rec->buf;
   rec->got = got;
   if (got >= REC_PREFIX) {
     rec->hlen = le32(buf + 4);
@@ -936,12 +965,31 @@ static dcache_result record_read(const char *key, size_t key_len, uint64_t size_
   }
   /* A short read (or a whole get) is the whole value, so its size must be the recorded one. */
   if (got < REC_PREFIX || memcmp(buf, REC_MAGIC, 4) != 0 || rec->hlen > MAX_HEADER_BLOCK || REC_PREFIX + (uint64_t)rec->hlen > got ||
-      (whole || got < cfg.window ? rec->total != got : rec->total < got)) {
+      (rec->whole || got < cfg.window ? rec->total != got : rec->total < got)) {
     TSError("[%s] entry for %.*s is not a dcache_ats record: ignored", PLUGIN, (int)key_len, key);
-    rec->buf = NULL;
     return DCACHE_NOT_FOUND;
   }
   return DCACHE_OK;
+}
+
+/* Reads key's value, or its first window, into rec (see record_prepare) with blocking dcache
+ * calls, on a worker. The caller frees rec. Caller holds the read lock and g_cache != NULL. */
+static dcache_result record_read(const char *key, size_t key_len, uint64_t size_hint, Record *rec)
+{
+  record_prepare(rec, size_hint, false);
+  size_t got = 0;
+  dcache_result rc = DCACHE_BUFFER_TOO_SMALL;
+  if (rec->whole) {
+    rc = dcache_get(g_cache, (const uint8_t *)key, key_len, rec->buf, rec->cap, &got);
+    if (rc == DCACHE_BUFFER_TOO_SMALL) { /* replaced by a larger value: read the window */
+      record_free(rec);
+      record_prepare(rec, 0, true);
+    }
+  }
+  if (!rec->whole) {
+    rc = dcache_get_range(g_cache, (const uint8_t *)key, key_len, 0, rec->buf, cfg.window, &got);
+  }
+  return rc == DCACHE_OK ? record_check(rec, key, key_len, got) : rc;
 }
 
 /* Range: parses one "bytes=" range against a body of blen bytes.
@@ -1264,6 +1312,8 @@ struct Op {
   TSHttpTxn txnp;
   TxnState *st;
   Op *next;
+  Record rec;  /* a lookup's read on the queue, in flight */
+  int attempt; /* lookups of the queue so far */
 };
 
 enum { OP_LOOKUP = 1, OP_PURGE, OP_STATS };
@@ -1802,7 +1852,6 @@ static void intercept_and_continue(TSHttpTxn txnp, Responder *r)
   TSHttpTxnReenable(txnp, TS_EVENT_HTTP_CONTINUE);
 }
 
-/* Returns true when op was parked behind a fill (it is not freed then). */
 /* Revalidation of a stored response for a request's no-cache: a conditional GET with the
  * stored validators, made through Traffic Server itself (TSFetchUrl: remap applies) and marked
  * by REVALIDATION_FIELD so that the plugin lets it pass. A 304 serves the stored response; any
@@ -1902,9 +1951,57 @@ static bool revalidation_start(Op *op, const Record *rec)
   return true;
 }
 
+/* What a lookup's read leads to, on whichever thread read it: LOOKUP_DONE (the transaction
+ * is answered or sent on; op may be freed), LOOKUP_KEPT (op now belongs to a fill's waiters
+ * or to a revalidation), LOOKUP_AGAIN (a fill stored the URL meanwhile: read it again). */
+enum { LOOKUP_DONE, LOOKUP_KEPT, LOOKUP_AGAIN };
+
+static int lookup_answer(Op *op, dcache_result rc, Record *rec, int attempt)
+{
+  TxnState *st = op->st;
+  if (rc == DCACHE_OK && st->revalidate) {
+    hint_set_h(st->hash, HINT_PRESENT, rec->total);
+    if (revalidation_start(op, rec)) {
+      return LOOKUP_KEPT;
+    }
+    /* No validators stored: the origin answers, and its response replaces the stored one. */
+    revalidation_to_origin(op);
+    return LOOKUP_DONE;
+  }
+  if (rc == DCACHE_OK) {
+    hint_set_h(st->hash, HINT_PRESENT, rec->total);
+    Responder *r = responder_for_hit(st, rec);
+    stat_add(ST_HITS, 1);
+    txn_release(op->txnp, st);
+    intercept_and_continue(op->txnp, r);
+    return LOOKUP_DONE;
+  }
+  if (rc != DCACHE_NOT_FOUND) {
+    TSError("[%s] lookup %s: %s: %s (served as a miss)", PLUGIN, st->key, dcache_strerror(rc), dcache_last_error_message());
+  }
+  st->may_fill = st->method == M_GET && !st->has_range && !st->req_no_store;
+  int m = miss_collapse(op);
+  if (m == MISS_PARKED) {
+    return LOOKUP_KEPT;
+  }
+  if (m == MISS_LOOK_AGAIN && attempt == 0) {
+    return LOOKUP_AGAIN;
+  }
+  if (rc == DCACHE_NOT_FOUND) {
+    hint_set_h(st->hash, HINT_ABSENT, 0);
+  }
+  stat_add(ST_MISSES, 1);
+  txn_track(op->txnp);
+  TSHttpTxnReenable(op->txnp, TS_EVENT_HTTP_CONTINUE);
+  return LOOKUP_DONE;
+}
+
+/* A lookup with blocking reads, on a worker. Returns true when op was kept (see
+ * lookup_answer). */
 static bool op_lookup(Op *op)
 {
   TxnState *st = op->st;
+  stat_add(ST_WORKER_LOOKUPS, 1);
   for (int attempt = 0;; attempt++) {
     Record rec = {0};
     dcache_result rc = DCACHE_NOT_FOUND;
@@ -1915,41 +2012,189 @@ static bool op_lookup(Op *op)
       rc = record_read(st->key, (size_t)st->key_len, size_hint, &rec);
     }
     pthread_rwlock_unlock(&g_cache_lock);
-    if (rc == DCACHE_OK && st->revalidate) {
-      hint_set_h(st->hash, HINT_PRESENT, rec.total);
-      if (revalidation_start(op, &rec)) {
-        return true; /* op now belongs to the revalidation */
+    int next = lookup_answer(op, rc, &rec, attempt);
+    record_free(&rec);
+    if (next != LOOKUP_AGAIN) {
+      return next == LOOKUP_KEPT;
+    }
+  }
+}
+
+/* ---- lookups on the network thread: one dcache queue per thread ----
+ * A lookup is submitted to the calling network thread's queue and completes on that thread:
+ * the queue sends a byte per completion to a socket (dcache_queue_notify) that the thread's
+ * own NetHandler reads through a TSVConn (TSVConnFdCreate), whose read event reaps it. No
+ * other thread is woken for a hit, and the reads of many transactions are in flight at once
+ * (io_uring). A thread whose queue cannot be made (or whose fd channel fails) hands its
+ * lookups to the workers. */
+#define HIT_QUEUE_DEPTH 1024
+typedef struct HitQueue {
+  dcache_queue *q;
+  TSVConn vc;
+  TSCont cont;
+  TSVIO vio;
+  TSIOBuffer buf;
+  TSIOBufferReader rd;
+  int notify_fd; /* the queue's end of the socketpair */
+  size_t inflight;
+  bool dead;
+} HitQueue;
+
+static __thread HitQueue *tl_hit_queue;
+static __thread bool tl_hit_queue_failed;
+
+static void hit_queue_reap(HitQueue *hq, size_t wait_for);
+
+static int hit_queue_handler(TSCont contp, TSEvent event, void *edata)
+{
+  (void)edata;
+  HitQueue *hq = TSContDataGet(contp);
+  if (event == TS_EVENT_VCONN_READ_READY) {
+    TSIOBufferReaderConsume(hq->rd, TSIOBufferReaderAvail(hq->rd));
+    TSVIOReenable(hq->vio);
+    hit_queue_reap(hq, 0);
+  } else {
+    /* No more read events: the reads in flight are waited for here, new ones go to the
+     * workers. */
+    TSError("[%s] lookup queue channel event %d: lookups go to the workers", PLUGIN, event);
+    hq->dead = true;
+    hit_queue_reap(hq, hq->inflight);
+  }
+  return 0;
+}
+
+/* The calling network thread's queue, made on first use; NULL if there is none. */
+static HitQueue *hit_queue_get(void)
+{
+  if (tl_hit_queue || tl_hit_queue_failed) {
+    return tl_hit_queue && !tl_hit_queue->dead ? tl_hit_queue : NULL;
+  }
+  tl_hit_queue_failed = true;
+  dcache_queue *q = NULL;
+  dcache_result rc = DCACHE_INVALID_ARGUMENT;
+  pthread_rwlock_rdlock(&g_cache_lock);
+  if (g_cache) {
+    rc = dcache_queue_open(g_cache, HIT_QUEUE_DEPTH, &q);
+  }
+  pthread_rwlock_unlock(&g_cache_lock);
+  if (rc != DCACHE_OK) {
+    TSError("[%s] dcache_queue_open: %s %s: lookups go to the workers", PLUGIN, dcache_strerror(rc), dcache_last_error_message());
+    return NULL;
+  }
+  /* The queue's own fd is an eventfd, which a vconn cannot read (recvmsg): the queue sends a
+   * byte per completion to one end of a socketpair, and the thread reads the other. */
+  int fds[2] = {-1, -1};
+  TSVConn vc = NULL;
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0 && dcache_queue_notify(q, fds[1]) == DCACHE_OK) {
+    vc = TSVConnFdCreate(fds[0]);
+  }
+  if (!vc) {
+    TSError("[%s] no channel for the lookup queue (%s): lookups go to the workers", PLUGIN, fds[0] < 0 ? strerror(errno) : "TSVConnFdCreate");
+    dcache_queue_close(q);
+    for (int i = 0; i < 2; i++) {
+      if (fds[i] >= 0) {
+        close(fds[i]);
       }
-      /* No validators stored: the origin answers, and its response replaces the stored one. */
-      revalidation_to_origin(op);
-      return false;
     }
-    if (rc == DCACHE_OK) {
-      hint_set_h(st->hash, HINT_PRESENT, rec.total);
-      Responder *r = responder_for_hit(st, &rec);
-      stat_add(ST_HITS, 1);
-      txn_release(op->txnp, st);
-      intercept_and_continue(op->txnp, r);
-      return false;
-    }
-    if (rc != DCACHE_NOT_FOUND) {
-      TSError("[%s] lookup %s: %s: %s (served as a miss)", PLUGIN, st->key, dcache_strerror(rc), dcache_last_error_message());
-    }
-    st->may_fill = st->method == M_GET && !st->has_range && !st->req_no_store;
-    int m = miss_collapse(op);
-    if (m == MISS_PARKED) {
-      return true; /* op now belongs to the fill's waiters */
-    }
-    if (m == MISS_LOOK_AGAIN && attempt == 0) {
-      continue;
-    }
-    if (rc == DCACHE_NOT_FOUND) {
-      hint_set_h(st->hash, HINT_ABSENT, 0);
-    }
-    stat_add(ST_MISSES, 1);
-    txn_track(op->txnp);
-    TSHttpTxnReenable(op->txnp, TS_EVENT_HTTP_CONTINUE);
+    return NULL;
+  }
+  HitQueue *hq = xcalloc(1, sizeof *hq);
+  hq->q = q;
+  hq->vc = vc;
+  hq->notify_fd = fds[1];
+  TSVConnInactivityTimeoutCancel(vc);
+  TSVConnActiveTimeoutCancel(vc);
+  hq->cont = TSContCreate(hit_queue_handler, TSMutexCreate());
+  TSContDataSet(hq->cont, hq);
+  hq->buf = TSIOBufferCreate();
+  hq->rd = TSIOBufferReaderAlloc(hq->buf);
+  hq->vio = TSVConnRead(vc, hq->cont, hq->buf, INT64_MAX);
+  TSDebug(PLUGIN, "lookup queue for this network thread: %s", dcache_queue_backend(q) == DCACHE_QUEUE_IO_URING ? "io_uring" : "threads");
+  tl_hit_queue_failed = false;
+  tl_hit_queue = hq;
+  return hq;
+}
+
+/* Submits op's read to this network thread's queue (`window`: the first window, even if the
+ * hints know the size). False when it cannot be submitted: the caller hands op to the
+ * workers. */
+static bool lookup_submit(Op *op, bool window)
+{
+  HitQueue *hq = hit_queue_get();
+  if (!hq) {
     return false;
+  }
+  TxnState *st = op->st;
+  uint64_t size_hint = 0;
+  hint_get_h(st->hash, &size_hint);
+  Record *rec = &op->rec;
+  record_prepare(rec, size_hint, window);
+  const uint8_t *key = (const uint8_t *)st->key;
+  size_t klen = (size_t)st->key_len;
+  uint64_t ud = (uint64_t)(uintptr_t)op;
+  dcache_result rc = rec->whole ? dcache_submit_get(hq->q, key, klen, rec->buf, rec->cap, ud)
+                                : dcache_submit_get_range(hq->q, key, klen, 0, rec->buf, cfg.window, ud);
+  if (rc != DCACHE_OK) {
+    if (rc != DCACHE_BUSY && !atomic_load(&g_shutdown)) {
+      TSError("[%s] lookup submit %s: %s %s (handed to a worker)", PLUGIN, st->key, dcache_strerror(rc), dcache_last_error_message());
+    }
+    record_free(rec);
+    return false;
+  }
+  hq->inflight++;
+  stat_add(ST_QUEUE_LOOKUPS, 1);
+  return true;
+}
+
+/* A completed read of op: answers the transaction, or reads again. */
+static void lookup_complete(Op *op, dcache_result rc, uint64_t len)
+{
+  Record *rec = &op->rec;
+  TxnState *st = op->st;
+  if (rc == DCACHE_BUFFER_TOO_SMALL && rec->whole) {
+    /* replaced by a larger value than the hints knew: read the window */
+    record_free(rec);
+    if (!lookup_submit(op, true)) {
+      op_schedule(op);
+    }
+    return;
+  }
+  if (rc == DCACHE_OK) {
+    rc = record_check(rec, st->key, (size_t)st->key_len, (size_t)len);
+  }
+  int next = lookup_answer(op, rc, rec, op->attempt);
+  record_free(rec);
+  if (next == LOOKUP_AGAIN) {
+    op->attempt++;
+    if (!lookup_submit(op, false)) {
+      op_schedule(op);
+    }
+  } else if (next == LOOKUP_DONE) {
+    free(op);
+  }
+}
+
+/* Reaps what hq has completed (waiting for `wait_for` completions, 0 = none) and completes
+ * each lookup. */
+static void hit_queue_reap(HitQueue *hq, size_t wait_for)
+{
+  dcache_completion done[64];
+  for (;;) {
+    size_t n = 0;
+    size_t min = wait_for < 64 ? wait_for : 64;
+    dcache_result rc = dcache_queue_reap(hq->q, done, 64, min, &n);
+    if (rc != DCACHE_OK) {
+      TSError("[%s] lookup queue reap: %s %s", PLUGIN, dcache_strerror(rc), dcache_last_error_message());
+      return;
+    }
+    hq->inflight -= n;
+    wait_for -= n < wait_for ? n : wait_for;
+    for (size_t i = 0; i < n; i++) {
+      lookup_complete((Op *)(uintptr_t)done[i].user_data, done[i].result, done[i].len);
+    }
+    if (n < 64 && !wait_for) {
+      return;
+    }
   }
 }
 
@@ -2298,7 +2543,9 @@ static bool on_read_request(TSHttpTxn txnp)
     }
     /* stored meanwhile: look it up */
   }
-  op_schedule(op);
+  if (!cfg.hit_queue || !lookup_submit(op, false)) {
+    op_schedule(op);
+  }
   return true;
 }
 
@@ -2497,6 +2744,7 @@ static bool parse_args(int argc, const char *argv[])
   cfg.window = 256 << 10;
   cfg.chunk = 1 << 20;
   cfg.threads = 8;
+  cfg.hit_queue = true;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *eq = strchr(a, '=');
@@ -2556,6 +2804,15 @@ static bool parse_args(int argc, const char *argv[])
       cfg.chunk = (size_t)x;
     } else if (OPT("--threads") && parse_size(v, &x) && x >= 1 && x <= 64) {
       cfg.threads = (int)x;
+    } else if (OPT("--lookups")) {
+      if (!strcmp(v, "queue")) {
+        cfg.hit_queue = true;
+      } else if (!strcmp(v, "workers")) {
+        cfg.hit_queue = false;
+      } else {
+        TSError("[%s] --lookups must be queue or workers, not '%s'", PLUGIN, v);
+        return false;
+      }
     } else {
       TSError("[%s] unknown or bad argument '%s'", PLUGIN, a);
       return false;
@@ -2652,7 +2909,6 @@ void TSPluginInit(int argc, const char *argv[])
     g_read_align = dcache_alignment(c);
   }
   g_whole_max = cfg.window > (size_t)HINT_SIZE_MAX * HINT_SIZE_UNIT ? cfg.window : (size_t)HINT_SIZE_MAX * HINT_SIZE_UNIT;
-  g_window_alloc = (g_whole_max + g_read_align - 1) / g_read_align * g_read_align;
   TSLifecycleHookAdd(TS_LIFECYCLE_SHUTDOWN_HOOK, TSContCreate(lifecycle_handler, NULL)); /* closes it */
   g_hint_mask = (1ULL << 20) - 1; /* 8 MiB: one word per slot */
   g_hints = calloc(g_hint_mask + 1, sizeof *g_hints);

@@ -699,6 +699,8 @@ def test_concurrency():
         counts = [env.origin.count(u) for u in set(urls)]
         check(max(counts) == 1, "a URL reached the origin %d times" % max(counts))
         st = env.stats()
+        check(st["queue_lookups"] > st["worker_lookups"],
+              "lookups on the queue %d, on the workers %d" % (st["queue_lookups"], st["worker_lookups"]))
         # a clean stop in the middle of the load: the shutdown hook closes the cache while
         # workers are busy; traffic_server must still exit 0
         load2 = Load(env.ats.port, urls + mixed_urls(100, "conc2"), 16, seed=8).start()
@@ -707,13 +709,30 @@ def test_concurrency():
         load2.finish()
         check(rc == 0, "traffic_server exited with %s when stopped under load" % rc)
         check(not load2.wrong, "wrong responses around the stop: %r" % load2.wrong[:5])
-        return "%d responses (%d hits, %.0f MB) in 10 s, origin requests %d, collapsed %d; stop under load rc 0" % (
-            load.ok, load.hits, load.bytes / 1e6, sum(counts), st["collapsed"])
+        return "%d responses (%d hits, %.0f MB) in 10 s, origin requests %d, collapsed %d, lookups on the queue %d, " \
+            "on the workers %d; stop under load rc 0" % (load.ok, load.hits, load.bytes / 1e6, sum(counts), st["collapsed"],
+                                                         st["queue_lookups"], st["worker_lookups"])
+
+
+def test_lookups_on_workers():
+    """--lookups=workers: 16 clients for 4 s with every lookup on the worker threads."""
+    with Env("workers", plugin_args="--lookups=workers") as env:
+        urls = mixed_urls(200, "wk")
+        load = Load(env.ats.port, urls, 16, seed=9).start()
+        time.sleep(4.0)
+        load.finish()
+        check(not load.wrong, "wrong responses: %r" % load.wrong[:5])
+        check(load.errors == 0, "%d connection errors" % load.errors)
+        check(load.hits > load.ok // 2, "only %d hits of %d" % (load.hits, load.ok))
+        st = env.stats()
+        check(st["queue_lookups"] == 0 and st["worker_lookups"] > 0,
+              "lookups on the queue %d, on the workers %d" % (st["queue_lookups"], st["worker_lookups"]))
+        return "%d responses (%d hits), %d lookups on the workers" % (load.ok, load.hits, st["worker_lookups"])
 
 
 TESTS = [test_plugin_loads, test_fill_and_hit, test_admission, test_write_budget, test_range_and_head, test_not_cached_and_expiry,
          test_conditional_and_rfc_edges, test_request_no_cache, test_access_log, test_metrics, test_purge,
-         test_restart, test_crash, test_concurrency]
+         test_restart, test_crash, test_concurrency, test_lookups_on_workers]
 
 
 def main():
