@@ -526,6 +526,7 @@ def test_metrics():
               "plugin counters %r" % {k: v for k, v in plugin.items() if k[0].startswith("dcache_ats_")})
         gets = ("dcache_operation_duration_seconds_count", (("operation", "get"),))
         check(plugin[("dcache_puts_total", ())] == 1 and plugin[gets] >= 2, "library counters")
+        time.sleep(0.2)  # past the 100 ms in which a hit may share the last read: this one reads
         get(c, url)
         after = scrape()
         check(after[("dcache_ats_hits_total", ())] == 3, "a hit did not move dcache_ats_hits_total")
@@ -714,6 +715,45 @@ def test_concurrency():
                                                          st["queue_lookups"], st["worker_lookups"])
 
 
+def test_shared_reads():
+    """Hot URLs: requests on one thread share a read (in flight, or done within 100 ms in the
+    same second); 16 clients on 3 URLs get every body right; a PURGE ends the sharing at once."""
+    with Env("shared") as env:
+        urls = ["/o/65536/hot%d" % i for i in range(3)] + ["/o/1000/hot3"]
+        c = env.client()
+        for u in urls:
+            get(c, u)
+        load = Load(env.ats.port, urls, 16, seed=11).start()
+        time.sleep(3.0)
+        load.finish()
+        check(not load.wrong, "wrong responses: %r" % load.wrong[:5])
+        check(load.errors == 0, "%d connection errors" % load.errors)
+        st = env.stats()
+        check(st["shared_lookups"] > 0, "no lookup shared a read: %r" % st)
+        # on one connection: hits (sharing a read unless a second ended between them), a
+        # PURGE, a miss that stores the origin's next response, and hits of that one: never
+        # the bytes read before the PURGE (the origin numbers its responses: X-Origin-Count)
+        url = urls[0]
+        for i in range(5):
+            for _ in range(2):
+                s, h, b = get(c, url)
+                verify_body(url, s, h, b)
+                check(h.get("x-dcache") == "hit", "round %d: not a hit before the PURGE" % i)
+            s, _, _ = get(c, url, method="PURGE")
+            check(s == 200, "round %d: PURGE answered %d" % (i, s))
+            s, h, b = get(c, url)
+            verify_body(url, s, h, b)
+            check(h.get("x-dcache") != "hit", "round %d: a hit right after the PURGE" % i)
+            count = h.get("x-origin-count")
+            for _ in range(2):
+                s, h, b = get(c, url)
+                verify_body(url, s, h, b)
+                check(h.get("x-dcache") == "hit" and h.get("x-origin-count") == count,
+                      "round %d: after the refill, a hit of response %s, not %s (a shared read outlived its "
+                      "version)" % (i, h.get("x-origin-count"), count))
+        return "%d responses (%d hits) on 4 URLs, %d lookups shared a read" % (load.ok, load.hits, st["shared_lookups"])
+
+
 def test_lookups_on_workers():
     """--lookups=workers: 16 clients for 4 s with every lookup on the worker threads."""
     with Env("workers", plugin_args="--lookups=workers") as env:
@@ -732,7 +772,7 @@ def test_lookups_on_workers():
 
 TESTS = [test_plugin_loads, test_fill_and_hit, test_admission, test_write_budget, test_range_and_head, test_not_cached_and_expiry,
          test_conditional_and_rfc_edges, test_request_no_cache, test_access_log, test_metrics, test_purge,
-         test_restart, test_crash, test_concurrency, test_lookups_on_workers]
+         test_restart, test_crash, test_concurrency, test_shared_reads, test_lookups_on_workers]
 
 
 def main():
