@@ -3,7 +3,7 @@
 #
 #   make ats        build build/ats/dcache_ats.so (SKIP when /usr/include/ts/ts.h is missing)
 #   make test-ats   end-to-end tests against a private traffic_server on 127.0.0.1
-#   make bench-ats  hit throughput/latency: dcache plugin vs ATS's own cache vs the origin
+#   make bench-ats  64 KiB hits, one hot URL and 1024 URLs: dcache plugin vs ATS's own cache
 #                   (BASELINE=other.so runs another build of the plugin beside it)
 
 ATS_SRC_DIR   := $(CURDIR)/examples/ats
