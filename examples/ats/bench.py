@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Hits of 64 KiB objects, in one run, with wrk: the dcache plugin against Traffic Server's
-own cache, for two shapes of load: one hot URL, and 1024 URLs in turn.
+"""Hits, in one run, with wrk: the dcache plugin against Traffic Server's own cache, for three
+shapes of load: one hot 64 KiB URL, 1024 URLs of 64 KiB in turn, and 128 URLs of 1 MiB in
+turn (--large-objects 0 leaves that shape out).
 
 Targets (each its own traffic_server on loopback, 2 net threads):
   - traffic_server + dcache_ats.so (ATS cache off), dcache with --io-mode=auto
@@ -52,8 +53,13 @@ BASELINE = "dcache plugin, baseline build (auto)"
 BUFFERED = "dcache plugin (io-mode=buffered)"
 ATS = "ATS disk cache (RAM cache 0)"
 SIZE = 65536
+LARGE = 1 << 20
 # What the issue asks of the plugin against Traffic Server's own cache, in every shape.
 TARGETS = (("rps", ">=", 1.0), ("server_cpu_us_per_request", "<=", 1.0))
+
+
+def size_of(path):
+    return int(path.split("/")[2])
 
 
 def warm(port, paths, origin, want_hit):
@@ -62,7 +68,7 @@ def warm(port, paths, origin, want_hit):
         before = origin.total()
         for p in paths:
             s, h, b = c.request("GET", p)
-            if s != 200 or len(b) != SIZE:
+            if s != 200 or len(b) != size_of(p):
                 raise RuntimeError("warm-up %s: %d, %d bytes" % (p, s, len(b)))
         if origin.total() == before and all(want_hit(c.request("GET", p)[1]) for p in paths[:5]):
             c.close()
@@ -71,13 +77,22 @@ def warm(port, paths, origin, want_hit):
     raise RuntimeError("port %d: objects do not become hits" % port)
 
 
+def peak_rss_mb(pid):
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return None
+
+
 def bodies_wrong(port, paths):
     """How many of `paths` come back from the server at `port` other than the origin's bytes."""
     c = Client(port)
     wrong = 0
     for p in paths:
         s, _, b = c.request("GET", p)
-        if s != 200 or b != body_for(p, SIZE)[0]:
+        if s != 200 or b != body_for(p, size_of(p))[0]:
             wrong += 1
     c.close()
     return wrong
@@ -90,8 +105,9 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--objects", type=int, default=1024)
+    ap.add_argument("--large-objects", type=int, default=128, help="objects of 1 MiB for the third shape")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--capacity", default="256M")
+    ap.add_argument("--capacity", default="512M")
     ap.add_argument("--plugin-args", default="", help="more arguments for the plugin (both builds)")
     ap.add_argument("--baseline", help="another build of the plugin to run beside it, same settings")
     ap.add_argument("--buffered", action="store_true", help="also the plugin with --io-mode=buffered")
@@ -101,8 +117,12 @@ def main():
         print("SKIP: wrk is not installed (apt-get install wrk)")
         return 0
     root = mkroot("dcache-ats-bench-")
-    paths = ["/o/%d/bench%d" % (SIZE, i) for i in range(args.objects)]
-    shapes = [("one hot URL", paths[:1]), ("%d URLs" % len(paths), paths)]
+    small = ["/o/%d/bench%d" % (SIZE, i) for i in range(args.objects)]
+    large = ["/o/%d/large%d" % (LARGE, i) for i in range(args.large_objects)]
+    paths = small + large
+    shapes = [("one hot URL", small[:1]), ("%d x 64 KiB" % len(small), small)]
+    if large:
+        shapes.append(("%d x 1 MiB" % len(large), large))
     luas = {}
     for i, (shape, ps) in enumerate(shapes):
         luas[shape] = os.path.join(root, "paths%d.lua" % i)
@@ -114,6 +134,7 @@ def main():
     results = {}
     config = {}
     wrong = {}
+    peak_rss = {}
     try:
         def plugin_line(so, sub, mode):
             return "%s --path=%s/%s/cache.dc --capacity=%s --io-mode=%s --max-object-size=16M %s" % (
@@ -169,13 +190,14 @@ def main():
                         res["dcache_device_read_mb"] = (dcache_read(a) - read0) / 1e6
                     results.setdefault(shape, {}).setdefault(name, []).append(res)
                     config[name]["wrk"] = cmd
-                    print("round %d  %-12s %-36s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  cpu %6.1f us/hit  origin+%d%s%s" % (
+                    print("round %d  %-13s %-36s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  cpu %6.1f us/hit  origin+%d%s%s" % (
                         rnd + 1, shape, name, res["rps"] or 0, res["p50_ms"] or 0, res["p99_ms"] or 0,
                         res.get("server_cpu_us_per_request") or 0, res["origin_requests_during_run"],
                         ("  device reads %.0f MB" % res["dcache_device_read_mb"]) if "dcache_device_read_mb" in res else "",
                         ("  non-2xx %d" % res["non2xx"]) if res["non2xx"] else ""), flush=True)
         for name, a in servers.items():
             wrong[name] = bodies_wrong(a.port, paths)
+            peak_rss[name] = peak_rss_mb(a.proc.pid)
     finally:
         for a in servers.values():
             a.stop()
@@ -185,7 +207,7 @@ def main():
     summary = {}
     failed = []
     for shape, by_name in results.items():
-        print("\n%-38s %9s %8s %8s %8s %11s" % ("64 KiB hits, %s (median)" % shape, "req/s", "MB/s", "p50 ms", "p99 ms",
+        print("\n%-38s %9s %8s %8s %8s %11s" % ("hits, %s (median)" % shape, "req/s", "MB/s", "p50 ms", "p99 ms",
                                                 "cpu us/hit"))
         summary[shape] = {}
         for name, runs in by_name.items():
@@ -207,14 +229,16 @@ def main():
                     "plugin" if name == PLUGIN else "baseline", k, ratio, op, limit, "met" if met else "NOT met"))
     print("\nbodies compared byte for byte after the runs, %d URLs: %s" % (len(paths), ", ".join(
         "%s %d wrong" % (n, w) for n, w in wrong.items())))
+    print("peak resident memory of each traffic_server (VmHWM, warm-up included): %s" % ", ".join(
+        "%s %.0f MB" % (n, m) for n, m in peak_rss.items()))
     moved = [(s, n) for s, by in results.items() for n, runs in by.items() if any(r["origin_requests_during_run"] for r in runs)]
     if moved:
         print("origin requests during hit runs: %s" % moved)
     print("targets: %s" % ("all met" if not failed else "NOT met: " + ", ".join(failed)))
     version = subprocess.run(["traffic_server", "-V"], capture_output=True, text=True).stdout.splitlines()
-    doc = {"objects": args.objects, "object_size": SIZE, "seconds": args.seconds, "connections": args.connections,
+    doc = {"objects": args.objects, "object_size": SIZE, "large_objects": args.large_objects, "large_object_size": LARGE, "seconds": args.seconds, "connections": args.connections,
            "wrk_threads": args.threads, "rounds": args.rounds, "traffic_server": version[0] if version else "",
-           "nproc": os.cpu_count(), "summary": summary, "wrong_bodies": wrong, "runs": results, "config": config}
+           "nproc": os.cpu_count(), "summary": summary, "wrong_bodies": wrong, "peak_rss_mb": peak_rss, "runs": results, "config": config}
     wrk.save_report(doc, args.out)
     shutil.rmtree(root, ignore_errors=True)
     return 1 if any(wrong.values()) else 0

@@ -132,7 +132,8 @@ static atomic_int g_shutdown;
   X(REVALIDATED, "revalidated", "Stored responses validated with the origin (a request no-cache)")                     \
   X(QUEUE_LOOKUPS, "queue_lookups", "Lookups read through a network thread's dcache queue")                             \
   X(WORKER_LOOKUPS, "worker_lookups", "Lookups read by the worker threads (blocking reads)")                            \
-  X(SHARED_LOOKUPS, "shared_lookups", "Lookups answered by another request's read of the same URL on the same thread")
+  X(SHARED_LOOKUPS, "shared_lookups", "Lookups answered by another request's read of the same URL on the same thread") \
+  X(QUEUE_CHUNKS, "queue_chunks", "Chunks of large bodies read through a network thread's dcache queue")
 #define STAT_ENUM(id, name, help) ST_##id,
 #define STAT_NAME(id, name, help) name,
 #define STAT_HELP(id, name, help) help,
@@ -517,6 +518,7 @@ typedef struct Responder {
   TSVConn vc;
   TSEventThread thread;
   struct NetWake *wake;           /* this network thread's wake-up channel, or NULL */
+  struct HitQueue *hq;            /* this network thread's dcache queue for chunk reads, or NULL */
   struct Responder *wake_next;    /* in the channel's list of finished chunk reads */
   TSIOBuffer req_buf, out_buf;
   TSIOBufferReader req_reader, out_reader;
@@ -803,8 +805,10 @@ static void chunk_job(void *arg)
 }
 
 static void responder_fetch_more(Responder *r);
+static struct HitQueue *hit_queue_get(void);
+static bool piece_submit(Responder *r, uint64_t off, size_t len);
 
-/* On r's network thread: the chunk a worker read goes into the response. */
+/* On r's network thread: the chunk a worker (or the queue) read goes into the response. */
 static void chunk_deliver(Responder *r)
 {
   /* r's mutex is only ever taken on this network thread (PluginVC schedules its events on
@@ -856,12 +860,16 @@ static void responder_fetch_more(Responder *r)
   if (TSIOBufferReaderAvail(r->out_reader) >= (int64_t)cfg.chunk) {
     return;
   }
+  uint64_t left = r->end_off - r->next_off;
+  size_t len = left < cfg.chunk ? (size_t)left : cfg.chunk;
+  r->read_inflight = true;
+  if (r->hq && piece_submit(r, r->next_off, len)) {
+    return;
+  }
   ChunkJob *job = xmalloc(sizeof *job);
   job->r = r;
   job->off = r->next_off;
-  uint64_t left = r->end_off - r->next_off;
-  job->len = left < cfg.chunk ? (size_t)left : cfg.chunk;
-  r->read_inflight = true;
+  job->len = len;
   pool_submit(chunk_job, job);
 }
 
@@ -874,7 +882,10 @@ static int responder_handler(TSCont contp, TSEvent event, void *edata)
     r->accepted = true;
     r->thread = TSEventThreadSelf();
     if (r->next_off < r->end_off) {
-      r->wake = net_wake_get();
+      r->hq = cfg.hit_queue ? hit_queue_get() : NULL;
+      if (!r->hq) {
+        r->wake = net_wake_get();
+      }
     }
     r->req_buf = TSIOBufferCreate();
     r->req_reader = TSIOBufferReaderAlloc(r->req_buf);
@@ -927,10 +938,6 @@ typedef struct Record {
  * the value rounded up to the device's unit. */
 static size_t g_read_align = 4096;
 
-/* The largest value read whole with one get: the window, or the largest size the hints
- * record if that is more. */
-static size_t g_whole_max;
-
 /* Gives rec an empty buffer of `need` bytes, rounded up to the alignment. */
 static void record_alloc(Record *rec, size_t need)
 {
@@ -948,14 +955,15 @@ static void record_free(Record *rec)
 }
 
 /* Readies rec for a read of key's value: whole (a get into a buffer as long as the value,
- * which the presence hints know: size_hint, a multiple of 4 KiB, 0 = not known) when it fits
- * in g_whole_max and `window` is false, else the first window (a range read). A whole get
- * of 64 KiB and more reads straight into the buffer: one system call, no copy in dcache, and
- * no later chunk reads. A window read costs dcache a copy (it reads an entry up to 256 KiB
- * whole through its own buffer; a larger one costs a header read and then the span). */
+ * which the presence hints know: size_hint, a multiple of 4 KiB, 0 = not known) when it is
+ * at most the window and `window` is false, else the first window (a range read), the rest
+ * of a larger body following in chunks: no body is ever whole in memory. A whole get of
+ * 64 KiB and more reads straight into the buffer: one system call, no copy in dcache. A
+ * window read costs dcache a copy (it reads an entry up to 256 KiB whole through its own
+ * buffer; a larger one costs a header read and then the span). */
 static void record_prepare(Record *rec, uint64_t size_hint, bool window)
 {
-  rec->whole = !window && size_hint && size_hint <= g_whole_max;
+  rec->whole = !window && size_hint && size_hint <= cfg.window;
   record_alloc(rec, rec->whole ? (size_t)size_hint : cfg.window);
 }
 
@@ -2050,7 +2058,12 @@ static bool op_lookup(Op *op)
 #define SHARE_SLOTS 64
 #define SHARE_MS 100
 #define SHARE_MAX (256u << 10)
+/* What a queue's completion carries (its user data points to one of these, which begin with
+ * their kind). */
+enum { QJ_LOOKUP = 1, QJ_PIECE, QJ_PIECE_CHECK };
+
 typedef struct QueueRead {
+  int kind; /* QJ_LOOKUP */
   Record rec;
   Op *ops;           /* the lookups waiting for it, through Op.next */
   char *key;         /* of a shared read: the URL it holds (its hash, generation) */
@@ -2205,6 +2218,7 @@ static bool lookup_submit(Op *op, bool window)
     }
   }
   qr = xcalloc(1, sizeof *qr);
+  qr->kind = QJ_LOOKUP;
   record_prepare(&qr->rec, size_hint, window);
   const uint8_t *key = (const uint8_t *)st->key;
   size_t klen = (size_t)st->key_len;
@@ -2289,6 +2303,60 @@ static void queue_read_complete(HitQueue *hq, QueueRead *qr, dcache_result rc, u
   }
 }
 
+/* A chunk of a large body beyond what the lookup read, read on the queue of the response's
+ * network thread: the chunk, then the record's prefix, whose fill id must still be the
+ * response's (no version can come back once replaced, so equal ids after the chunk's read
+ * mean the chunk is of that version). Then chunk_deliver, as for a worker's chunk. */
+typedef struct PieceRead {
+  int kind; /* QJ_PIECE, then QJ_PIECE_CHECK */
+  Responder *r;
+  uint8_t *buf;
+  size_t len;
+  uint8_t prefix[REC_PREFIX];
+} PieceRead;
+
+/* Submits the read of value bytes [off, off + len) for r; false if the queue refuses it. */
+static bool piece_submit(Responder *r, uint64_t off, size_t len)
+{
+  HitQueue *hq = r->hq;
+  if (hq->dead) {
+    return false;
+  }
+  PieceRead *pr = xcalloc(1, sizeof *pr);
+  pr->kind = QJ_PIECE;
+  pr->r = r;
+  pr->len = len;
+  pr->buf = xmalloc(len);
+  if (dcache_submit_get_range(hq->q, (const uint8_t *)r->key, r->key_len, off, pr->buf, len, (uint64_t)(uintptr_t)pr) != DCACHE_OK) {
+    free(pr->buf);
+    free(pr);
+    return false;
+  }
+  hq->inflight++;
+  stat_add(ST_QUEUE_CHUNKS, 1);
+  return true;
+}
+
+static void piece_complete(HitQueue *hq, PieceRead *pr, dcache_result rc, uint64_t len)
+{
+  Responder *r = pr->r;
+  if (pr->kind == QJ_PIECE && rc == DCACHE_OK && len == pr->len) {
+    pr->kind = QJ_PIECE_CHECK;
+    rc = dcache_submit_get_range(hq->q, (const uint8_t *)r->key, r->key_len, 0, pr->prefix, REC_PREFIX, (uint64_t)(uintptr_t)pr);
+    if (rc == DCACHE_OK) {
+      hq->inflight++;
+      return;
+    }
+    len = 0; /* not checked: the response ends */
+  }
+  bool ok = pr->kind == QJ_PIECE_CHECK && rc == DCACHE_OK && len == REC_PREFIX && le64(pr->prefix + 24) == r->fill_id;
+  r->chunk = pr->buf;
+  r->chunk_len = pr->len;
+  r->chunk_err = !ok;
+  free(pr);
+  chunk_deliver(r);
+}
+
 /* Reaps what hq has completed (waiting for `wait_for` completions, 0 = none) and completes
  * each read. */
 static void hit_queue_reap(HitQueue *hq, size_t wait_for)
@@ -2306,7 +2374,12 @@ static void hit_queue_reap(HitQueue *hq, size_t wait_for)
     hq->inflight -= n;
     wait_for -= n < wait_for ? n : wait_for;
     for (size_t i = 0; i < n; i++) {
-      queue_read_complete(hq, (QueueRead *)(uintptr_t)done[i].user_data, done[i].result, done[i].len, sec);
+      void *job = (void *)(uintptr_t)done[i].user_data;
+      if (*(int *)job == QJ_LOOKUP) {
+        queue_read_complete(hq, job, done[i].result, done[i].len, sec);
+      } else {
+        piece_complete(hq, job, done[i].result, done[i].len);
+      }
     }
     if (n < 64 && !wait_for) {
       return;
@@ -3025,7 +3098,6 @@ void TSPluginInit(int argc, const char *argv[])
   if (dcache_alignment(c) > g_read_align) {
     g_read_align = dcache_alignment(c);
   }
-  g_whole_max = cfg.window > (size_t)HINT_SIZE_MAX * HINT_SIZE_UNIT ? cfg.window : (size_t)HINT_SIZE_MAX * HINT_SIZE_UNIT;
   TSLifecycleHookAdd(TS_LIFECYCLE_SHUTDOWN_HOOK, TSContCreate(lifecycle_handler, NULL)); /* closes it */
   g_hint_mask = (1ULL << 20) - 1; /* 8 MiB: one word per slot */
   g_hints = calloc(g_hint_mask + 1, sizeof *g_hints);

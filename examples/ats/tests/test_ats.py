@@ -283,6 +283,45 @@ def test_range_and_head():
         return "%d ranges checked" % done
 
 
+def test_replaced_while_streaming():
+    """A large hit whose value is replaced while it is being sent is cut short, never
+    finished with the new version's bytes: its chunks (read on the queue) check the fill id."""
+    with Env("replaced") as env:
+        c = env.client()
+        url = "/o/%d/replaced" % (12 << 20)
+        get(c, url)
+        s, h, full = get(c, url)
+        check(h.get("x-dcache") == "hit", "not a hit")
+        # a slow client: the headers and a little of the body, then a pause
+        sock = socket.create_connection(("127.0.0.1", env.ats.port), timeout=30)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (url.encode(), env.ats.port))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        time.sleep(0.5)  # the first chunks are read and buffered; the next wait for the client
+        # another version replaces it: PURGE, then a miss that stores the origin's next response
+        s, _, _ = get(c, url, method="PURGE")
+        check(s == 200, "PURGE answered %d" % s)
+        s, h, b = get(c, url)
+        verify_body(url, s, h, b)
+        check(h.get("x-dcache") != "hit", "the refetch after the PURGE was a hit")
+        got = len(head.split(b"\r\n\r\n", 1)[1])
+        while True:
+            try:
+                d = sock.recv(1 << 20)
+            except OSError:
+                break
+            if not d:
+                break
+            got += len(d)
+        sock.close()
+        check(got < len(full), "the response went on to its end (%d bytes) across a replaced value" % got)
+        st = env.stats()
+        check(st["hit_errors"] >= 1, "no hit error counted: %r" % st["hit_errors"])
+        return "cut at %d of %d bytes" % (got, len(full))
+
+
 def test_not_cached_and_expiry():
     """no-store, private, Set-Cookie and no lifetime are not cached; max-age=2 expires."""
     with Env("nocache") as env:
@@ -700,8 +739,9 @@ def test_concurrency():
         counts = [env.origin.count(u) for u in set(urls)]
         check(max(counts) == 1, "a URL reached the origin %d times" % max(counts))
         st = env.stats()
-        check(st["queue_lookups"] > st["worker_lookups"],
-              "lookups on the queue %d, on the workers %d" % (st["queue_lookups"], st["worker_lookups"]))
+        check(st["queue_lookups"] > st["worker_lookups"] and st["queue_chunks"] > 0,
+              "lookups on the queue %d, on the workers %d; chunks read on the queue %d" % (
+                  st["queue_lookups"], st["worker_lookups"], st["queue_chunks"]))
         # a clean stop in the middle of the load: the shutdown hook closes the cache while
         # workers are busy; traffic_server must still exit 0
         load2 = Load(env.ats.port, urls + mixed_urls(100, "conc2"), 16, seed=8).start()
@@ -765,12 +805,13 @@ def test_lookups_on_workers():
         check(load.errors == 0, "%d connection errors" % load.errors)
         check(load.hits > load.ok // 2, "only %d hits of %d" % (load.hits, load.ok))
         st = env.stats()
-        check(st["queue_lookups"] == 0 and st["worker_lookups"] > 0,
-              "lookups on the queue %d, on the workers %d" % (st["queue_lookups"], st["worker_lookups"]))
+        check(st["queue_lookups"] == 0 and st["worker_lookups"] > 0 and st["queue_chunks"] == 0,
+              "lookups on the queue %d, on the workers %d; chunks read on the queue %d" % (
+                  st["queue_lookups"], st["worker_lookups"], st["queue_chunks"]))
         return "%d responses (%d hits), %d lookups on the workers" % (load.ok, load.hits, st["worker_lookups"])
 
 
-TESTS = [test_plugin_loads, test_fill_and_hit, test_admission, test_write_budget, test_range_and_head, test_not_cached_and_expiry,
+TESTS = [test_plugin_loads, test_fill_and_hit, test_admission, test_write_budget, test_range_and_head, test_replaced_while_streaming, test_not_cached_and_expiry,
          test_conditional_and_rfc_edges, test_request_no_cache, test_access_log, test_metrics, test_purge,
          test_restart, test_crash, test_concurrency, test_shared_reads, test_lookups_on_workers]
 
