@@ -510,6 +510,64 @@ static void txn_release(TSHttpTxn txnp, TxnState *st)
 }
 
 /* ------------------------------------------------------------------------------------------
+ * Read buffers: aligned for O_DIRECT, kept per thread for the next read (at most BUF_KEEP of
+ * each power-of-two size from 4 KiB to 2 MiB). A large malloc is a fresh mmap, whose page
+ * faults cost more than the read into it.
+ * ------------------------------------------------------------------------------------------ */
+#define BUF_CLASSES 10
+#define BUF_KEEP 4
+typedef struct FreeBuf {
+  struct FreeBuf *next;
+} FreeBuf;
+static __thread FreeBuf *tl_free_bufs[BUF_CLASSES];
+static __thread int tl_free_count[BUF_CLASSES];
+static size_t g_read_align = 4096; /* what dcache needs of a buffer it reads into in place */
+
+/* The class of a buffer of n bytes and its size, or -1 above 2 MiB. */
+static int buf_class(size_t n, size_t *size)
+{
+  size_t sz = 4096;
+  int c = 0;
+  while (sz < n && c < BUF_CLASSES - 1) {
+    sz <<= 1;
+    c++;
+  }
+  *size = sz >= n ? sz : (n + 4095) / 4096 * 4096;
+  return sz >= n ? c : -1;
+}
+
+/* A buffer of at least `need` bytes; *cap says how many. */
+static uint8_t *buf_get(size_t need, size_t *cap)
+{
+  int c = buf_class(need, cap);
+  if (c >= 0 && tl_free_bufs[c]) {
+    FreeBuf *b = tl_free_bufs[c];
+    tl_free_bufs[c] = b->next;
+    tl_free_count[c]--;
+    return (uint8_t *)b;
+  }
+  void *p = NULL;
+  TSReleaseAssert(posix_memalign(&p, g_read_align > 4096 ? g_read_align : 4096, *cap) == 0);
+  return p;
+}
+
+/* Gives back a buffer from buf_get (cap as it said), or a malloc'd one (cap 0); NULL is
+ * fine. */
+static void buf_put(uint8_t *p, size_t cap)
+{
+  size_t size;
+  int c = p && cap ? buf_class(cap, &size) : -1;
+  if (c < 0 || size != cap || tl_free_count[c] >= BUF_KEEP) {
+    free(p);
+    return;
+  }
+  FreeBuf *b = (FreeBuf *)p;
+  b->next = tl_free_bufs[c];
+  tl_free_bufs[c] = b;
+  tl_free_count[c]++;
+}
+
+/* ------------------------------------------------------------------------------------------
  * Responder: answers an intercepted transaction (a hit, or a small fixed response)
  * ------------------------------------------------------------------------------------------ */
 typedef struct Responder {
@@ -535,9 +593,9 @@ typedef struct Responder {
   uint64_t next_off, end_off, fill_id, value_size;
   uint64_t body_bytes;
 
-  /* a chunk read by a worker, handed back */
+  /* a chunk read by a worker (malloc'd: chunk_cap 0) or on the queue (buf_get), handed back */
   uint8_t *chunk;
-  size_t chunk_len;
+  size_t chunk_len, chunk_cap;
   bool chunk_err;
 } Responder;
 
@@ -596,7 +654,7 @@ static void responder_free(Responder *r)
     TSIOBufferDestroy(r->out_buf);
   }
   free(r->key);
-  free(r->chunk);
+  buf_put(r->chunk, r->chunk_cap);
   TSContDestroy(r->cont);
   free(r);
 }
@@ -791,6 +849,7 @@ static void chunk_job(void *arg)
   }
   pthread_rwlock_unlock(&g_cache_lock);
   r->chunk = buf;
+  r->chunk_cap = 0; /* malloc'd */
   r->chunk_len = got;
   r->chunk_err = err;
   free(job);
@@ -823,14 +882,14 @@ static void chunk_deliver(Responder *r)
   } else if (r->chunk_err) {
     TSError("[%s] hit aborted: the entry changed or vanished while it was being sent", PLUGIN);
     stat_add(ST_HIT_ERRORS, 1);
-    free(r->chunk);
+    buf_put(r->chunk, r->chunk_cap);
     r->chunk = NULL;
     free_now = responder_close(r, true);
   } else {
     iobuffer_append(r->out_buf, r->chunk, r->chunk_len);
     r->next_off += r->chunk_len;
     r->body_bytes += r->chunk_len;
-    free(r->chunk);
+    buf_put(r->chunk, r->chunk_cap);
     r->chunk = NULL;
     TSVIOReenable(r->write_vio);
     responder_fetch_more(r);
@@ -934,36 +993,36 @@ typedef struct Record {
   uint64_t blen, birth, fill_id;
 } Record;
 
-/* For a get straight into the buffer, dcache needs it aligned to the device and as long as
- * the value rounded up to the device's unit. */
-static size_t g_read_align = 4096;
 
-/* Gives rec an empty buffer of `need` bytes, rounded up to the alignment. */
+/* Gives rec an empty buffer of at least `need` bytes (a multiple of 4 KiB: as long as any
+ * value up to `need` bytes rounded up to the device's unit, which a get in place needs). */
 static void record_alloc(Record *rec, size_t need)
 {
-  void *p = NULL;
-  rec->cap = (need + g_read_align - 1) / g_read_align * g_read_align;
-  TSReleaseAssert(posix_memalign(&p, g_read_align, rec->cap) == 0);
-  rec->buf = p;
+  rec->buf = buf_get(need, &rec->cap);
   rec->got = 0;
 }
 
 static void record_free(Record *rec)
 {
-  free(rec->buf);
+  buf_put(rec->buf, rec->cap);
   rec->buf = NULL;
 }
 
+/* The largest record read whole, in one get (in place on io_uring: no thread, no copy in
+ * dcache): the window, or the largest size the presence hints record (about 2 MiB) if that
+ * is more. Larger bodies stream in chunks. */
+static size_t g_whole_max;
+
 /* Readies rec for a read of key's value: whole (a get into a buffer as long as the value,
  * which the presence hints know: size_hint, a multiple of 4 KiB, 0 = not known) when it is
- * at most the window and `window` is false, else the first window (a range read), the rest
- * of a larger body following in chunks: no body is ever whole in memory. A whole get of
- * 64 KiB and more reads straight into the buffer: one system call, no copy in dcache. A
+ * at most g_whole_max and `window` is false, else the first window (a range read), the rest
+ * of a larger body following in chunks. A whole get of 64 KiB and more reads straight into
+ * the buffer: one system call, no copy in dcache. A
  * window read costs dcache a copy (it reads an entry up to 256 KiB whole through its own
  * buffer; a larger one costs a header read and then the span). */
 static void record_prepare(Record *rec, uint64_t size_hint, bool window)
 {
-  rec->whole = !window && size_hint && size_hint <= cfg.window;
+  rec->whole = !window && size_hint && size_hint <= g_whole_max;
   record_alloc(rec, rec->whole ? (size_t)size_hint : cfg.window);
 }
 
@@ -2310,8 +2369,8 @@ static void queue_read_complete(HitQueue *hq, QueueRead *qr, dcache_result rc, u
 typedef struct PieceRead {
   int kind; /* QJ_PIECE, then QJ_PIECE_CHECK */
   Responder *r;
-  uint8_t *buf;
-  size_t len;
+  uint8_t *buf; /* from buf_get */
+  size_t len, cap;
   uint8_t prefix[REC_PREFIX];
 } PieceRead;
 
@@ -2326,9 +2385,9 @@ static bool piece_submit(Responder *r, uint64_t off, size_t len)
   pr->kind = QJ_PIECE;
   pr->r = r;
   pr->len = len;
-  pr->buf = xmalloc(len);
+  pr->buf = buf_get(len, &pr->cap);
   if (dcache_submit_get_range(hq->q, (const uint8_t *)r->key, r->key_len, off, pr->buf, len, (uint64_t)(uintptr_t)pr) != DCACHE_OK) {
-    free(pr->buf);
+    buf_put(pr->buf, pr->cap);
     free(pr);
     return false;
   }
@@ -2351,6 +2410,7 @@ static void piece_complete(HitQueue *hq, PieceRead *pr, dcache_result rc, uint64
   }
   bool ok = pr->kind == QJ_PIECE_CHECK && rc == DCACHE_OK && len == REC_PREFIX && le64(pr->prefix + 24) == r->fill_id;
   r->chunk = pr->buf;
+  r->chunk_cap = pr->cap;
   r->chunk_len = pr->len;
   r->chunk_err = !ok;
   free(pr);
@@ -3098,6 +3158,7 @@ void TSPluginInit(int argc, const char *argv[])
   if (dcache_alignment(c) > g_read_align) {
     g_read_align = dcache_alignment(c);
   }
+  g_whole_max = cfg.window > (size_t)HINT_SIZE_MAX * HINT_SIZE_UNIT ? cfg.window : (size_t)HINT_SIZE_MAX * HINT_SIZE_UNIT;
   TSLifecycleHookAdd(TS_LIFECYCLE_SHUTDOWN_HOOK, TSContCreate(lifecycle_handler, NULL)); /* closes it */
   g_hint_mask = (1ULL << 20) - 1; /* 8 MiB: one word per slot */
   g_hints = calloc(g_hint_mask + 1, sizeof *g_hints);

@@ -319,6 +319,7 @@ def test_replaced_while_streaming():
         check(got < len(full), "the response went on to its end (%d bytes) across a replaced value" % got)
         st = env.stats()
         check(st["hit_errors"] >= 1, "no hit error counted: %r" % st["hit_errors"])
+        check(st["queue_chunks"] > 0, "the chunks were not read on the queue")
         return "cut at %d of %d bytes" % (got, len(full))
 
 
@@ -739,9 +740,8 @@ def test_concurrency():
         counts = [env.origin.count(u) for u in set(urls)]
         check(max(counts) == 1, "a URL reached the origin %d times" % max(counts))
         st = env.stats()
-        check(st["queue_lookups"] > st["worker_lookups"] and st["queue_chunks"] > 0,
-              "lookups on the queue %d, on the workers %d; chunks read on the queue %d" % (
-                  st["queue_lookups"], st["worker_lookups"], st["queue_chunks"]))
+        check(st["queue_lookups"] > st["worker_lookups"],
+              "lookups on the queue %d, on the workers %d" % (st["queue_lookups"], st["worker_lookups"]))
         # a clean stop in the middle of the load: the shutdown hook closes the cache while
         # workers are busy; traffic_server must still exit 0
         load2 = Load(env.ats.port, urls + mixed_urls(100, "conc2"), 16, seed=8).start()
