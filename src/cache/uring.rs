@@ -49,8 +49,20 @@ const NOTIFICATION: u64 = u64::MAX;
 struct Reads {
     slots: Vec<Option<InFlight>>,
     free: Vec<usize>,
-    /// Buffers of reads that completed, for the next ones.
+    /// Buffers of reads that completed, for the next ones: at most `SPARE_MAX`.
     spare: Vec<AlignedBuf>,
+}
+
+/// The most buffers a ring keeps for later reads. A read not in place has a buffer as long as
+/// its entry (up to 1 MiB for a range), and a burst of them must not stay resident.
+const SPARE_MAX: usize = 8;
+
+impl Reads {
+    fn keep_spare(&mut self, buf: Option<AlignedBuf>) {
+        if self.spare.len() < SPARE_MAX {
+            self.spare.extend(buf);
+        }
+    }
 }
 
 impl Ring {
@@ -207,7 +219,7 @@ impl Ring {
     /// of the read handed out before, goes back to the spares under the same lock.
     fn next_completed(&self, spare: Option<AlignedBuf>) -> Option<(InFlight, i32)> {
         let mut reads = self.reads.lock();
-        reads.spare.extend(spare);
+        reads.keep_spare(spare);
         loop {
             // SAFETY: the completion queue is used only under the `reads` lock.
             let cqe = unsafe { self.uring.completion_shared() }.next()?;
@@ -235,7 +247,7 @@ impl Ring {
             done(f.read.user_data, outcome);
             spare = Some(f.buf);
         }
-        self.reads.lock().spare.extend(spare);
+        self.reads.lock().keep_spare(spare);
     }
 
     /// Sleeps until the kernel has posted a completion, or for `timeout`.
