@@ -510,51 +510,61 @@ static void txn_release(TSHttpTxn txnp, TxnState *st)
 }
 
 /* ------------------------------------------------------------------------------------------
- * Read buffers: aligned for O_DIRECT, multiples of 4 KiB, kept per thread for the next read
- * (at most BUF_KEEP): a fresh large malloc is an mmap whose page faults cost more than the
- * read into it. A kept buffer serves a read of at most its size and at least 3/4 of it, so
- * that a pool of large buffers does not serve small reads.
+ * Read buffers: aligned for O_DIRECT, kept per thread for the next read (at most BUF_KEEP of
+ * each power-of-two size from 4 KiB to 2 MiB). A large malloc is a fresh mmap, whose page
+ * faults cost more than the read into it.
  * ------------------------------------------------------------------------------------------ */
-#define BUF_KEEP 8
-static __thread struct {
-  uint8_t *p;
-  size_t cap;
-} tl_bufs[BUF_KEEP];
-static __thread int tl_nbufs;
+#define BUF_CLASSES 10
+#define BUF_KEEP 4
+typedef struct FreeBuf {
+  struct FreeBuf *next;
+} FreeBuf;
+static __thread FreeBuf *tl_free_bufs[BUF_CLASSES];
+static __thread int tl_free_count[BUF_CLASSES];
 static size_t g_read_align = 4096; /* what dcache needs of a buffer it reads into in place */
+
+/* The class of a buffer of n bytes and its size, or -1 above 2 MiB. */
+static int buf_class(size_t n, size_t *size)
+{
+  size_t sz = 4096;
+  int c = 0;
+  while (sz < n && c < BUF_CLASSES - 1) {
+    sz <<= 1;
+    c++;
+  }
+  *size = sz >= n ? sz : (n + 4095) / 4096 * 4096;
+  return sz >= n ? c : -1;
+}
 
 /* A buffer of at least `need` bytes; *cap says how many. */
 static uint8_t *buf_get(size_t need, size_t *cap)
 {
-  size_t want = (need + 4095) / 4096 * 4096;
-  for (int i = 0; i < tl_nbufs; i++) {
-    if (tl_bufs[i].cap >= want && tl_bufs[i].cap / 4 * 3 <= want) {
-      uint8_t *p = tl_bufs[i].p;
-      *cap = tl_bufs[i].cap;
-      tl_bufs[i] = tl_bufs[--tl_nbufs];
-      return p;
-    }
+  int c = buf_class(need, cap);
+  if (c >= 0 && tl_free_bufs[c]) {
+    FreeBuf *b = tl_free_bufs[c];
+    tl_free_bufs[c] = b->next;
+    tl_free_count[c]--;
+    return (uint8_t *)b;
   }
   void *p = NULL;
-  TSReleaseAssert(posix_memalign(&p, g_read_align > 4096 ? g_read_align : 4096, want) == 0);
-  *cap = want;
+  TSReleaseAssert(posix_memalign(&p, g_read_align > 4096 ? g_read_align : 4096, *cap) == 0);
   return p;
 }
 
 /* Gives back a buffer from buf_get (cap as it said), or a malloc'd one (cap 0); NULL is
- * fine. A full pool frees it. */
+ * fine. */
 static void buf_put(uint8_t *p, size_t cap)
 {
-  if (!p || !cap) {
+  size_t size;
+  int c = p && cap ? buf_class(cap, &size) : -1;
+  if (c < 0 || size != cap || tl_free_count[c] >= BUF_KEEP) {
     free(p);
     return;
   }
-  if (tl_nbufs < BUF_KEEP) {
-    tl_bufs[tl_nbufs].p = p;
-    tl_bufs[tl_nbufs++].cap = cap;
-    return;
-  }
-  free(p);
+  FreeBuf *b = (FreeBuf *)p;
+  b->next = tl_free_bufs[c];
+  tl_free_bufs[c] = b;
+  tl_free_count[c]++;
 }
 
 /* ------------------------------------------------------------------------------------------
