@@ -107,7 +107,7 @@ static struct {
   size_t window;       /* first read of a hit */
   size_t chunk;        /* later reads of a large body, and the fill's write unit */
   int threads;         /* worker threads */
-  bool hit_queue;      /* lookups on a dcache queue per network thread (else on the workers) */
+  uint32_t hit_queue;  /* lookups on a dcache queue per network thread (else on the workers) */
 } cfg;
 
 static dcache *g_cache;                 /* NULL when closed or failed to open */
@@ -2984,6 +2984,29 @@ static void log_cb(void *userdata, uint32_t level, const char *message)
 /* ------------------------------------------------------------------------------------------
  * Plugin entry
  * ------------------------------------------------------------------------------------------ */
+/* An option's possible values: a name and what it sets. */
+typedef struct {
+  const char *name;
+  uint32_t value;
+} Choice;
+
+/* Sets *out to the value of the choice named v; else logs what `opt` accepts, false. */
+static bool parse_choice(const char *opt, const char *v, const Choice *choices, size_t n, uint32_t *out)
+{
+  Str names = {0};
+  for (size_t i = 0; i < n; i++) {
+    if (!strcmp(v, choices[i].name)) {
+      free(names.p);
+      *out = choices[i].value;
+      return true;
+    }
+    str_fmt(&names, "%s%s", i ? ", " : "", choices[i].name);
+  }
+  TSError("[%s] %s must be one of %s, not '%s'", PLUGIN, opt, names.p, v);
+  free(names.p);
+  return false;
+}
+
 static bool parse_args(int argc, const char *argv[])
 {
   cfg.capacity = 256ULL << 20;
@@ -2994,7 +3017,7 @@ static bool parse_args(int argc, const char *argv[])
   cfg.window = 256 << 10;
   cfg.chunk = 1 << 20;
   cfg.threads = 8;
-  cfg.hit_queue = true;
+  cfg.hit_queue = 1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *eq = strchr(a, '=');
@@ -3010,14 +3033,8 @@ static bool parse_args(int argc, const char *argv[])
     } else if (OPT("--max-object-size") && parse_size(v, &x) && x > 0) {
       cfg.max_object = x;
     } else if (OPT("--io-mode")) {
-      if (!strcmp(v, "auto")) {
-        cfg.io_mode = DCACHE_IO_AUTO;
-      } else if (!strcmp(v, "direct")) {
-        cfg.io_mode = DCACHE_IO_DIRECT;
-      } else if (!strcmp(v, "buffered")) {
-        cfg.io_mode = DCACHE_IO_BUFFERED;
-      } else {
-        TSError("[%s] --io-mode must be auto, direct or buffered, not '%s'", PLUGIN, v);
+      static const Choice modes[] = {{"auto", DCACHE_IO_AUTO}, {"direct", DCACHE_IO_DIRECT}, {"buffered", DCACHE_IO_BUFFERED}};
+      if (!parse_choice("--io-mode", v, modes, 3, &cfg.io_mode)) {
         return false;
       }
     } else if (OPT("--stats-path")) {
@@ -3038,12 +3055,8 @@ static bool parse_args(int argc, const char *argv[])
     } else if (OPT("--write-budget") && parse_size(v, &x)) {
       cfg.write_budget = x;
     } else if (OPT("--admission")) {
-      if (!strcmp(v, "all")) {
-        cfg.admission = DCACHE_ADMIT_ALL;
-      } else if (!strcmp(v, "filtered")) {
-        cfg.admission = DCACHE_ADMIT_FILTERED;
-      } else {
-        TSError("[%s] --admission must be all or filtered, not '%s'", PLUGIN, v);
+      static const Choice admissions[] = {{"all", DCACHE_ADMIT_ALL}, {"filtered", DCACHE_ADMIT_FILTERED}};
+      if (!parse_choice("--admission", v, admissions, 2, &cfg.admission)) {
         return false;
       }
     } else if (OPT("--flush-interval") && parse_size(v, &x)) {
@@ -3055,12 +3068,8 @@ static bool parse_args(int argc, const char *argv[])
     } else if (OPT("--threads") && parse_size(v, &x) && x >= 1 && x <= 64) {
       cfg.threads = (int)x;
     } else if (OPT("--lookups")) {
-      if (!strcmp(v, "queue")) {
-        cfg.hit_queue = true;
-      } else if (!strcmp(v, "workers")) {
-        cfg.hit_queue = false;
-      } else {
-        TSError("[%s] --lookups must be queue or workers, not '%s'", PLUGIN, v);
+      static const Choice lookups[] = {{"queue", 1}, {"workers", 0}};
+      if (!parse_choice("--lookups", v, lookups, 2, &cfg.hit_queue)) {
         return false;
       }
     } else {

@@ -692,6 +692,16 @@ class Load:
             t.join(30)
 
 
+def clean_load(env, urls, nthreads, seconds, seed):
+    """`nthreads` clients on `urls` for `seconds`: no wrong response, no connection error."""
+    load = Load(env.ats.port, urls, nthreads, seed=seed).start()
+    time.sleep(seconds)
+    load.finish()
+    check(not load.wrong, "wrong responses: %r" % load.wrong[:5])
+    check(load.errors == 0, "%d connection errors" % load.errors)
+    return load
+
+
 def mixed_urls(n, tag):
     rnd = random.Random(n)
     sizes = [0, 1, 700, 4096, 16384, 65536, 100000, 262144, 300000, 1 << 20]
@@ -729,11 +739,7 @@ def test_concurrency():
     """32 concurrent clients for 10 s over a few hundred URLs: every body correct."""
     with Env("conc") as env:
         urls = mixed_urls(300, "conc")
-        load = Load(env.ats.port, urls, 32, seed=7).start()
-        time.sleep(10.0)
-        load.finish()
-        check(not load.wrong, "wrong responses: %r" % load.wrong[:5])
-        check(load.errors == 0, "%d connection errors" % load.errors)
+        load = clean_load(env, urls, 32, 10.0, seed=7)
         check(load.ok > 1000, "only %d responses in 10 s" % load.ok)
         check(load.hits > load.ok // 2, "only %d hits of %d" % (load.hits, load.ok))
         # each URL was fetched from the origin once: concurrent misses wait for the first fill
@@ -763,11 +769,7 @@ def test_shared_reads():
         c = env.client()
         for u in urls:
             get(c, u)
-        load = Load(env.ats.port, urls, 16, seed=11).start()
-        time.sleep(3.0)
-        load.finish()
-        check(not load.wrong, "wrong responses: %r" % load.wrong[:5])
-        check(load.errors == 0, "%d connection errors" % load.errors)
+        load = clean_load(env, urls, 16, 3.0, seed=11)
         st = env.stats()
         check(st["shared_lookups"] > 0, "no lookup shared a read: %r" % st)
         # on one connection: hits (sharing a read unless a second ended between them), a
@@ -798,11 +800,7 @@ def test_lookups_on_workers():
     """--lookups=workers: 16 clients for 4 s with every lookup on the worker threads."""
     with Env("workers", plugin_args="--lookups=workers") as env:
         urls = mixed_urls(200, "wk")
-        load = Load(env.ats.port, urls, 16, seed=9).start()
-        time.sleep(4.0)
-        load.finish()
-        check(not load.wrong, "wrong responses: %r" % load.wrong[:5])
-        check(load.errors == 0, "%d connection errors" % load.errors)
+        load = clean_load(env, urls, 16, 4.0, seed=9)
         check(load.hits > load.ok // 2, "only %d hits of %d" % (load.hits, load.ok))
         st = env.stats()
         check(st["queue_lookups"] == 0 and st["worker_lookups"] > 0 and st["queue_chunks"] == 0,
