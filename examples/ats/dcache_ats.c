@@ -706,6 +706,46 @@ static void responder_finish(Responder *r, bool abort)
   }
 }
 
+/* A socket read as a TSVConn on the calling network thread (TSVConnFdCreate): the bytes
+ * that arrive only wake its handler, which drains them with socket_channel_drain. A vconn
+ * reads with recvmsg, so it must be a socket (an eventfd is refused). */
+typedef struct SocketChannel {
+  TSVConn vc;
+  TSCont cont;
+  TSVIO vio;
+  TSIOBuffer buf;
+  TSIOBufferReader rd;
+} SocketChannel;
+
+/* Starts reading fd (which the vconn then owns) with `handler`, whose data is `data`. */
+static bool socket_channel_open(SocketChannel *ch, int fd, TSEventFunc handler, void *data)
+{
+  ch->vc = TSVConnFdCreate(fd);
+  if (!ch->vc) {
+    return false;
+  }
+  TSVConnInactivityTimeoutCancel(ch->vc);
+  TSVConnActiveTimeoutCancel(ch->vc);
+  ch->cont = TSContCreate(handler, TSMutexCreate());
+  TSContDataSet(ch->cont, data);
+  ch->buf = TSIOBufferCreate();
+  ch->rd = TSIOBufferReaderAlloc(ch->buf);
+  ch->vio = TSVConnRead(ch->vc, ch->cont, ch->buf, INT64_MAX);
+  return true;
+}
+
+/* In the handler: drops the bytes that woke it. False for any event but a read (the channel
+ * is gone). */
+static bool socket_channel_drain(SocketChannel *ch, TSEvent event)
+{
+  if (event != TS_EVENT_VCONN_READ_READY) {
+    return false;
+  }
+  TSIOBufferReaderConsume(ch->rd, TSIOBufferReaderAvail(ch->rd));
+  TSVIOReenable(ch->vio);
+  return true;
+}
+
 /* ---- waking a network thread from a worker ----
  * Scheduling a continuation onto a network thread from a worker (TSContScheduleOnThread)
  * locks the continuation's mutex in the worker while the event is queued; when the network
@@ -717,11 +757,7 @@ static void responder_finish(Responder *r, bool abort)
  * queue. */
 typedef struct NetWake {
   int fds[2];
-  TSVConn vc;
-  TSCont cont;
-  TSVIO vio;
-  TSIOBuffer buf;
-  TSIOBufferReader rd;
+  SocketChannel ch; /* reads fds[0] */
   pthread_mutex_t mu;
   struct Responder *head;
   bool signalled, dead;
@@ -736,10 +772,7 @@ static int net_wake_handler(TSCont contp, TSEvent event, void *edata)
 {
   (void)edata;
   NetWake *w = TSContDataGet(contp);
-  if (event == TS_EVENT_VCONN_READ_READY) {
-    TSIOBufferReaderConsume(w->rd, TSIOBufferReaderAvail(w->rd));
-    TSVIOReenable(w->vio);
-  } else {
+  if (!socket_channel_drain(&w->ch, event)) {
     TSError("[%s] wake-up channel event %d: falling back to scheduled continuations", PLUGIN, event);
     pthread_mutex_lock(&w->mu);
     w->dead = true;
@@ -771,22 +804,15 @@ static NetWake *net_wake_get(void)
     free(w);
     return NULL;
   }
-  w->vc = TSVConnFdCreate(w->fds[0]);
-  if (!w->vc) {
+  pthread_mutex_init(&w->mu, NULL);
+  if (!socket_channel_open(&w->ch, w->fds[0], net_wake_handler, w)) {
     TSError("[%s] TSVConnFdCreate failed", PLUGIN);
+    pthread_mutex_destroy(&w->mu);
     close(w->fds[0]);
     close(w->fds[1]);
     free(w);
     return NULL;
   }
-  pthread_mutex_init(&w->mu, NULL);
-  TSVConnInactivityTimeoutCancel(w->vc);
-  TSVConnActiveTimeoutCancel(w->vc);
-  w->cont = TSContCreate(net_wake_handler, TSMutexCreate());
-  TSContDataSet(w->cont, w);
-  w->buf = TSIOBufferCreate();
-  w->rd = TSIOBufferReaderAlloc(w->buf);
-  w->vio = TSVConnRead(w->vc, w->cont, w->buf, INT64_MAX);
   tl_wake_failed = false;
   tl_wake = w;
   return w;
@@ -2151,12 +2177,8 @@ static void queue_read_free(QueueRead *qr)
 
 typedef struct HitQueue {
   dcache_queue *q;
-  TSVConn vc;
-  TSCont cont;
-  TSVIO vio;
-  TSIOBuffer buf;
-  TSIOBufferReader rd;
-  int notify_fd; /* the queue's end of the socketpair */
+  SocketChannel ch; /* reads the other end of the socketpair */
+  int notify_fd;    /* the queue's end of the socketpair */
   size_t inflight;
   bool dead;
   QueueRead *shared[SHARE_SLOTS];
@@ -2171,9 +2193,7 @@ static int hit_queue_handler(TSCont contp, TSEvent event, void *edata)
 {
   (void)edata;
   HitQueue *hq = TSContDataGet(contp);
-  if (event == TS_EVENT_VCONN_READ_READY) {
-    TSIOBufferReaderConsume(hq->rd, TSIOBufferReaderAvail(hq->rd));
-    TSVIOReenable(hq->vio);
+  if (socket_channel_drain(&hq->ch, event)) {
     hit_queue_reap(hq, 0);
   } else {
     /* No more read events: the reads in flight are waited for here, new ones go to the
@@ -2205,12 +2225,11 @@ static HitQueue *hit_queue_get(void)
   }
   /* The queue's own fd is an eventfd, which a vconn cannot read (recvmsg): the queue sends a
    * byte per completion to one end of a socketpair, and the thread reads the other. */
+  HitQueue *hq = xcalloc(1, sizeof *hq);
   int fds[2] = {-1, -1};
-  TSVConn vc = NULL;
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0 && dcache_queue_notify(q, fds[1]) == DCACHE_OK) {
-    vc = TSVConnFdCreate(fds[0]);
-  }
-  if (!vc) {
+  bool ok = socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0 && dcache_queue_notify(q, fds[1]) == DCACHE_OK &&
+            socket_channel_open(&hq->ch, fds[0], hit_queue_handler, hq);
+  if (!ok) {
     TSError("[%s] no channel for the lookup queue (%s): lookups go to the workers", PLUGIN, fds[0] < 0 ? strerror(errno) : "TSVConnFdCreate");
     dcache_queue_close(q);
     for (int i = 0; i < 2; i++) {
@@ -2218,19 +2237,11 @@ static HitQueue *hit_queue_get(void)
         close(fds[i]);
       }
     }
+    free(hq);
     return NULL;
   }
-  HitQueue *hq = xcalloc(1, sizeof *hq);
   hq->q = q;
-  hq->vc = vc;
   hq->notify_fd = fds[1];
-  TSVConnInactivityTimeoutCancel(vc);
-  TSVConnActiveTimeoutCancel(vc);
-  hq->cont = TSContCreate(hit_queue_handler, TSMutexCreate());
-  TSContDataSet(hq->cont, hq);
-  hq->buf = TSIOBufferCreate();
-  hq->rd = TSIOBufferReaderAlloc(hq->buf);
-  hq->vio = TSVConnRead(vc, hq->cont, hq->buf, INT64_MAX);
   TSDebug(PLUGIN, "lookup queue for this network thread: %s", dcache_queue_backend(q) == DCACHE_QUEUE_IO_URING ? "io_uring" : "threads");
   tl_hit_queue_failed = false;
   tl_hit_queue = hq;
